@@ -1,0 +1,103 @@
+"""The array backend: which array module does the math, and the dtype policy.
+
+Kernels never ``import numpy`` for math. They ask for the module that owns
+their inputs with :func:`get_array_module`, so the same kernel code runs on
+NumPy arrays (CPU) and CuPy arrays (GPU).
+
+Dtype policy
+------------
+* Floating point data defaults to ``float32`` (:func:`get_default_dtype`).
+* ``float64`` is used when asked for (``dtype=np.float64`` or by passing a
+  float64 array); it is never chosen silently.
+* Binary operations between float32 and float64 tensors raise instead of
+  silently upcasting (see :func:`result_dtype`).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+try:  # CuPy is optional; importing it must never fail glassnet.
+    import cupy as _cupy  # type: ignore
+except Exception:  # pragma: no cover - depends on the machine
+    _cupy = None
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+_default_dtype = np.dtype(np.float32)
+
+
+def get_array_module(*arrays):
+    """Return ``cupy`` if any argument is a CuPy array, else ``numpy``."""
+    if _cupy is not None:
+        for a in arrays:
+            if isinstance(a, _cupy.ndarray):
+                return _cupy
+    return np
+
+
+def cupy_available() -> bool:
+    """True when CuPy imports and sees at least one GPU."""
+    if _cupy is None:
+        return False
+    try:
+        return _cupy.cuda.runtime.getDeviceCount() > 0
+    except Exception:  # pragma: no cover - depends on the machine
+        return False
+
+
+def get_default_dtype() -> np.dtype:
+    """The floating dtype used when none is given (float32 unless changed)."""
+    return _default_dtype
+
+
+def set_default_dtype(dtype) -> None:
+    """Set the default floating dtype: ``float32`` or ``float64``."""
+    global _default_dtype
+    dtype = np.dtype(dtype)
+    if dtype not in FLOAT_DTYPES:
+        raise TypeError(f"set_default_dtype: expected float32 or float64, got {dtype}")
+    _default_dtype = dtype
+
+
+def is_float(dtype) -> bool:
+    return np.dtype(dtype).kind == "f"
+
+
+def result_dtype(op: str, *dtypes):
+    """The dtype of a binary op's result, refusing silent float upcasts.
+
+    Raises ``TypeError`` when float32 meets float64: convert one side
+    explicitly (``t.astype(np.float64)``) instead.
+    """
+    floats = {np.dtype(d) for d in dtypes if is_float(d)}
+    if len(floats) > 1:
+        names = " and ".join(sorted(str(d) for d in floats))
+        raise TypeError(
+            f"{op}: operands have dtypes {names}; glassnet never upcasts silently. "
+            "Convert one operand with .astype(...) first."
+        )
+    if floats:
+        return floats.pop()
+    return np.result_type(*dtypes)
+
+
+def to_device(array, device: str):
+    """Move ``array`` to ``'cpu'`` (NumPy) or ``'cuda'`` (CuPy)."""
+    if device == "cpu":
+        if _cupy is not None and isinstance(array, _cupy.ndarray):
+            return _cupy.asnumpy(array)
+        return np.asarray(array)
+    if device in ("cuda", "gpu"):
+        if _cupy is None:
+            raise RuntimeError("to_device('cuda'): CuPy is not installed (pip install glassnet[gpu])")
+        return _cupy.asarray(array)
+    raise ValueError(f"to_device: unknown device {device!r}; expected 'cpu' or 'cuda'")
+
+
+def device_of(array) -> str:
+    """``'cuda'`` for a CuPy array, ``'cpu'`` otherwise."""
+    return "cuda" if get_array_module(array) is not np else "cpu"
+
+
+def to_numpy(array) -> np.ndarray:
+    """A NumPy copy/view of any backend array."""
+    return to_device(array, "cpu")

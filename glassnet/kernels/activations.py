@@ -1,0 +1,88 @@
+"""Elementwise activation kernels: sigmoid, tanh, ReLU, LeakyReLU, ELU.
+
+Contract (every kernel module): ``<op>_forward(x, ...) -> (out, cache)`` and
+``<op>_backward(dout, cache) -> dx``. Pure functions on raw arrays (NumPy or
+CuPy); no state, no Tensor. Outputs keep the input's dtype.
+
+Notation: ``x`` is the input, ``f`` the output, ``dL/df`` the upstream
+gradient (``dout``); ``⊙`` is the elementwise product.
+"""
+from __future__ import annotations
+
+from ..backend import get_array_module
+
+
+def sigmoid_forward(x):
+    """σ(x) = 1 / (1 + e^(−x)), computed without overflow for large |x|.
+
+    Shape: any; output has the input's shape and dtype.
+    """
+    xp = get_array_module(x)
+    # e^(−|x|) never overflows; pick the algebraically equal form per sign.
+    e = xp.exp(-xp.abs(x))
+    out = xp.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+    return out, out
+
+
+def sigmoid_backward(dout, cache):
+    """dL/dx = dL/df ⊙ σ(x) ⊙ (1 − σ(x))  — the lecture's "(1 − σ)σ" gate."""
+    s = cache
+    return dout * s * (1 - s)
+
+
+def tanh_forward(x):
+    """f = tanh(x).  Shape: any."""
+    xp = get_array_module(x)
+    out = xp.tanh(x)
+    return out, out
+
+
+def tanh_backward(dout, cache):
+    """dL/dx = dL/df ⊙ (1 − tanh²(x))."""
+    t = cache
+    return dout * (1 - t * t)
+
+
+def relu_forward(x):
+    """f = max(0, x).  Shape: any."""
+    xp = get_array_module(x)
+    out = xp.maximum(x, 0)
+    return out, out
+
+
+def relu_backward(dout, cache):
+    """dL/dx = dL/df ⊙ 1[x > 0]  (the "gradient router": 0 where x ≤ 0)."""
+    out = cache
+    return dout * (out > 0)
+
+
+def leaky_relu_forward(x, negative_slope=0.01):
+    """f = max(αx, x) with α = ``negative_slope`` (the lecture's 0.1).
+
+    Shape: any.
+    """
+    xp = get_array_module(x)
+    out = xp.where(x > 0, x, x * x.dtype.type(negative_slope))
+    return out, (x, negative_slope)
+
+
+def leaky_relu_backward(dout, cache):
+    """dL/dx = dL/df ⊙ (1 if x > 0 else α)."""
+    x, slope = cache
+    xp = get_array_module(x)
+    return xp.where(x > 0, dout, dout * dout.dtype.type(slope))
+
+
+def elu_forward(x, alpha=1.0):
+    """f = x if x > 0 else α(eˣ − 1).  Shape: any."""
+    xp = get_array_module(x)
+    neg = alpha * xp.expm1(xp.minimum(x, 0))
+    out = xp.where(x > 0, x, neg.astype(x.dtype, copy=False))
+    return out, (x, out, alpha)
+
+
+def elu_backward(dout, cache):
+    """dL/dx = dL/df ⊙ (1 if x > 0 else f + α)   (since d/dx α(eˣ−1) = αeˣ = f + α)."""
+    x, out, alpha = cache
+    xp = get_array_module(x)
+    return xp.where(x > 0, dout, dout * (out + out.dtype.type(alpha)))
