@@ -12,3 +12,7 @@ class ShapeError(ValueError):
 
 class DataFormatError(ValueError):
     """A data or checkpoint file is corrupt, truncated or of the wrong kind."""
+
+
+class StateDictError(RuntimeError):
+    """A state dict does not match a module (missing, unexpected or wrong-shape keys)."""

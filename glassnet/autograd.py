@@ -1,0 +1,101 @@
+"""The tape: gradient mode and the backward graph walk.
+
+Every differentiable op produces a :class:`~glassnet.tensor.Tensor` that
+remembers its parents and a ``backward_fn(dout) -> grads`` closure (one
+gradient per parent, ``None`` where a parent needs none). ``run_backward``
+walks the graph from the output in reverse topological order:
+
+* the walk is iterative (an explicit stack), so a 5,000-op chain does not hit
+  Python's recursion limit;
+* a tensor used by several ops receives the *sum* of their contributions
+  before its own backward runs (the multivariate chain rule);
+* leaves with ``requires_grad=True`` *accumulate* into ``.grad`` across
+  ``backward()`` calls until zeroed (``optimizer.zero_grad()`` or
+  ``module.zero_grad()``), exactly as in PyTorch;
+* non-leaf tensors keep no ``.grad`` unless ``retain_grad()`` was called;
+* the graph is kept after ``backward()`` (as PyTorch's ``retain_graph=True``),
+  so calling it twice adds the gradients twice.
+"""
+from __future__ import annotations
+
+import contextlib
+import threading
+
+_state = threading.local()
+
+
+def is_grad_enabled() -> bool:
+    """True unless inside ``no_grad()``."""
+    return getattr(_state, "enabled", True)
+
+
+def set_grad_enabled(mode: bool) -> None:
+    _state.enabled = bool(mode)
+
+
+class _GradMode(contextlib.ContextDecorator):
+    """Base for context managers / decorators that set the grad mode."""
+
+    mode = True
+
+    def __enter__(self):
+        self.prev = is_grad_enabled()
+        set_grad_enabled(self.mode)
+        return self
+
+    def __exit__(self, *exc):
+        set_grad_enabled(self.prev)
+        return False
+
+
+class no_grad(_GradMode):
+    """Context manager / decorator: ops inside record no graph (inference, updates)."""
+
+    mode = False
+
+
+class enable_grad(_GradMode):
+    """Context manager / decorator: turn graph recording back on inside ``no_grad``."""
+
+    mode = True
+
+
+def _topological_order(root):
+    """Tensors reachable from ``root`` that need gradients, parents before children
+    in the returned list (iterative post-order DFS)."""
+    order, visited = [], set()
+    stack = [(root, False)]
+    while stack:
+        node, expanded = stack.pop()
+        if expanded:
+            order.append(node)
+            continue
+        if id(node) in visited:
+            continue
+        visited.add(id(node))
+        stack.append((node, True))
+        for parent in node._parents:
+            if parent.requires_grad and id(parent) not in visited:
+                stack.append((parent, False))
+    return order
+
+
+def run_backward(root, grad) -> None:
+    """Backpropagate ``grad`` (dL/d root) through the graph that produced ``root``."""
+    grads = {id(root): grad}
+    for node in reversed(_topological_order(root)):
+        g = grads.pop(id(node), None)
+        if g is None:
+            continue
+        if node._backward_fn is None or node._retains_grad:
+            node._accumulate_grad(g)
+        if node._backward_fn is None:
+            continue
+        parent_grads = node._backward_fn(g)
+        for parent, pg in zip(node._parents, parent_grads):
+            if pg is None or not parent.requires_grad:
+                continue
+            key = id(parent)
+            # never add in place: a backward may hand the same array to two parents
+            grads[key] = pg if key not in grads else grads[key] + pg
+

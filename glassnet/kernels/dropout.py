@@ -1,0 +1,31 @@
+"""Inverted dropout: drop each unit with probability p at train time and scale
+the survivors by 1/(1−p), so evaluation needs no rescaling."""
+from __future__ import annotations
+
+from ..backend import get_array_module
+
+
+def dropout_forward(x, p, rng, training=True):
+    """f = x ⊙ m / (1 − p), with m_i ~ Bernoulli(1 − p); identity when not training.
+
+    ``rng`` is a ``numpy.random.Generator`` (or CuPy's) used to draw the mask.
+
+    Shape: any; output has the input's shape.
+    """
+    if not 0 <= p <= 1:
+        raise ValueError(f"dropout: probability p must be in [0, 1], got {p}")
+    if not training or p == 0:
+        return x, None
+    xp = get_array_module(x)
+    if p == 1:
+        mask = xp.zeros_like(x)
+    else:
+        keep = rng.random(x.shape, dtype=x.dtype) >= x.dtype.type(p)
+        mask = keep.astype(x.dtype) * x.dtype.type(1 / (1 - p))
+    return x * mask, mask
+
+
+def dropout_backward(dout, cache):
+    """dL/dx = dL/df ⊙ m / (1 − p)  (the same scaled mask as the forward pass)."""
+    mask = cache
+    return dout if mask is None else dout * mask

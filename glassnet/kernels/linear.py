@@ -1,0 +1,77 @@
+"""Fully connected (affine) kernels: the lecture's ``f = Wx + b`` and Maxout.
+
+Weights use PyTorch's layout: ``W`` is (out_features, in_features), so for a
+batch of row vectors ``X`` (N, D) the layer computes ``F = X Wᵀ + b``.
+"""
+from __future__ import annotations
+
+from ..backend import get_array_module
+
+
+def linear_forward(x, weight, bias=None):
+    """f = W x + b for every row x of the batch (F = X Wᵀ + b).
+
+    Shape:
+        x: (*, in_features); weight: (out_features, in_features);
+        bias: (out_features,) or None; out: (*, out_features).
+    """
+    out = x @ weight.T
+    if bias is not None:
+        out += bias
+    return out, (x, weight, bias is not None)
+
+
+def linear_backward(dout, cache):
+    """Gradients of F = X Wᵀ + b:
+
+        dL/dX = dL/dF · W           (*, in)
+        dL/dW = (dL/dF)ᵀ · X        (out, in)   summed over all leading dims
+        dL/db = Σ_rows dL/dF        (out,)
+
+    Returns ``(dx, dweight, dbias)``; ``dbias`` is None when there was no bias.
+    """
+    x, weight, has_bias = cache
+    dx = dout @ weight
+    d2 = dout.reshape(-1, dout.shape[-1])
+    x2 = x.reshape(-1, x.shape[-1])
+    dweight = d2.T @ x2
+    dbias = d2.sum(axis=0) if has_bias else None
+    return dx, dweight, dbias
+
+
+def maxout_forward(x, weight, bias=None):
+    """Maxout: f = max_k (W_k x + b_k) over ``k`` linear pieces.
+
+    Shape:
+        x: (N, in_features); weight: (k, out_features, in_features);
+        bias: (k, out_features) or None; out: (N, out_features).
+    """
+    xp = get_array_module(x)
+    k, out_f, in_f = weight.shape
+    z = x @ weight.reshape(k * out_f, in_f).T  # (N, k*out)
+    z = z.reshape(x.shape[0], k, out_f)
+    if bias is not None:
+        z += bias
+    arg = xp.argmax(z, axis=1)  # (N, out): the winning piece, first on ties
+    out = xp.take_along_axis(z, arg[:, None, :], axis=1)[:, 0, :]
+    return out, (x, weight, bias is not None, arg)
+
+
+def maxout_backward(dout, cache):
+    """Only the winning piece k* = argmax_k(W_k x + b_k) receives gradient:
+
+        dL/dz_k = dL/df ⊙ 1[k = k*]
+        dL/dW_k = (dL/dz_k)ᵀ · X,   dL/db_k = Σ_rows dL/dz_k,   dL/dX = Σ_k dL/dz_k · W_k
+
+    Returns ``(dx, dweight, dbias)``.
+    """
+    x, weight, has_bias, arg = cache
+    xp = get_array_module(x)
+    k, out_f, in_f = weight.shape
+    mask = arg[:, None, :] == xp.arange(k)[None, :, None]  # (N, k, out)
+    dz = (mask * dout[:, None, :]).astype(dout.dtype, copy=False)
+    dz2 = dz.reshape(x.shape[0], k * out_f)
+    dx = dz2 @ weight.reshape(k * out_f, in_f)
+    dweight = (dz2.T @ x).reshape(k, out_f, in_f)
+    dbias = dz.sum(axis=0) if has_bias else None
+    return dx, dweight, dbias
