@@ -1,0 +1,90 @@
+"""Stochastic gradient descent with momentum, Nesterov momentum and weight decay."""
+from __future__ import annotations
+
+from .optimizer import Optimizer, _check_number, _scalar
+
+__all__ = ["SGD"]
+
+
+class SGD(Optimizer):
+    r"""Stochastic gradient descent, update rule identical to ``torch.optim.SGD``.
+
+    Args:
+        params: iterable of parameters or of param-group dicts.
+        lr: learning rate (≥ 0). Default 1e-3.
+        momentum: momentum factor μ (≥ 0). Default 0 (plain SGD).
+        dampening: dampening τ for momentum. Default 0.
+        weight_decay: L2 penalty λ (≥ 0), added to the gradient. Default 0.
+        nesterov: use Nesterov momentum (needs μ > 0 and τ = 0).
+        maximize: ascend the objective instead of descending it.
+
+    Update rule, for each parameter p with gradient g (step t = 1, 2, ...)::
+
+        g ← −g                          if maximize
+        g ← g + λ·p                     (weight decay, if λ ≠ 0)
+        if μ ≠ 0:
+            b ← g                       at t = 1   (not (1 − τ)·g)
+            b ← μ·b + (1 − τ)·g         at t > 1
+            g ← g + μ·b                 if nesterov
+            g ← b                       otherwise
+        p ← p − lr·g
+
+    The momentum buffer ``b`` is kept in ``state[p]["momentum_buffer"]``.
+
+    Shape: parameters of any shape are accepted; ``p.data`` is updated in
+    place and keeps its shape and dtype (float32 math stays float32).
+    """
+
+    def __init__(self, params, lr=1e-3, momentum=0, dampening=0, weight_decay=0, nesterov=False, *,
+                 maximize=False):
+        defaults = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
+                        nesterov=nesterov, maximize=maximize)
+        super().__init__(params, defaults)
+
+    def _check_hyperparameters(self, group, where):
+        _check_number("SGD", where, "lr", group["lr"], low=0)
+        _check_number("SGD", where, "momentum", group["momentum"], low=0)
+        _check_number("SGD", where, "dampening", group["dampening"])
+        _check_number("SGD", where, "weight_decay", group["weight_decay"], low=0)
+        if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
+            raise ValueError(
+                f"SGD ({where}): Nesterov momentum requires momentum > 0 and dampening = 0, "
+                f"got momentum={group['momentum']}, dampening={group['dampening']}"
+            )
+
+    def step(self, closure=None):
+        """Perform one update of every parameter that has a gradient.
+
+        Args:
+            closure: optional callable that re-evaluates the model and returns
+                the loss; its result is returned.
+        """
+        loss = closure() if closure is not None else None
+        for group in self.param_groups:
+            momentum = group["momentum"]
+            dampening = group["dampening"]
+            weight_decay = group["weight_decay"]
+            nesterov = group["nesterov"]
+            for p, g in self._params_with_grad(group):
+                dt = p.data.dtype
+                if group["maximize"]:
+                    g = -g
+                if weight_decay != 0:
+                    d = p.data * _scalar(dt, weight_decay)
+                    d += g
+                    g = d
+                if momentum != 0:
+                    state = self.state[p]
+                    buf = state.get("momentum_buffer")
+                    if buf is None:
+                        buf = g.copy()
+                        state["momentum_buffer"] = buf
+                    else:
+                        buf *= _scalar(dt, momentum)
+                        buf += _scalar(dt, 1 - dampening) * g
+                    if nesterov:
+                        g = g + _scalar(dt, momentum) * buf
+                    else:
+                        g = buf
+                p.data -= _scalar(dt, group["lr"]) * g
+        return loss
