@@ -177,5 +177,22 @@ CASES = [
     ),
 ]
 
+
+def _collect_family_cases():
+    """Each layer family keeps its cases in ``tests/layer_cases_<family>.py``
+    (a module-level ``CASES`` list built with the helpers above); they are
+    all gathered here so the suite runs every one of them."""
+    import importlib
+    import pathlib
+
+    found = []
+    for path in sorted(pathlib.Path(__file__).parent.glob("layer_cases_*.py")):
+        module = importlib.import_module(f"tests.{path.stem}")
+        found.extend(module.CASES)
+    return found
+
+
+CASES.extend(_collect_family_cases())
+
 # Exported names of glassnet.nn that are not layers (nothing to gradcheck).
 NOT_LAYERS = {"Module", "Parameter", "Sequential", "ModuleList", "functional", "init"}

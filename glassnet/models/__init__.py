@@ -1,0 +1,9 @@
+"""``glassnet.models``: the model zoo, built from ``glassnet.nn`` only.
+
+    from glassnet.models import get_model, list_models
+    model = get_model("mlp", num_classes=10)
+"""
+from .mlp import mlp
+from .registry import get_model, list_models, register_model
+
+__all__ = ["get_model", "list_models", "register_model", "mlp"]
