@@ -9,6 +9,7 @@ and backward pass is written out by hand, checked, and fast.
 from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .backend import get_default_dtype, set_default_dtype
 from .errors import DataFormatError, ShapeError
+from .joining import cat, stack
 from .random import manual_seed
 from .tensor import Tensor, from_numpy, matmul, ones, rand, randn, tensor, zeros
 
@@ -19,4 +20,5 @@ __all__ = [
     "no_grad", "enable_grad", "is_grad_enabled", "set_grad_enabled",
     "get_default_dtype", "set_default_dtype", "manual_seed",
     "ShapeError", "DataFormatError",
+    "cat", "stack",
 ]

@@ -33,6 +33,13 @@ class DataLoader:
     datasets do) each batch is one vectorised call; otherwise samples are
     fetched one by one with ``dataset[i]`` and stacked
     (``loader.uses_get_batch`` tells which).
+
+    Shape:
+        - x: (B, *sample_shape), e.g. (B, 1, 28, 28) float32 in [0, 1]
+        - y: (B,) int64
+        - B is ``batch_size``, except the last batch of an epoch, which has
+          ``len(dataset) % batch_size`` samples when that is not 0 and
+          ``drop_last=False``
     """
 
     def __init__(self, dataset, batch_size: int = 1, shuffle: bool = False,

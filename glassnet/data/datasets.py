@@ -98,7 +98,13 @@ def _stack_labels(ys) -> np.ndarray:
 
 def fetch_batch(dataset, indices):
     """``(x_batch, y_batch)`` for ``indices``: ``dataset.get_batch`` when the
-    dataset implements it, else ``dataset[i]`` for each index, stacked."""
+    dataset implements it, else ``dataset[i]`` for each index, stacked.
+
+    Shape:
+        - indices: (B,) integers
+        - Output: ``x_batch`` (B, *sample_shape); ``y_batch`` (B,) (int64 for
+          integer labels)
+    """
     get_batch = getattr(dataset, "get_batch", None)
     if get_batch is not None:
         return get_batch(indices)
@@ -132,6 +138,11 @@ class ArrayDataset(Dataset):
     stored; with ``transform=None`` samples are returned unconverted. Integer
     labels are kept as int64; ``ds[i]`` returns a 1-D ``y``'s entry as a
     Python scalar.
+
+    Shape:
+        - x: (N, *sample_shape), e.g. (N, 1, 28, 28); y: (N,) or (N, *target_shape)
+        - ``ds[i]``: ``(x[i], y[i])``, shapes ``sample_shape`` and a scalar (before transforms)
+        - ``get_batch(indices)`` with indices (B,): (B, *sample_shape) and (B,)
     """
 
     def __init__(self, x, y, transform=None, target_transform=None):
@@ -173,7 +184,12 @@ class ArrayDataset(Dataset):
 
 
 class Subset(Dataset):
-    """The samples of ``dataset`` at ``indices``, in that order."""
+    """The samples of ``dataset`` at ``indices``, in that order.
+
+    Shape:
+        - indices: (M,) integers in ``[-len(dataset), len(dataset))``
+        - samples and batches: as ``dataset`` gives them; ``len(subset) == M``
+    """
 
     def __init__(self, dataset, indices):
         self.dataset = dataset
@@ -199,7 +215,14 @@ def random_split(dataset, lengths, seed=None) -> list[Subset]:
     ``lengths`` are sample counts summing to ``len(dataset)``, or fractions
     summing to 1 (floored, the remainder handed out one by one from the
     first subset on, as PyTorch does). ``seed`` (int or Generator) makes the
-    split reproducible.
+    split reproducible. Typical validation split::
+
+        train, val = random_split(FashionMNIST(), [55000, 5000], seed=0)
+
+    Shape:
+        - Output: ``len(lengths)`` subsets whose ``indices`` are 1-D int64
+          arrays of ``lengths[k]`` (or the rounded fractions) entries,
+          together a permutation of ``range(len(dataset))``
     """
     n = len(dataset)
     lengths = list(lengths)
@@ -250,6 +273,12 @@ class MNISTLike(Dataset):
     :func:`~glassnet.data.idx.read_idx` validates the structure.
 
     Subclasses set the class attributes below.
+
+    Shape:
+        - ``.data``: (N, 28, 28) uint8; ``.targets``: (N,) int64, in ``0..9``
+        - ``ds[i]`` with the default transform: x (1, 28, 28) float32 in [0, 1], y ``int``
+        - ``get_batch(indices)`` with indices (B,): x (B, 1, 28, 28) float32 in
+          [0, 1], y (B,) int64 (other shapes if ``transform`` changes them)
     """
 
     #: Human-readable name used in messages.
@@ -418,6 +447,13 @@ class FashionMNIST(MNISTLike):
     ``FashionMNIST(root=None, train=True, download=False, transform=None,
     target_transform=None)``; see :class:`MNISTLike` for where the files are
     looked for and what ``transform`` receives.
+
+    Shape:
+        - ``.data``: (60000, 28, 28) uint8 (train) or (10000, 28, 28) (test);
+          ``.targets``: (N,) int64 in ``0..9`` (indices into ``classes``)
+        - ``ds[i]``: x (1, 28, 28) float32 in [0, 1], y ``int``
+        - ``get_batch(indices)``, one DataLoader batch: x (B, 1, 28, 28)
+          float32, y (B,) int64
     """
 
     title = "Fashion-MNIST"
@@ -445,6 +481,12 @@ class MNIST(MNISTLike):
     training and 10000 test images, labels 0-9.
 
     Same interface as :class:`FashionMNIST`.
+
+    Shape:
+        - ``.data``: (60000, 28, 28) uint8 (train) or (10000, 28, 28) (test);
+          ``.targets``: (N,) int64 in ``0..9``
+        - ``ds[i]``: x (1, 28, 28) float32 in [0, 1], y ``int``
+        - ``get_batch(indices)``: x (B, 1, 28, 28) float32, y (B,) int64
     """
 
     title = "MNIST"

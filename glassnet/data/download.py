@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import http.client
 import os
 import tempfile
 import urllib.request
@@ -116,8 +117,9 @@ def download_from_mirrors(filename: str, mirrors, dest_dir, md5: str | None = No
     """Fetch ``filename`` into ``dest_dir`` from the first mirror that works.
 
     Each mirror is a base URL (``"https://host/path/"``; the file name is
-    appended). A mirror that fails (network error or wrong MD5) is skipped;
-    if all fail, :class:`DownloadError` lists every URL and why it failed.
+    appended). A mirror that fails (network or HTTP protocol error, wrong
+    MD5) is skipped; if all fail, :class:`DownloadError` lists every URL and
+    why it failed.
     """
     dest = Path(dest_dir) / filename
     failures = []
@@ -125,7 +127,9 @@ def download_from_mirrors(filename: str, mirrors, dest_dir, md5: str | None = No
         url = base.rstrip("/") + "/" + filename
         try:
             return download_url(url, dest, md5, opener=opener, progress=progress, timeout=timeout)
-        except (OSError, ChecksumError) as exc:  # URLError, HTTPError, timeouts are OSErrors
+        # URLError, HTTPError, timeouts and resets are OSErrors; a broken HTTP
+        # exchange (IncompleteRead, BadStatusLine) is an HTTPException.
+        except (OSError, ChecksumError, http.client.HTTPException) as exc:
             failures.append(f"  {url}: {exc}")
     if not failures:
         raise DownloadError(f"cannot download {filename}: no mirrors given")

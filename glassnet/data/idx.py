@@ -123,6 +123,10 @@ def read_idx(path) -> np.ndarray:
     bad magic number, an unknown type code, a short header, a payload whose
     length is not ``prod(dims) * itemsize`` (truncated or extra bytes), or
     corrupt gzip data. A missing file raises ``FileNotFoundError``.
+
+    Shape:
+        - Output: the header's dimensions, e.g. (60000, 28, 28) uint8 for
+          ``train-images-idx3-ubyte`` and (60000,) uint8 for the labels.
     """
     path = os.fspath(path)
     buf, note = _read_bytes(path)
@@ -135,6 +139,11 @@ def write_idx(path, array) -> None:
     Supported dtypes: uint8, int8, int16, int32, float32, float64 (stored
     big-endian). The file is written atomically (temporary file, then
     ``os.replace``); gzip output is reproducible (mtime 0).
+
+    Shape:
+        - Input: any shape with 1 to 255 dimensions, each < 2**32; it is
+          stored as the header's dimensions, so :func:`read_idx` returns
+          the same shape.
     """
     path = os.fspath(path)
     a = np.asarray(array)

@@ -104,6 +104,10 @@ def apply_transform(transform, x, batched: bool):
     A batch goes through ``transform`` in one call when the transform has
     ``supports_batch = True``; otherwise image by image, then stacked.
     ``transform=None`` returns ``x`` unchanged.
+
+    Shape:
+        - Input: one sample, e.g. (C, H, W), or a batch (N, C, H, W) with ``batched=True``
+        - Output: what ``transform`` returns; per-image results are stacked along axis 0
     """
     if transform is None:
         return x
@@ -113,7 +117,12 @@ def apply_transform(transform, x, batched: bool):
 
 
 class Transform:
-    """Base class: a callable on an image (C, H, W) or a batch (N, C, H, W)."""
+    """Base class: a callable on an image (C, H, W) or a batch (N, C, H, W).
+
+    Shape:
+        - Input: (C, H, W) or (N, C, H, W), told apart by rank
+        - Output: same rank as the input (see each transform)
+    """
 
     supports_batch = True
 
@@ -131,6 +140,10 @@ class Compose(Transform):
     """Apply transforms in order: ``Compose([t1, t2])(x) == t2(t1(x))``.
 
     Batch-capable when every member is (see :func:`apply_transform`).
+
+    Shape:
+        - Input: what the first transform takes
+        - Output: what the last transform returns
     """
 
     def __init__(self, transforms):
@@ -160,6 +173,10 @@ class Lambda(Transform):
 
     ``batched=True`` promises that ``fn`` also handles (N, C, H, W) batches
     in one call; otherwise batches are mapped image by image.
+
+    Shape:
+        - Input: (C, H, W); also (N, C, H, W) if ``batched=True``
+        - Output: what ``fn`` returns
     """
 
     def __init__(self, fn, batched: bool = False):
@@ -181,7 +198,10 @@ class ToFloat(Transform):
 
     ``uint8`` becomes ``x / 255`` (``uint16`` ``x / 65535``); float input is
     only cast. ``dtype`` defaults to glassnet's default float (float32).
-    Works on any shape.
+
+    Shape:
+        - Input: any shape
+        - Output: same shape as the input
     """
 
     def __init__(self, dtype=None):
@@ -213,6 +233,11 @@ class Normalize(Transform):
     values it works on any shape; with per-channel values on (C, H, W) or
     (N, C, H, W). Needs float input (use :class:`ToFloat` first); the output
     keeps the input's float dtype.
+
+    Shape:
+        - Input: any shape with single ``mean``/``std`` values; (C, H, W) or
+          (N, C, H, W) with per-channel values (C of them)
+        - Output: same shape as the input
     """
 
     def __init__(self, mean, std):
@@ -253,7 +278,12 @@ class Normalize(Transform):
 
 
 class Flatten(Transform):
-    """(C, H, W) -> (C*H*W,) and (N, C, H, W) -> (N, C*H*W). Put it last."""
+    """Flatten each image to a vector, e.g. for an MLP. Put it last.
+
+    Shape:
+        - Input: (C, H, W) or (N, C, H, W)
+        - Output: (C*H*W,) or (N, C*H*W)
+    """
 
     def __call__(self, x):
         x = np.asarray(x)
@@ -293,6 +323,11 @@ class RandomCrop(Transform):
     ``size`` and ``padding`` are an int or an (h, w) pair. The classic
     CIFAR/AlexNet-style augmentation: ``RandomCrop(28, padding=4)`` on 28x28
     images shifts each image by up to 4 pixels.
+
+    Shape:
+        - Input: (C, H, W) or (N, C, H, W)
+        - Output: (C, h, w) or (N, C, h, w) with ``(h, w) = size``; needs
+          ``h <= H + 2*padding_h`` and ``w <= W + 2*padding_w``
     """
 
     def __init__(self, size, padding=0, fill=0, seed=None, *, rng=None):
@@ -315,6 +350,10 @@ class RandomTranslate(Transform):
     """Shift each image by a random whole number of pixels, at most
     ``max_shift`` (an int or a (dy, dx) pair) in each direction; the
     uncovered border is filled with ``fill``. The image size is unchanged.
+
+    Shape:
+        - Input: (C, H, W) or (N, C, H, W)
+        - Output: same shape as the input
     """
 
     def __init__(self, max_shift, fill=0, seed=None, *, rng=None):
@@ -335,7 +374,12 @@ class RandomTranslate(Transform):
 
 
 class RandomHorizontalFlip(Transform):
-    """Mirror each image left-right (along W) with probability ``p``."""
+    """Mirror each image left-right (along W) with probability ``p``.
+
+    Shape:
+        - Input: (C, H, W) or (N, C, H, W)
+        - Output: same shape as the input (a copy when a batch or flipped)
+    """
 
     def __init__(self, p=0.5, seed=None, *, rng=None):
         if not 0.0 <= p <= 1.0:

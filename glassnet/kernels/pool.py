@@ -38,6 +38,7 @@ __all__ = [
     "adaptive_avg_pool2d_forward", "adaptive_avg_pool2d_backward",
     "adaptive_max_pool2d_forward", "adaptive_max_pool2d_backward",
     "adaptive_pool_bounds",
+    "max_pool2d_indices", "adaptive_max_pool2d_indices",
 ]
 
 
@@ -85,7 +86,7 @@ def _pool_geometry(name, x, kernel_size, stride, padding, dilation, ceil_mode):
     if min(ph, pw) < 0:
         raise ValueError(f"{name}: padding must be non-negative, got padding={padding}")
     if ph > kh // 2 or pw > kw // 2:
-        raise ValueError(
+        raise ShapeError(
             f"{name}: padding {padding} is more than half the kernel size {kernel_size}; "
             "PyTorch's rule is padding <= kernel_size // 2 in each dimension")
     H, W = x.shape[2], x.shape[3]
@@ -250,10 +251,30 @@ def max_pool2d_backward(dout, cache):
     dxp = xp.zeros((N, C, Hp, Wp), dtype=dout.dtype)
     for k in range(kernel_size[0] * kernel_size[1]):
         view = _offset_views(dxp, k, Ho, Wo, kernel_size, stride, dilation)
-        view += dout * (arg == k)
+        # where, not dout * (arg == k): an inf/NaN upstream gradient must reach
+        # only its arg-max (0 * inf would leak NaN into the other positions).
+        view += xp.where(arg == k, dout, dout.dtype.type(0))
     if (Hp, Wp, ph, pw) == (H, W, 0, 0):
         return dxp
     return xp.ascontiguousarray(dxp[:, :, ph:ph + H, pw:pw + W])
+
+
+def max_pool2d_indices(cache):
+    """PyTorch's ``return_indices``: for each output the flat index ``r·W + c``
+    into its input's ``(H, W)`` plane of the element it took (int64), read off
+    a :func:`max_pool2d_forward` cache."""
+    if cache[0] == "tile":
+        _, arg, x_shape, (kh, kw), _ = cache
+        (sh, sw), (ph, pw), (dh, dw) = (kh, kw), (0, 0), (1, 1)
+    else:
+        _, arg, x_shape, _, (kh, kw), (sh, sw), (ph, pw), (dh, dw), _ = cache
+    xp = get_array_module(arg)
+    W = x_shape[3]
+    Ho, Wo = arg.shape[2], arg.shape[3]
+    a = arg.astype(np.int64)
+    rows = xp.arange(Ho, dtype=np.int64)[:, None] * sh - ph + (a // kw) * dh
+    cols = xp.arange(Wo, dtype=np.int64)[None, :] * sw - pw + (a % kw) * dw
+    return rows * W + cols
 
 
 # ---------------------------------------------------------------------------
@@ -581,3 +602,21 @@ def adaptive_max_pool2d_backward(dout, cache):
     H, W = x_shape[2], x_shape[3]
     dcol = _adaptive_route_1d(xp, dout, argr, 2, H, dout.dtype)   # (N, C, H, Wo)
     return _adaptive_route_1d(xp, dcol, argc, 3, W, dout.dtype)   # (N, C, H, W)
+
+
+def adaptive_max_pool2d_indices(cache):
+    """PyTorch's ``return_indices`` for adaptive max pooling: flat ``r·W + c``
+    index (int64) of each output's arg-max, read off an
+    :func:`adaptive_max_pool2d_forward` cache."""
+    if cache[0] == "pool":
+        return max_pool2d_indices(cache[1])
+    _, argc, argr, x_shape, _ = cache
+    xp = get_array_module(argr)
+    H, W = x_shape[2], x_shape[3]
+    Ho, Wo = argr.shape[2], argr.shape[3]
+    sh, eh = adaptive_pool_bounds(H, Ho)
+    sw, ew = adaptive_pool_bounds(W, Wo)
+    row = xp.minimum(xp.asarray(sh)[:, None] + argr.astype(np.int64), xp.asarray(eh - 1)[:, None])
+    colarg = xp.take_along_axis(argc.astype(np.int64), row, axis=2)   # (N, C, Ho, Wo)
+    col = xp.minimum(xp.asarray(sw)[None, :] + colarg, xp.asarray(ew - 1)[None, :])
+    return row * W + col

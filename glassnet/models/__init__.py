@@ -5,5 +5,6 @@
 """
 from .mlp import mlp
 from .registry import get_model, list_models, register_model
+from .small_cnn import SmallCNN, small_cnn
 
-__all__ = ["get_model", "list_models", "register_model", "mlp"]
+__all__ = ["get_model", "list_models", "register_model", "mlp", "small_cnn", "SmallCNN"]

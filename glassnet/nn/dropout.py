@@ -23,3 +23,26 @@ class Dropout(Module):
 
     def extra_repr(self):
         return f"p={self.p}"
+
+
+class Dropout2d(Module):
+    """Channel-wise dropout: while training, zero each whole channel
+    ``x[n, c]`` with probability ``p`` and scale the survivors by 1/(1−p);
+    identity in ``eval()`` mode. Dropping whole feature maps suits conv
+    layers, whose neighbouring activations are strongly correlated.
+
+    Shape: (N, C, H, W), or (N, C, L) as PyTorch interprets a 3-D input;
+    output has the input's shape.
+    """
+
+    def __init__(self, p: float = 0.5, inplace: bool = False):
+        super().__init__()
+        if not 0 <= p <= 1:
+            raise ValueError(f"Dropout2d: p must be in [0, 1], got {p}")
+        self.p = p
+
+    def forward(self, x):
+        return F.dropout2d(x, self.p, self.training, layer=f"Dropout2d(p={self.p})")
+
+    def extra_repr(self):
+        return f"p={self.p}"

@@ -15,6 +15,26 @@ from ..tensor import Tensor
 from .parameter import Parameter
 
 
+class HookHandle:
+    """Returned by :meth:`Module.register_forward_hook`; ``remove()`` unregisters the hook."""
+
+    _next_id = 0
+
+    def __init__(self, hooks):
+        self._hooks = hooks
+        self.id = HookHandle._next_id
+        HookHandle._next_id += 1
+
+    def remove(self) -> None:
+        self._hooks.pop(self.id, None)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.remove()
+
+
 class Module:
     """Base class for layers and models.
 
@@ -81,7 +101,25 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} must implement forward()")
 
     def __call__(self, *args, **kwargs):
-        return self.forward(*args, **kwargs)
+        out = self.forward(*args, **kwargs)
+        hooks = self.__dict__.get("_forward_hooks")
+        if hooks:
+            for hook in list(hooks.values()):
+                result = hook(self, args, out)
+                if result is not None:
+                    out = result
+        return out
+
+    def register_forward_hook(self, hook) -> "HookHandle":
+        """Call ``hook(module, inputs, output)`` after every forward of this module.
+
+        A hook that returns something replaces the output. Returns a handle
+        whose ``remove()`` unregisters the hook (as in PyTorch).
+        """
+        hooks = self.__dict__.setdefault("_forward_hooks", OrderedDict())
+        handle = HookHandle(hooks)
+        hooks[handle.id] = hook
+        return handle
 
     # ------------------------------------------------------------ traversal
     def named_children(self):

@@ -1,6 +1,7 @@
 """Functional dropout."""
 from __future__ import annotations
 
+from ...errors import ShapeError
 from ...kernels import dropout as K
 from ...random import get_rng
 from ...tensor import apply_kernel
@@ -11,4 +12,22 @@ def dropout(input, p: float = 0.5, training: bool = True, inplace: bool = False,
     rest by 1/(1−p) while ``training``; identity otherwise."""
     return apply_kernel(
         "dropout", K.dropout_forward, K.dropout_backward, [input], p, rng or get_rng(), training
+    )
+
+
+def dropout2d(input, p: float = 0.5, training: bool = True, inplace: bool = False, rng=None,
+              *, layer: str = "dropout2d"):
+    """Channel-wise dropout: zero each whole channel ``input[n, c]`` with
+    probability ``p`` and scale the rest by 1/(1−p) while ``training``;
+    identity otherwise.
+
+    Shape: (N, C, H, W), or (N, C, L) as PyTorch interprets a 3-D input.
+    """
+    if input.ndim not in (3, 4):
+        raise ShapeError(
+            f"{layer}: expected a 4-D input (N, C, H, W) or 3-D input (N, C, L), "
+            f"got shape {tuple(input.shape)} ({input.ndim}-D)"
+        )
+    return apply_kernel(
+        "dropout2d", K.dropout2d_forward, K.dropout2d_backward, [input], p, rng or get_rng(), training
     )

@@ -1,0 +1,74 @@
+"""Functional normalization: batch norm and local response norm."""
+from __future__ import annotations
+
+from ...backend import result_dtype
+from ...errors import ShapeError
+from ...kernels import norm as K
+from ...tensor import Tensor, apply_kernel
+
+
+def _raw(a):
+    """The array behind a Tensor (running statistics may be passed either way)."""
+    return a.data if isinstance(a, Tensor) else a
+
+
+def batch_norm(input, running_mean, running_var, weight=None, bias=None, training: bool = False,
+               momentum: float = 0.1, eps: float = 1e-5, *, layer: str = "batch_norm"):
+    """y = γ (x − μ)/√(σ² + ε) + β per channel (axis 1), PyTorch's signature.
+
+    ``training=True`` normalises with the batch's statistics and, when
+    ``running_mean`` / ``running_var`` are given (arrays or Tensors), updates
+    them in place: ``running ← (1 − momentum)·running + momentum·batch``
+    (the unbiased batch variance for ``running_var``). ``training=False``
+    uses the running statistics. ``momentum`` must be a number here; the
+    BatchNorm modules turn ``momentum=None`` into a cumulative average.
+
+    Shape: input (N, C, *) with at least 2 dims; weight, bias, running_mean,
+    running_var (C,); output has the input's shape.
+    """
+    if input.ndim < 2:
+        raise ShapeError(
+            f"{layer}: expected input of shape (N, C, *) with at least 2 dimensions, "
+            f"got shape {tuple(input.shape)}"
+        )
+    C = input.shape[1]
+    named = {"running_mean": running_mean, "running_var": running_var, "weight": weight, "bias": bias}
+    for name, a in named.items():
+        if a is not None and tuple(a.shape) != (C,):
+            raise ShapeError(
+                f"{layer}: input of shape {tuple(input.shape)} has {C} channels (axis 1) but "
+                f"{name} has shape {tuple(a.shape)}; expected ({C},)"
+            )
+    if momentum is None:
+        raise ValueError(
+            f"{layer}: momentum=None (cumulative average) is handled by the BatchNorm modules; "
+            "pass a number to the functional form"
+        )
+    result_dtype(layer, *(t.dtype for t in (input, weight, bias) if t is not None))
+    if not training and (running_mean is None or running_var is None):
+        raise ValueError(f"{layer}: running_mean and running_var are required when training=False")
+    return apply_kernel(
+        "batch_norm", K.batch_norm_forward, K.batch_norm_backward, [input, weight, bias],
+        _raw(running_mean), _raw(running_var), bool(training), momentum, eps,
+    )
+
+
+def local_response_norm(input, size: int, alpha: float = 1e-4, beta: float = 0.75, k: float = 1.0,
+                        *, layer: str = "local_response_norm"):
+    """Local response normalization across channels, PyTorch's definition::
+
+        b_c = a_c · (k + (α/n) Σ_{c' = c − ⌊n/2⌋}^{c + ⌊(n−1)/2⌋} a_{c'}²)^(−β),  n = size
+
+    Shape: input (N, C, *) with at least 3 dimensions; output the same.
+    """
+    if input.ndim < 3:
+        raise ShapeError(
+            f"{layer}: expected input of shape (N, C, *) with at least 3 dimensions, "
+            f"got shape {tuple(input.shape)}"
+        )
+    if int(size) != size or size < 1:
+        raise ValueError(f"{layer}: size must be a positive integer, got {size}")
+    return apply_kernel(
+        "local_response_norm", K.local_response_norm_forward, K.local_response_norm_backward,
+        [input], int(size), alpha, beta, k,
+    )
