@@ -1,0 +1,14 @@
+"""Weights files: load and save state dicts (``.safetensors``, ``.npz``) and
+read PyTorch ``torch.save`` files (``.pth``/``.pt``/``.bin``) without PyTorch.
+
+    from glassnet.io import load_state_dict_file, save_state_dict_file
+    model.load_state_dict(load_state_dict_file("resnet18.pth"))
+    save_state_dict_file(model.state_dict(), "model.safetensors")
+"""
+from .pth import StateDictFileError, UnsafePickleError, load_pth
+from .state_dict_file import load_state_dict_file, save_state_dict_file
+
+__all__ = [
+    "load_state_dict_file", "save_state_dict_file", "load_pth",
+    "StateDictFileError", "UnsafePickleError",
+]

@@ -1,0 +1,356 @@
+"""Load and save state dicts as files: ``.safetensors``, ``.npz`` and ``.pth``.
+
+* ``.safetensors`` is parsed and written here (8-byte little-endian header
+  length, a JSON header of ``dtype``/``shape``/``data_offsets``, then the raw
+  bytes), so the ``safetensors`` package is not needed at runtime.
+* ``.npz`` goes through NumPy with ``allow_pickle=False``.
+* ``.pth`` / ``.pt`` / ``.bin`` (``torch.save`` zip archives) go through
+  :func:`glassnet.io.pth.load_pth` -- no PyTorch needed either.
+
+Every problem with a file raises :class:`StateDictFileError` (a
+``StateDictError`` and a ``DataFormatError``) naming the file and what is
+wrong. Writes are atomic: a crash or error mid-write leaves any existing
+file untouched and no temporary file behind.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import struct
+import tempfile
+import zipfile
+from collections import OrderedDict
+
+import numpy as np
+
+from ..backend import to_numpy
+from ..tensor import Tensor
+from .pth import StateDictFileError, load_pth
+
+__all__ = ["load_state_dict_file", "save_state_dict_file"]
+
+# safetensors dtype tag <-> NumPy dtype (little-endian). BF16 is widened to float32.
+_ST_TO_NP = {
+    "F64": np.dtype("<f8"), "F32": np.dtype("<f4"), "F16": np.dtype("<f2"),
+    "I64": np.dtype("<i8"), "I32": np.dtype("<i4"), "I16": np.dtype("<i2"), "I8": np.dtype("i1"),
+    "U64": np.dtype("<u8"), "U32": np.dtype("<u4"), "U16": np.dtype("<u2"), "U8": np.dtype("u1"),
+    "BOOL": np.dtype("?"),
+    "BF16": np.dtype("<u2"),  # raw bits; converted to float32 after reading
+}
+_NP_TO_ST = {np.dtype(v).newbyteorder("="): k for k, v in _ST_TO_NP.items() if k != "BF16"}
+_MAX_HEADER = 100 * 1024 * 1024  # the safetensors reference limit
+
+_WRAPPER_KEYS = ("state_dict", "model_state_dict", "model")
+_STRIP_PREFIXES = ("module.", "_orig_mod.")  # DataParallel/DDP, torch.compile
+
+
+# ======================================================================= load
+def load_state_dict_file(path, unwrap: bool = True) -> "OrderedDict[str, np.ndarray]":
+    """Read a state dict file into ``OrderedDict[name, numpy.ndarray]``.
+
+    The format is recognised from the file's content (the extension only
+    serves error messages): a ``torch.save`` zip (``.pth``/``.pt``/``.bin``),
+    a NumPy ``.npz`` zip, or ``.safetensors``. No PyTorch and no
+    ``safetensors`` package is needed. ``bfloat16`` tensors come back as
+    ``float32``; every array is C-contiguous and owns its memory.
+
+    For ``torch.save`` files with ``unwrap=True`` (the default): a
+    checkpoint dict holding exactly one of ``"state_dict"``,
+    ``"model_state_dict"`` or ``"model"`` is unwrapped to that entry, and a
+    ``"module."`` (DataParallel/DDP) or ``"_orig_mod."`` (``torch.compile``)
+    prefix shared by *every* key is stripped.
+
+    Raises :class:`StateDictFileError` naming the file for a missing,
+    corrupt, truncated or unsupported file, or one whose content is not a
+    flat mapping of names to tensors.
+    """
+    path = os.fspath(path)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(9)
+    except OSError as exc:
+        raise StateDictFileError(f"{path}: cannot read file: {exc}") from exc
+    ext = os.path.splitext(path)[1].lower()
+    # A safetensors header length can begin with b"PK" too, so ask zipfile as well.
+    if head[:4] in (b"PK\x03\x04", b"PK\x05\x06") and (
+            zipfile.is_zipfile(path) or ext in (".pth", ".pt", ".bin", ".ckpt", ".npz")):
+        if ext == ".npz" or _is_npz(path):
+            return _load_npz(path)
+        obj = load_pth(path)
+        return _to_flat_state_dict(obj, path, unwrap)
+    if (len(head) == 9 and head[8:9] == b"{") or ext == ".safetensors":
+        return _load_safetensors(path)
+    if ext in (".pth", ".pt", ".bin", ".ckpt") or head.startswith(b"\x80"):
+        load_pth(path)  # raises the precise error (legacy format, corrupt zip...)
+    raise StateDictFileError(
+        f"{path}: unrecognised state dict file (starts with {head!r}); expected a "
+        ".safetensors, .npz or torch.save (.pth/.pt/.bin) file")
+
+
+def _is_npz(path):
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = zf.namelist()
+    except (zipfile.BadZipFile, OSError):
+        return False  # let load_pth report the corruption
+    return bool(names) and all(n.endswith(".npy") for n in names)
+
+
+def _to_flat_state_dict(obj, path, unwrap):
+    if unwrap:
+        for _ in range(3):  # e.g. {"model": {"state_dict": {...}}}
+            if not isinstance(obj, dict) or _all_arrays(obj):
+                break
+            found = [k for k in _WRAPPER_KEYS if isinstance(obj.get(k), dict)]
+            if len(found) > 1:
+                raise StateDictFileError(
+                    f"{path}: checkpoint holds several candidate state dicts {found}; "
+                    "load it with glassnet.io.load_pth and pick one")
+            if not found:
+                break
+            obj = obj[found[0]]
+    if not isinstance(obj, dict):
+        raise StateDictFileError(
+            f"{path}: holds a {type(obj).__name__}, not a state dict (a dict of name -> tensor)")
+    out = OrderedDict()
+    for k, v in obj.items():
+        if not isinstance(k, str):
+            raise StateDictFileError(f"{path}: state dict key {k!r} is not a string")
+        if not isinstance(v, np.ndarray):
+            raise StateDictFileError(
+                f"{path}: entry {k!r} is a {type(v).__name__}, not a tensor; expected a state "
+                f"dict (name -> tensor) or a checkpoint with one of the keys {list(_WRAPPER_KEYS)}"
+                f" (top-level keys: {list(obj)[:10]})")
+        out[k] = v
+    if unwrap and out:
+        for prefix in _STRIP_PREFIXES:
+            if all(k.startswith(prefix) for k in out):
+                out = OrderedDict((k[len(prefix):], v) for k, v in out.items())
+    return out
+
+
+def _all_arrays(d):
+    return bool(d) and all(isinstance(v, np.ndarray) for v in d.values())
+
+
+def _load_npz(path):
+    out = OrderedDict()
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            for name in npz.files:
+                out[name] = np.asarray(npz[name], order="C")
+    except ValueError as exc:
+        raise StateDictFileError(
+            f"{path}: .npz holds object arrays (needs pickle), refused: {exc}") from exc
+    except (OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
+        raise StateDictFileError(f"{path}: corrupt .npz file: {exc}") from exc
+    for name, arr in out.items():
+        if arr.dtype.kind not in "biufc":
+            raise StateDictFileError(f"{path}: entry {name!r} has unsupported dtype {arr.dtype}")
+    return out
+
+
+def _load_safetensors(path):
+    def bad(msg):
+        return StateDictFileError(f"{path}: corrupt .safetensors file: {msg}")
+
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            file_size = f.tell()
+            f.seek(0)
+            raw_len = f.read(8)
+            if len(raw_len) < 8:
+                raise bad(f"file is {file_size} bytes, too short for the 8-byte header length")
+            (n,) = struct.unpack("<Q", raw_len)
+            if n > _MAX_HEADER or 8 + n > file_size:
+                raise bad(f"header length {n} runs past the end of the {file_size}-byte file")
+            try:
+                header = json.loads(f.read(n).decode("utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+                raise bad(f"header is not valid JSON: {exc}") from exc
+            if not isinstance(header, dict):
+                raise bad(f"header is a JSON {type(header).__name__}, not an object")
+            data_start = 8 + n
+            data_len = file_size - data_start
+            entries = []
+            for name, info in header.items():
+                if name == "__metadata__":
+                    continue
+                entries.append((name,) + _check_entry(name, info, data_len, bad))
+            entries.sort(key=lambda e: e[3][0])
+            prev_end = 0
+            for name, _, _, (begin, end) in entries:
+                if begin < prev_end:
+                    raise bad(f"tensor {name!r} bytes [{begin}, {end}) overlap the previous tensor")
+                prev_end = end
+            out = OrderedDict()
+            for name, tag, shape, (begin, end) in entries:
+                arr = np.empty(shape, dtype=_ST_TO_NP[tag])
+                f.seek(data_start + begin)
+                buf = memoryview(arr.reshape(-1).view(np.uint8))
+                if f.readinto(buf) != end - begin:
+                    raise bad(f"tensor {name!r} is truncated")
+                if not arr.dtype.isnative:
+                    arr = arr.astype(arr.dtype.newbyteorder("="))
+                if tag == "BF16":
+                    arr = (arr.astype(np.uint32) << 16).view(np.float32)
+                out[name] = arr
+            return out
+    except OSError as exc:
+        raise StateDictFileError(f"{path}: cannot read file: {exc}") from exc
+
+
+def _check_entry(name, info, data_len, bad):
+    if not isinstance(info, dict):
+        raise bad(f"entry {name!r} is not an object")
+    tag = info.get("dtype")
+    if tag not in _ST_TO_NP:
+        raise bad(f"tensor {name!r} has unsupported dtype {tag!r}")
+    shape = info.get("shape")
+    if not isinstance(shape, list) or not all(
+            isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in shape):
+        raise bad(f"tensor {name!r} has invalid shape {shape!r}")
+    offsets = info.get("data_offsets")
+    if (not isinstance(offsets, list) or len(offsets) != 2
+            or not all(isinstance(o, int) and not isinstance(o, bool) for o in offsets)):
+        raise bad(f"tensor {name!r} has invalid data_offsets {offsets!r}")
+    begin, end = offsets
+    if not 0 <= begin <= end:
+        raise bad(f"tensor {name!r} has data_offsets [{begin}, {end}] out of order")
+    if end > data_len:
+        raise bad(f"tensor {name!r} data_offsets [{begin}, {end}] run past the end of "
+                  f"the {data_len}-byte data section (file truncated?)")
+    need = math.prod(shape) * _ST_TO_NP[tag].itemsize
+    if end - begin != need:
+        raise bad(f"tensor {name!r} of dtype {tag} and shape {shape} needs {need} bytes "
+                  f"but data_offsets [{begin}, {end}] span {end - begin}")
+    return tag, tuple(shape), (begin, end)
+
+
+# ======================================================================= save
+def save_state_dict_file(state_dict, path, metadata=None) -> None:
+    """Write ``state_dict`` (name -> array) to ``path`` atomically.
+
+    The format follows the extension: ``.safetensors`` (written here; every
+    array is made C-contiguous and little-endian first, so views and
+    transposed arrays are stored with their logical values) or ``.npz``.
+    Values may be NumPy arrays, CuPy arrays, or glassnet Tensors/Parameters
+    (e.g. a Module's ``state_dict()``). ``metadata`` (str -> str) goes into
+    the safetensors ``__metadata__`` header; it is refused for ``.npz``.
+
+    The file is written to a temporary file in the same folder, flushed,
+    fsynced and moved into place with ``os.replace``: an error or crash
+    leaves any previous file at ``path`` unchanged and no temporary behind.
+    Raises :class:`StateDictFileError` for an unsupported extension, a
+    non-string key or an array dtype the format cannot store (before any
+    file is touched).
+    """
+    path = os.fspath(path)
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in (".safetensors", ".npz"):
+        raise StateDictFileError(
+            f"{path}: save_state_dict_file writes .safetensors or .npz, not {ext or 'no extension'!r}")
+    arrays = _prepare_arrays(state_dict, path, ext)
+    if metadata is not None:
+        if ext != ".safetensors":
+            raise StateDictFileError(f"{path}: metadata is only supported for .safetensors")
+        if not isinstance(metadata, dict) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
+            raise StateDictFileError(f"{path}: metadata must be a dict of str -> str")
+    writer = _write_safetensors if ext == ".safetensors" else _write_npz
+    _atomic_write(path, lambda f: writer(f, arrays, metadata))
+
+
+def _prepare_arrays(state_dict, path, ext):
+    if not hasattr(state_dict, "items"):
+        raise StateDictFileError(
+            f"{path}: expected a state dict (name -> array), got {type(state_dict).__name__}")
+    arrays = OrderedDict()
+    for name, value in state_dict.items():
+        if not isinstance(name, str) or not name:
+            raise StateDictFileError(f"{path}: state dict key {name!r} is not a non-empty string")
+        if ext == ".safetensors" and name == "__metadata__":
+            raise StateDictFileError(f"{path}: key '__metadata__' is reserved in .safetensors")
+        if isinstance(value, Tensor):  # glassnet Tensor / Parameter
+            value = value.data
+        arr = np.asarray(to_numpy(value), order="C")
+        if ext == ".safetensors":
+            key = arr.dtype.newbyteorder("=")
+            if key not in _NP_TO_ST:
+                raise StateDictFileError(
+                    f"{path}: entry {name!r} has dtype {arr.dtype}, which .safetensors cannot store")
+            arr = np.asarray(arr, dtype=arr.dtype.newbyteorder("<"), order="C")
+        elif arr.dtype.kind not in "biufc":
+            raise StateDictFileError(
+                f"{path}: entry {name!r} has dtype {arr.dtype}, which .npz cannot store "
+                "without pickle")
+        arrays[name] = arr
+    return arrays
+
+
+def _write_safetensors(f, arrays, metadata):
+    header = OrderedDict()
+    if metadata:
+        header["__metadata__"] = dict(metadata)
+    offset = 0
+    for name, arr in arrays.items():
+        header[name] = {"dtype": _NP_TO_ST[arr.dtype.newbyteorder("=")],
+                        "shape": list(arr.shape),
+                        "data_offsets": [offset, offset + arr.nbytes]}
+        offset += arr.nbytes
+    blob = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    blob += b" " * (-len(blob) % 8)  # align the data section to 8 bytes, as safetensors does
+    f.write(struct.pack("<Q", len(blob)))
+    f.write(blob)
+    for arr in arrays.values():
+        f.write(memoryview(arr.reshape(-1).view(np.uint8)))
+
+
+def _write_npz(f, arrays, metadata):
+    # zipfile + write_array directly (what np.savez does) so that keys like
+    # "file" cannot collide with np.savez's own parameters.
+    with zipfile.ZipFile(f, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+        for name, arr in arrays.items():
+            with zf.open(name + ".npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, arr, allow_pickle=False)
+
+
+def _file_mode(path):
+    """Mode for the new file: the old file's, else what open() would give."""
+    try:
+        return os.stat(path).st_mode & 0o777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
+def _atomic_write(path, write):
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
+                               dir=folder)
+    try:
+        os.chmod(tmp, _file_mode(path))
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    try:  # persist the rename itself (POSIX); best effort elsewhere
+        dir_fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dir_fd)
+    except OSError:
+        pass
+    finally:
+        os.close(dir_fd)
