@@ -343,13 +343,13 @@ def test_im2col_columns_are_patches():
     kh, kw, (sh, sw), (ph, pw), (dh, dw) = 3, 2, (2, 1), (1, 0), (1, 2)
     cols = im2col(x, kh, kw, (sh, sw), (ph, pw), (dh, dw))
     ho, wo = conv2d_output_shape(7, 6, kh, kw, (sh, sw), (ph, pw), (dh, dw))
-    assert cols.shape == (2, 3 * kh * kw, ho * wo) and cols.dtype == np.float32
+    assert cols.shape == (3 * kh * kw, 2 * ho * wo) and cols.dtype == np.float32
     xpad = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
     for n in range(2):
         for p in range(ho):
             for q in range(wo):
                 patch = xpad[n, :, p * sh : p * sh + dh * (kh - 1) + 1 : dh, q * sw : q * sw + dw * (kw - 1) + 1 : dw]
-                np.testing.assert_array_equal(cols[n, :, p * wo + q], patch.reshape(-1))
+                np.testing.assert_array_equal(cols[:, n * ho * wo + p * wo + q], patch.reshape(-1))
 
 
 def test_col2im_counts_overlaps():
@@ -362,7 +362,7 @@ def test_col2im_counts_overlaps():
 
 def test_col2im_rejects_wrong_shape():
     with pytest.raises(ShapeError, match="col2im"):
-        col2im(np.zeros((1, 9, 10)), (1, 1, 4, 4), 3, 3)
+        col2im(np.zeros((9, 10)), (1, 1, 4, 4), 3, 3)
 
 
 # --------------------------------------------------------------------------

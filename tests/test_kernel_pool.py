@@ -399,7 +399,7 @@ def test_max_and_avg_fast_path_taken_and_correct(shape, k):
     rng = np.random.default_rng(1)
     x = perm_input(rng, shape)
     out, cache = P.max_pool2d_forward(x, k, k, (0, 0))
-    assert cache[0] == "tile"
+    assert cache[0] == "lazy" and cache[6]  # unpadded, disjoint windows
     ref, idx = naive_max_pool2d(x, k, k, (0, 0), (1, 1), False)
     np.testing.assert_array_equal(out, ref)
     dout = rng.standard_normal(out.shape)
@@ -414,11 +414,17 @@ def test_max_and_avg_fast_path_taken_and_correct(shape, k):
 
 def test_fast_path_not_taken_when_windows_overlap_or_pad():
     x = perm_input(np.random.default_rng(0), (1, 1, 7, 7))
-    assert P.max_pool2d_forward(x, (2, 2), (2, 2), (1, 1))[1][0] == "general"
-    assert P.max_pool2d_forward(x, (3, 3), (2, 2), (0, 0))[1][0] == "general"
-    assert P.max_pool2d_forward(x, (2, 2), (2, 2), (0, 0), (2, 2))[1][0] == "general"
-    assert P.max_pool2d_forward(x, (2, 2), (2, 2), (0, 0), (1, 1), True)[1][0] == "general"  # 7 ceil
-    assert P.max_pool2d_forward(x[:, :, :6, :6], (2, 2), (2, 2), (0, 0), (1, 1), True)[1][0] == "tile"
+
+    def path(*args):
+        cache = P.max_pool2d_forward(x if len(args) < 5 or args[-1] != "6x6" else x[:, :, :6, :6],
+                                     *[a for a in args if a != "6x6"])[1]
+        return cache[0] if cache[0] == "general" else ("tile" if cache[6] else "lazy-overlap")
+
+    assert path((2, 2), (2, 2), (1, 1)) == "general"  # padding: tracked arg-max
+    assert path((3, 3), (2, 2), (0, 0)) == "lazy-overlap"  # unpadded but overlapping: accumulate
+    assert path((2, 2), (2, 2), (0, 0), (2, 2)) == "lazy-overlap"  # dilated
+    assert path((2, 2), (2, 2), (0, 0), (1, 1), True) == "general"  # 7 with ceil_mode reads past the edge
+    assert path((2, 2), (2, 2), (0, 0), (1, 1), True, "6x6") == "tile"
 
 
 # --------------------------------------------------------------------------

@@ -36,37 +36,27 @@ patch it came from (``dX_pad[..., slice, slice] += …``, one in-place
 accumulation per kernel offset, so overlapping patches sum), then strips the
 padding.
 
-Column layout: (N, C·kH·kW, Ho·Wo)
-----------------------------------
-The two usual layouts are ``(C·kH·kW, N·Ho·Wo)`` (one 2-D GEMM for the whole
-batch) and ``(N, C·kH·kW, Ho·Wo)`` (a batched GEMM, one per sample). Measured
-with NumPy 2.4 / OpenBLAS on 2 cores (float32, forward + backward, ms):
+Column layout: (C·kH·kW, N·Ho·Wo)
+---------------------------------
+The whole batch goes into one matrix: ``X_col`` is (C·kH·kW, N·Ho·Wo), one
+patch per column, samples side by side — the lecture's [363 × 3025] for one
+AlexNet image, widened by the batch. Then every product is one plain 2-D
+GEMM, which BLAS runs at full speed (NumPy's *stacked* matmul with a
+transposed operand falls off BLAS onto a slow loop — measured 100× slower
+for the SmallCNN's dW):
 
-    ==============================  ===================  ===================
-    shape                           (K, N·L)  fwd / bwd  (N, K, L)  fwd / bwd
-    ==============================  ===================  ===================
-    x(128,32,14,14)  w(64,32,3,3)   7.7 / 17.5           10.1 / 19.4
-    x(2,64,224,224)  w(64,64,3,3)   65.8 / 115.6         63.5 / 115.9
-    x(64,3,227,227)  w(96,3,11,11)  144.0 / 345.3        139.0 / 337.3
-    ==============================  ===================  ===================
-
-They are within measurement noise on large images, the 2-D layout is ~2 ms
-faster on the small-image batch (its im2col copy is cheaper: 2.2 vs 4.2 ms).
-glassnet uses **(N, C·kH·kW, Ho·Wo)** because it keeps the rest of the code
-free of transposes:
-
-* ``W_row · X_col`` lands directly in NCHW order — no output transpose (the
-  2-D layout produces (C_out, N, Ho, Wo) and must transpose back);
-* a 1×1, stride-1, unpadded convolution needs no im2col at all: ``X_col`` is
-  the free view ``X.reshape(N, C, H·W)``;
-* groups are contiguous slabs of the C·kH·kW axis, so ``X_col`` reshapes for
-  free to (N, groups, C/groups·kH·kW, L) and one batched matmul against
-  ``W`` reshaped to (groups, C_out/groups, C/groups·kH·kW) does every group
-  (depthwise included) without a Python loop;
-* memory chunking is a plain slice of the batch axis.
-
-The price is that dW sums per-sample products (a (N, C_out, C·kH·kW)
-temporary, small next to X_col); measured no slower than the single GEMM.
+* forward ``O = W_row · X_col`` is (C_out, N·Ho·Wo); one transposing copy
+  makes it NCHW (free at batch 1);
+* ``dW = dO · X_colᵀ`` and ``dX_col = W_rowᵀ · dO`` take the transposed
+  operand as a BLAS flag, no copy;
+* im2col reads from the input laid out as (C, N, H, W) (one copy that also
+  pads), so each kernel offset is one strided-slice copy into the columns;
+  col2im accumulates into the same layout and transposes back once;
+* a 1×1, stride-1, unpadded convolution needs no im2col: ``X_col`` is the
+  (C, N·H·W) view of that transposed input;
+* groups are contiguous row blocks of X_col and of ``W_row``, one GEMM per
+  group;
+* memory chunking is a slice of the batch axis.
 
 Memory cap
 ----------
@@ -228,49 +218,50 @@ def _chunk_size(n, per_sample_bytes, limit):
 # --------------------------------------------------------------------------
 # im2col / col2im
 # --------------------------------------------------------------------------
-def _pad_input(x, t, b, l, r):
-    if not (t or b or l or r):
-        return x
+def _channels_first_padded(x, t, b, l, r):
+    """(N, C, H, W) -> (C, N, H + t + b, W + l + r), zero-padded, in one copy."""
     xp = get_array_module(x)
     n, c, h, w = x.shape
-    xpad = xp.zeros((n, c, h + t + b, w + l + r), dtype=x.dtype)
-    xpad[:, :, t : t + h, l : l + w] = x
+    if not (t or b or l or r):
+        return xp.ascontiguousarray(x.transpose(1, 0, 2, 3))
+    xpad = xp.zeros((c, n, h + t + b, w + l + r), dtype=x.dtype)
+    xpad[:, :, t : t + h, l : l + w] = x.transpose(1, 0, 2, 3)
     return xpad
 
 
 def _im2col(x, kh, kw, sh, sw, pads, dh, dw, ho, wo):
+    """(N, C, H, W) -> X_col (C·kH·kW, N·Ho·Wo): kH·kW strided-slice copies."""
     xp = get_array_module(x)
     n, c = x.shape[:2]
-    xpad = _pad_input(x, *pads)
-    cols = xp.empty((n, c, kh, kw, ho, wo), dtype=x.dtype)
+    xpad = _channels_first_padded(x, *pads)
+    cols = xp.empty((c, kh, kw, n, ho, wo), dtype=x.dtype)
     for i in range(kh):
         r0 = i * dh
         for j in range(kw):
             c0 = j * dw
-            cols[:, :, i, j] = xpad[:, :, r0 : r0 + sh * (ho - 1) + 1 : sh, c0 : c0 + sw * (wo - 1) + 1 : sw]
-    return cols.reshape(n, c * kh * kw, ho * wo)
+            cols[:, i, j] = xpad[:, :, r0 : r0 + sh * (ho - 1) + 1 : sh, c0 : c0 + sw * (wo - 1) + 1 : sw]
+    return cols.reshape(c * kh * kw, n * ho * wo)
 
 
 def _col2im(cols, x_shape, kh, kw, sh, sw, pads, dh, dw, ho, wo):
+    """X_col-shaped gradient (C·kH·kW, N·Ho·Wo) -> dX (N, C, H, W), overlaps summed."""
     xp = get_array_module(cols)
     n, c, h, w = x_shape
     t, b, l, r = pads
-    dxpad = xp.zeros((n, c, h + t + b, w + l + r), dtype=cols.dtype)
-    cols = cols.reshape(n, c, kh, kw, ho, wo)
+    dxpad = xp.zeros((c, n, h + t + b, w + l + r), dtype=cols.dtype)
+    cols = cols.reshape(c, kh, kw, n, ho, wo)
     for i in range(kh):
         r0 = i * dh
         for j in range(kw):
             c0 = j * dw
-            dxpad[:, :, r0 : r0 + sh * (ho - 1) + 1 : sh, c0 : c0 + sw * (wo - 1) + 1 : sw] += cols[:, :, i, j]
-    if t or b or l or r:
-        return dxpad[:, :, t : t + h, l : l + w]
-    return dxpad
+            dxpad[:, :, r0 : r0 + sh * (ho - 1) + 1 : sh, c0 : c0 + sw * (wo - 1) + 1 : sw] += cols[:, i, j]
+    return xp.ascontiguousarray(dxpad[:, :, t : t + h, l : l + w].transpose(1, 0, 2, 3))
 
 
 def im2col(x, kh, kw, stride=(1, 1), padding=(0, 0), dilation=(1, 1)):
     """Unroll every kH×kW receptive field of ``x`` into a column.
 
-    Column ``p = ho·Wo + wo`` of sample ``n`` holds the patch under output
+    Column ``n·Ho·Wo + ho·Wo + wo`` holds the patch of sample n under output
     pixel (ho, wo); row ``c·kH·kW + i·kW + j`` holds channel c at kernel
     offset (i, j) — the order of ``W.reshape(C_out, C·kH·kW)``, so a
     convolution is ``W_row · im2col(X)``. Built from kH·kW strided-slice
@@ -279,15 +270,14 @@ def im2col(x, kh, kw, stride=(1, 1), padding=(0, 0), dilation=(1, 1)):
     Shape:
         x: (N, C, H, W); stride, dilation: int or pair; padding: int, pair,
         or ((top, bottom), (left, right)).
-        returns: (N, C·kH·kW, Ho·Wo) with Ho, Wo from
-        :func:`conv2d_output_shape`.
+        returns: (C·kH·kW, N·Ho·Wo) with Ho, Wo from
+        :func:`conv2d_output_shape` (for one AlexNet image: [363 × 3025]).
     """
-    xp = get_array_module(x)
     if x.ndim != 4:
         raise ShapeError(f"im2col: expected x of shape (N, C, H, W), got {tuple(x.shape)}")
     sh, sw, pads, dh, dw = _normalise(stride, padding, dilation)
     ho, wo = _output_shape(x.shape[2], x.shape[3], kh, kw, sh, sw, pads, dh, dw)
-    return _im2col(xp.ascontiguousarray(x), kh, kw, sh, sw, pads, dh, dw, ho, wo)
+    return _im2col(x, kh, kw, sh, sw, pads, dh, dw, ho, wo)
 
 
 def col2im(cols, x_shape, kh, kw, stride=(1, 1), padding=(0, 0), dilation=(1, 1)):
@@ -300,7 +290,7 @@ def col2im(cols, x_shape, kh, kw, stride=(1, 1), padding=(0, 0), dilation=(1, 1)
     (It is *not* the inverse: a pixel covered by k patches comes back k-fold.)
 
     Shape:
-        cols: (N, C·kH·kW, Ho·Wo); x_shape: (N, C, H, W).
+        cols: (C·kH·kW, N·Ho·Wo); x_shape: (N, C, H, W).
         returns: (N, C, H, W), the dtype of ``cols``.
     """
     if len(x_shape) != 4:
@@ -308,14 +298,13 @@ def col2im(cols, x_shape, kh, kw, stride=(1, 1), padding=(0, 0), dilation=(1, 1)
     n, c, h, w = (int(s) for s in x_shape)
     sh, sw, pads, dh, dw = _normalise(stride, padding, dilation)
     ho, wo = _output_shape(h, w, kh, kw, sh, sw, pads, dh, dw)
-    if tuple(cols.shape) != (n, c * kh * kw, ho * wo):
+    if tuple(cols.shape) != (c * kh * kw, n * ho * wo):
         raise ShapeError(
             f"col2im: cols has shape {tuple(cols.shape)}, but a {kh}x{kw} filter on x of shape "
-            f"{(n, c, h, w)} gives columns of shape {(n, c * kh * kw, ho * wo)}"
+            f"{(n, c, h, w)} gives columns of shape {(c * kh * kw, n * ho * wo)}"
         )
     xp = get_array_module(cols)
-    dx = _col2im(xp.ascontiguousarray(cols), (n, c, h, w), kh, kw, sh, sw, pads, dh, dw, ho, wo)
-    return xp.ascontiguousarray(dx)
+    return _col2im(xp.ascontiguousarray(cols), (n, c, h, w), kh, kw, sh, sw, pads, dh, dw, ho, wo)
 
 
 # --------------------------------------------------------------------------
@@ -349,6 +338,38 @@ def _check_inputs(x, weight, bias, groups):
             )
 
 
+def _is_pointwise(kh, kw, sh, sw, pads):
+    return kh == 1 and kw == 1 and (sh, sw) == (1, 1) and not any(pads)
+
+
+def _columns(x, kh, kw, sh, sw, pads, dh, dw, ho, wo):
+    """X_col for a batch chunk; for a pointwise conv just the (C, N·H·W) view."""
+    if _is_pointwise(kh, kw, sh, sw, pads):
+        xp = get_array_module(x)
+        n, c = x.shape[:2]
+        return xp.ascontiguousarray(x.transpose(1, 0, 2, 3)).reshape(c, n * ho * wo)
+    return _im2col(x, kh, kw, sh, sw, pads, dh, dw, ho, wo)
+
+
+def _grouped_gemm(xp, a, b, groups, out=None, transpose_a=False, transpose_b=False):
+    """Block-diagonal product: group g multiplies row block g of ``a`` by row block g of ``b``.
+
+    ``a`` is (groups·p, q) (or its transpose's blocks when ``transpose_a``),
+    ``b`` is (groups·q', r) likewise; each block product is one 2-D GEMM.
+    """
+    if groups == 1:
+        a_ = a.T if transpose_a else a
+        b_ = b.T if transpose_b else b
+        return xp.matmul(a_, b_, out=out)
+    pa, pb = a.shape[0] // groups, b.shape[0] // groups
+    blocks = []
+    for g in range(groups):
+        ag = a[g * pa : (g + 1) * pa]
+        bg = b[g * pb : (g + 1) * pb]
+        blocks.append(xp.matmul(ag.T if transpose_a else ag, bg.T if transpose_b else bg))
+    return xp.concatenate(blocks, axis=0) if out is None else xp.concatenate(blocks, axis=0, out=out)
+
+
 def conv2d_forward(
     x,
     weight,
@@ -361,13 +382,12 @@ def conv2d_forward(
 ):
     """2-D convolution (cross-correlation, as in PyTorch): ``O = W_row · X_col + b``.
 
-    ``X_col = im2col(X)`` holds one receptive field per column and
-    ``W_row = W.reshape(C_out, C/groups·kH·kW)`` one filter per row. With
-    groups > 1 each group of C/groups input channels meets its own
-    C_out/groups filters (one batched matmul over groups). A 1×1 filter at
-    stride 1 without padding skips im2col: X_col is ``X.reshape(N, C, H·W)``.
-    The batch is processed in chunks when X_col would exceed the workspace
-    limit (see the module docstring).
+    ``X_col = im2col(X)`` holds one receptive field per column (the whole
+    batch side by side) and ``W_row = W.reshape(C_out, C/groups·kH·kW)`` one
+    filter per row. With groups > 1 each group of C/groups input channels
+    meets its own C_out/groups filters (one GEMM per group). A 1×1 filter at
+    stride 1 without padding skips im2col. The batch is processed in chunks
+    when X_col would exceed the workspace limit (see the module docstring).
 
     Shape:
         x: (N, C_in, H, W); weight: (C_out, C_in/groups, kH, kW);
@@ -384,60 +404,46 @@ def conv2d_forward(
     sh, sw, pads, dh, dw = _normalise(stride, padding, dilation)
     ho, wo = _output_shape(h, w, kh, kw, sh, sw, pads, dh, dw)
     limit = _workspace_limit if workspace_limit_bytes is None else int(workspace_limit_bytes)
-    g = groups
     L = ho * wo
-    kg = cg * kh * kw
-    x = xp.ascontiguousarray(x)
-    w_g = xp.ascontiguousarray(weight).reshape(g, c_out // g, kg)  # W_row, split by group
-    pointwise = kh == 1 and kw == 1 and (sh, sw) == (1, 1) and not any(pads)
-
-    def gemm(cols, m):  # (m, g·kg, L) -> (m, C_out, L)
-        return xp.matmul(w_g, cols.reshape(m, g, kg, L)).reshape(m, c_out, L)
-
+    w_row = xp.ascontiguousarray(weight).reshape(c_out, cg * kh * kw)
+    pointwise = _is_pointwise(kh, kw, sh, sw, pads)
+    per_sample = c * kh * kw * L * x.itemsize
+    chunk = n if pointwise else _chunk_size(n, per_sample, limit)
+    out = xp.empty((n, c_out, ho, wo), dtype=x.dtype)
     cols_cache = None
-    if pointwise:
-        out = gemm(x.reshape(n, c, L), n)
-    else:
-        chunk = _chunk_size(n, c * kh * kw * L * x.itemsize, limit)
-        if chunk >= n:
-            cols = _im2col(x, kh, kw, sh, sw, pads, dh, dw, ho, wo)
-            out = gemm(cols, n)
-            if _cache_cols:
-                cols_cache = cols
-        else:
-            out = xp.empty((n, c_out, L), dtype=x.dtype)
-            for n0 in range(0, n, chunk):
-                n1 = min(n, n0 + chunk)
-                cols = _im2col(x[n0:n1], kh, kw, sh, sw, pads, dh, dw, ho, wo)
-                out[n0:n1] = gemm(cols, n1 - n0)
-                del cols
-    if bias is not None:
-        out += bias.reshape(1, c_out, 1)
-    out = out.reshape(n, c_out, ho, wo)
-    cache = (x, weight, bias is not None, (sh, sw), pads, (dh, dw), g, limit, cols_cache)
+    for n0 in range(0, n, chunk):
+        n1 = min(n, n0 + chunk)
+        cols = _columns(x[n0:n1], kh, kw, sh, sw, pads, dh, dw, ho, wo)
+        o = _grouped_gemm(xp, w_row, cols, groups)  # (C_out, m·L) = W_row · X_col
+        if bias is not None:
+            o += bias.reshape(c_out, 1)
+        out[n0:n1] = o.reshape(c_out, n1 - n0, ho, wo).transpose(1, 0, 2, 3)
+        if chunk >= n and _cache_cols and not pointwise:
+            cols_cache = cols
+        del cols, o
+    cache = (x, weight, bias is not None, (sh, sw), pads, (dh, dw), groups, limit, cols_cache)
     return out, cache
 
 
 def conv2d_backward(dout, cache):
-    """Gradients of ``O = W_row · X_col + b`` (per group, summed over the batch):
+    """Gradients of ``O = W_row · X_col + b`` (per group; X_col spans the whole batch):
 
-        dL/dW     = Σ_n dO_n · X_col,nᵀ      reshaped to (C_out, C_in/groups, kH, kW)
-        dL/db     = Σ_{n,h,w} dO             (C_out,)
-        dL/dX_col = W_rowᵀ · dO              (N, C_in·kH·kW, Ho·Wo)
-        dL/dX     = col2im(dL/dX_col)        overlapping patches add up,
-                                             padding stripped
+        dL/dW     = dO · X_colᵀ                (C_out, C_in/groups·kH·kW)
+        dL/db     = Σ_{n,h,w} dO               (C_out,)
+        dL/dX_col = W_rowᵀ · dO                (C_in·kH·kW, N·Ho·Wo)
+        dL/dX     = col2im(dL/dX_col)          overlapping patches add up,
+                                               padding stripped
 
-    with ``dO_n`` the (C_out, Ho·Wo) gradient of sample n. X_col is taken from
-    the cache when the forward kept it, else rebuilt with im2col chunk by
-    chunk under the same workspace limit as the forward; dX_col is built in
-    chunks under that limit too.
+    with ``dO`` the upstream gradient laid out as (C_out, N·Ho·Wo). X_col is
+    taken from the cache when the forward kept it, else rebuilt with im2col
+    chunk by chunk under the same workspace limit as the forward.
 
     Shape:
         dout: (N, C_out, Ho, Wo).
         returns (dx, dweight, dbias): (N, C_in, H, W),
         (C_out, C_in/groups, kH, kW), (C_out,) or None without bias.
     """
-    x, weight, has_bias, (sh, sw), pads, (dh, dw), g, limit, cols_cache = cache
+    x, weight, has_bias, (sh, sw), pads, (dh, dw), groups, limit, cols_cache = cache
     xp = get_array_module(dout)
     n, c, h, w = x.shape
     c_out, cg, kh, kw = weight.shape
@@ -447,44 +453,25 @@ def conv2d_backward(dout, cache):
     if dout.dtype != x.dtype:
         raise TypeError(f"conv2d backward: dout is {dout.dtype} but the input was {x.dtype}; glassnet never upcasts silently")
     L = ho * wo
-    kg = cg * kh * kw
-    cog = c_out // g
-    d_o = xp.ascontiguousarray(dout).reshape(n, g, cog, L)
-    w_g = xp.ascontiguousarray(weight).reshape(g, cog, kg)
-    w_gt = w_g.transpose(0, 2, 1)  # W_rowᵀ per group: (g, kg, cog)
-
-    dbias = dout.sum(axis=(0, 2, 3)) if has_bias else None
-    pointwise = kh == 1 and kw == 1 and (sh, sw) == (1, 1) and not any(pads)
-    if pointwise:
-        cols = x.reshape(n, g, kg, L)
-        dweight = xp.matmul(d_o, cols.transpose(0, 1, 3, 2)).sum(axis=0)
-        dx = xp.matmul(w_gt, d_o).reshape(n, c, h, w)
-        return dx, dweight.reshape(weight.shape), dbias
-
-    # A cached X_col means the forward ran in one chunk, so the backward does too.
-    chunk = _chunk_size(n, c * kh * kw * L * x.itemsize, limit)
-    dx = None if chunk >= n else xp.empty(x.shape, dtype=x.dtype)
+    w_row = xp.ascontiguousarray(weight).reshape(c_out, cg * kh * kw)
+    d_o = xp.ascontiguousarray(dout.transpose(1, 0, 2, 3))  # (C_out, N, Ho, Wo)
+    dbias = d_o.sum(axis=(1, 2, 3)) if has_bias else None
+    pointwise = _is_pointwise(kh, kw, sh, sw, pads)
+    chunk = n if (pointwise or cols_cache is not None) else _chunk_size(n, c * kh * kw * L * x.itemsize, limit)
+    dx = xp.empty(x.shape, dtype=x.dtype)
     dweight = None
     for n0 in range(0, n, chunk):
         n1 = min(n, n0 + chunk)
         m = n1 - n0
-        if cols_cache is not None:
-            cols = cols_cache[n0:n1]
-        else:
-            cols = _im2col(x[n0:n1], kh, kw, sh, sw, pads, dh, dw, ho, wo)
-        cols = cols.reshape(m, g, kg, L)
-        dO = d_o[n0:n1]
-        part = xp.matmul(dO, cols.transpose(0, 1, 3, 2)).sum(axis=0)  # Σ_n dO_n · X_col,nᵀ
-        if dweight is None:
-            dweight = part
-        else:
-            dweight += part
+        cols = cols_cache if cols_cache is not None else _columns(x[n0:n1], kh, kw, sh, sw, pads, dh, dw, ho, wo)
+        dO = d_o[:, n0:n1].reshape(c_out, m * L)
+        part = _grouped_gemm(xp, dO, cols, groups, transpose_b=True)  # dO · X_colᵀ
+        dweight = part if dweight is None else dweight + part
         del cols
-        dcols = xp.matmul(w_gt, dO).reshape(m, c * kh * kw, L)  # W_rowᵀ · dO
-        dx_chunk = _col2im(dcols, (m, c, h, w), kh, kw, sh, sw, pads, dh, dw, ho, wo)
-        del dcols
-        if dx is None:
-            dx = xp.ascontiguousarray(dx_chunk)
+        dcols = _grouped_gemm(xp, w_row, dO, groups, transpose_a=True)  # W_rowᵀ · dO
+        if pointwise:
+            dx[n0:n1] = dcols.reshape(c, m, h, w).transpose(1, 0, 2, 3)
         else:
-            dx[n0:n1] = dx_chunk
+            dx[n0:n1] = _col2im(dcols, (m, c, h, w), kh, kw, sh, sw, pads, dh, dw, ho, wo)
+        del dcols
     return dx, dweight.reshape(weight.shape), dbias

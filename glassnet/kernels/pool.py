@@ -163,6 +163,29 @@ def _untile(xp, g6, x_shape):
     return dx
 
 
+def _running_max(xp, xpad, Ho, Wo, kernel_size, stride, dilation, arg, out=None):
+    """Max over the kH·kW offset views of ``xpad`` and the offset that won.
+
+    ``arg`` is the initial arg-max (broadcast to the output if it has one
+    element); a later offset wins only when strictly greater (first index on
+    ties) or NaN (NaN always wins, as in PyTorch: ``val > maxval || isnan(val)``).
+    """
+    K = kernel_size[0] * kernel_size[1]
+    if out is None:
+        out = _offset_views(xpad, 0, Ho, Wo, kernel_size, stride, dilation).copy()
+    if arg.size == 1 and out.size != 1:
+        arg = xp.zeros(out.shape, dtype=arg.dtype)
+    take = xp.empty(out.shape, dtype=bool)
+    for k in range(1, K):
+        v = _offset_views(xpad, k, Ho, Wo, kernel_size, stride, dilation)
+        xp.greater(v, out, out=take)
+        if v.dtype.kind == "f":
+            take |= v != v
+        xp.copyto(out, v, where=take)
+        xp.copyto(arg, k, where=take, casting="unsafe")
+    return out, arg
+
+
 # ---------------------------------------------------------------------------
 # max pooling
 # ---------------------------------------------------------------------------
@@ -185,23 +208,19 @@ def max_pool2d_forward(x, kernel_size, stride, padding, dilation=(1, 1), ceil_mo
     K = kh * kw
     idt = _index_dtype(K)
 
-    if _is_tiling(x.shape, Ho, Wo, kernel_size, stride, padding, dilation):
-        N, C = x.shape[:2]
-        # (N, C, Ho, kh, Wo, kw) -> (N, C, Ho, Wo, kh*kw): window elements last, row-major.
-        win = _tiles(x, Ho, Wo, kh, kw).transpose(0, 1, 2, 4, 3, 5).reshape(N, C, Ho, Wo, K)
-        arg = xp.argmax(win, axis=-1)  # first maximum (first NaN)
-        out = xp.take_along_axis(win, arg[..., None], axis=-1)[..., 0]
-        nan = xp.isnan(out)
-        if bool(nan.any()):
-            # PyTorch takes the *last* NaN of the window; argmax found the first.
-            last = (K - 1) - xp.argmax(xp.isnan(win[..., ::-1]), axis=-1)
-            arg = xp.where(nan, last, arg)
-        cache = ("tile", arg.astype(idt), x.shape, kernel_size, x.dtype)
-        return out, cache
-
     H, W = x.shape[2], x.shape[3]
     Hp = _padded_extent(H, Ho, kh, sh, ph, dh)
     Wp = _padded_extent(W, Wo, kw, sw, pw, dw)
+    if (Hp, Wp, ph, pw) == (H, W, 0, 0):
+        # No padding: out = elementwise max of the kH·kW offset views (NaN
+        # propagates). The arg-max is not stored; the backward recomputes the
+        # winners from x and out, which costs less than tracking them here.
+        out = _offset_views(x, 0, Ho, Wo, kernel_size, stride, dilation).copy()
+        for k in range(1, K):
+            xp.maximum(out, _offset_views(x, k, Ho, Wo, kernel_size, stride, dilation), out=out)
+        tiles = _is_tiling(x.shape, Ho, Wo, kernel_size, stride, padding, dilation)
+        return out, ("lazy", x, out, kernel_size, stride, dilation, tiles)
+
     xpad = _pad_array(xp, x, Hp, Wp, ph, pw, -np.inf)
 
     # Start from offset 0; where offset 0 lies in the padding its −inf loses to
@@ -215,14 +234,32 @@ def max_pool2d_forward(x, kernel_size, stride, padding, dilation=(1, 1), ceil_mo
         j0 = np.maximum(0, -(-(pw - np.arange(Wo) * sw) // dw))
         init = (i0[:, None] * kw + j0[None, :]).astype(idt)
         arg = xp.broadcast_to(xp.asarray(init), out.shape).copy()
-    for k in range(1, K):
-        v = _offset_views(xpad, k, Ho, Wo, kernel_size, stride, dilation)
-        take = v > out
-        take |= v != v  # NaN always wins, as in PyTorch (`val > maxval || isnan(val)`)
-        xp.copyto(out, v, where=take)
-        xp.copyto(arg, k, where=take, casting="unsafe")
+    out, arg = _running_max(xp, xpad, Ho, Wo, kernel_size, stride, dilation, arg, out)
     cache = ("general", arg, x.shape, (Hp, Wp), kernel_size, stride, padding, dilation, x.dtype)
     return out, cache
+
+
+def _winners(xp, x, out, kernel_size, stride, dilation):
+    """The arg-max offset ``a·kW + b`` of every window of an unpadded max pool.
+
+    Lowest offset among those equal to the max (first on ties); in a window
+    whose max is NaN, the last NaN (PyTorch's rule).
+    """
+    Ho, Wo = out.shape[2], out.shape[3]
+    K = kernel_size[0] * kernel_size[1]
+    arg = xp.zeros(out.shape, dtype=_index_dtype(K))
+    eq = xp.empty(out.shape, dtype=bool)
+    for k in range(K - 1, -1, -1):  # descending, so the lowest equal offset is written last
+        xp.equal(_offset_views(x, k, Ho, Wo, kernel_size, stride, dilation), out, out=eq)
+        xp.copyto(arg, k, where=eq, casting="unsafe")
+    nan = out != out
+    if bool(nan.any()):
+        first = _offset_views(x, 0, Ho, Wo, kernel_size, stride, dilation)
+        xp.copyto(arg, 0, where=nan & (first != first), casting="unsafe")
+        for k in range(1, K):
+            v = _offset_views(x, k, Ho, Wo, kernel_size, stride, dilation)
+            xp.copyto(arg, k, where=nan & (v != v), casting="unsafe")
+    return arg
 
 
 def max_pool2d_backward(dout, cache):
@@ -235,14 +272,18 @@ def max_pool2d_backward(dout, cache):
     Shape: dout (N, C, Ho, Wo) -> dx (N, C, H, W).
     """
     xp = get_array_module(dout)
-    if cache[0] == "tile":
-        _, arg, x_shape, (kh, kw), _ = cache
-        N, C, Ho, Wo = arg.shape
-        K = kh * kw
-        onehot = arg[..., None] == xp.arange(K, dtype=arg.dtype)
-        g = xp.where(onehot, dout[..., None], dout.dtype.type(0))      # (N, C, Ho, Wo, K)
-        g6 = g.reshape(N, C, Ho, Wo, kh, kw).transpose(0, 1, 2, 4, 3, 5)
-        return _untile(xp, xp.ascontiguousarray(g6), x_shape)
+    if cache[0] == "lazy":
+        _, x, out, kernel_size, stride, dilation, tiles = cache
+        arg = _winners(xp, x, out, kernel_size, stride, dilation)
+        Ho, Wo = out.shape[2], out.shape[3]
+        dx = xp.zeros(x.shape, dtype=dout.dtype)
+        for k in range(kernel_size[0] * kernel_size[1]):
+            view = _offset_views(dx, k, Ho, Wo, kernel_size, stride, dilation)
+            if tiles:  # disjoint windows: each position of dx is written once
+                xp.copyto(view, dout, where=arg == k)
+            else:
+                view += xp.where(arg == k, dout, dout.dtype.type(0))
+        return dx
 
     _, arg, x_shape, (Hp, Wp), kernel_size, stride, padding, dilation, _ = cache
     N, C, H, W = x_shape
@@ -263,9 +304,11 @@ def max_pool2d_indices(cache):
     """PyTorch's ``return_indices``: for each output the flat index ``r·W + c``
     into its input's ``(H, W)`` plane of the element it took (int64), read off
     a :func:`max_pool2d_forward` cache."""
-    if cache[0] == "tile":
-        _, arg, x_shape, (kh, kw), _ = cache
-        (sh, sw), (ph, pw), (dh, dw) = (kh, kw), (0, 0), (1, 1)
+    if cache[0] == "lazy":
+        _, x, out, (kh, kw), (sh, sw), (dh, dw), _ = cache
+        xp = get_array_module(x)
+        arg = _winners(xp, x, out, (kh, kw), (sh, sw), (dh, dw))
+        x_shape, (ph, pw) = x.shape, (0, 0)
     else:
         _, arg, x_shape, _, (kh, kw), (sh, sw), (ph, pw), (dh, dw), _ = cache
     xp = get_array_module(arg)
