@@ -1,0 +1,8 @@
+"""The ``glassnet`` command's subcommands, one module each.
+
+Each module has ``add_parser(subparsers)`` (which sets ``handler=run``) and
+``run(args) -> int``. :data:`COMMANDS` lists them in help order.
+"""
+from . import models, summary, train
+
+COMMANDS = [train, models, summary]
