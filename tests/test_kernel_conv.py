@@ -553,3 +553,23 @@ def test_cupy_matches_numpy(cfg):
                 continue
             assert isinstance(a, cupy.ndarray) and a.dtype == np.float32
             assert_close(cupy.asnumpy(a), r.astype(np.float64), 1e-4)
+
+
+@pytest.mark.parametrize("limit", [None, 1])
+def test_bias_in_gemm_and_skipped_dx(limit):
+    """groups=1 with bias folds b into the GEMM (ones row in X_col); need_dx=False skips dX only."""
+    rng = np.random.default_rng(11)
+    x, w, b = make_case(rng, 3, 2, 7, 6, 4, 3, 2, 1, True, np.float64)
+    out, cache = conv2d_forward(x, w, b, (2, 1), (1, 0), (1, 1), 1, workspace_limit_bytes=limit)
+    assert cache[9]  # the bias rode in the GEMM
+    assert_close(out, naive_conv_forward(x, w, b, (2, 1), (1, 0), (1, 1), 1), 1e-12)
+    dout = rng.standard_normal(out.shape)
+    dx, dw, db = conv2d_backward(dout, cache)
+    ref = naive_conv_backward(dout, x, w, True, (2, 1), (1, 0), (1, 1), 1)
+    for got, r in zip((dx, dw, db), ref):
+        assert_close(got, r, 1e-12)
+    out2, cache2 = conv2d_forward(x, w, b, (2, 1), (1, 0), (1, 1), 1, workspace_limit_bytes=limit, need_dx=False)
+    dx2, dw2, db2 = conv2d_backward(dout, cache2)
+    assert dx2 is None
+    np.testing.assert_array_equal(dw2, dw)
+    np.testing.assert_array_equal(db2, db)

@@ -229,18 +229,26 @@ def _channels_first_padded(x, t, b, l, r):
     return xpad
 
 
-def _im2col(x, kh, kw, sh, sw, pads, dh, dw, ho, wo):
-    """(N, C, H, W) -> X_col (C·kH·kW, N·Ho·Wo): kH·kW strided-slice copies."""
+def _im2col(x, kh, kw, sh, sw, pads, dh, dw, ho, wo, ones_row=False):
+    """(N, C, H, W) -> X_col (C·kH·kW, N·Ho·Wo): kH·kW strided-slice copies.
+
+    With ``ones_row`` a last row of ones is appended (C·kH·kW + 1 rows), so
+    that ``[W_row | b] · X_col`` adds the bias inside the GEMM.
+    """
     xp = get_array_module(x)
     n, c = x.shape[:2]
+    k = c * kh * kw
     xpad = _channels_first_padded(x, *pads)
-    cols = xp.empty((c, kh, kw, n, ho, wo), dtype=x.dtype)
+    buf = xp.empty((k + int(ones_row), n * ho * wo), dtype=x.dtype)
+    cols = buf[:k].reshape(c, kh, kw, n, ho, wo)
     for i in range(kh):
         r0 = i * dh
         for j in range(kw):
             c0 = j * dw
             cols[:, i, j] = xpad[:, :, r0 : r0 + sh * (ho - 1) + 1 : sh, c0 : c0 + sw * (wo - 1) + 1 : sw]
-    return cols.reshape(c * kh * kw, n * ho * wo)
+    if ones_row:
+        buf[k] = 1
+    return buf
 
 
 def _col2im(cols, x_shape, kh, kw, sh, sw, pads, dh, dw, ho, wo):
@@ -342,13 +350,13 @@ def _is_pointwise(kh, kw, sh, sw, pads):
     return kh == 1 and kw == 1 and (sh, sw) == (1, 1) and not any(pads)
 
 
-def _columns(x, kh, kw, sh, sw, pads, dh, dw, ho, wo):
-    """X_col for a batch chunk; for a pointwise conv just the (C, N·H·W) view."""
+def _columns(x, kh, kw, sh, sw, pads, dh, dw, ho, wo, ones_row=False):
+    """X_col for a batch chunk; for a pointwise conv just the (C, N·H·W) transpose."""
     if _is_pointwise(kh, kw, sh, sw, pads):
         xp = get_array_module(x)
         n, c = x.shape[:2]
         return xp.ascontiguousarray(x.transpose(1, 0, 2, 3)).reshape(c, n * ho * wo)
-    return _im2col(x, kh, kw, sh, sw, pads, dh, dw, ho, wo)
+    return _im2col(x, kh, kw, sh, sw, pads, dh, dw, ho, wo, ones_row)
 
 
 def _grouped_gemm(xp, a, b, groups, out=None, transpose_a=False, transpose_b=False):
@@ -379,6 +387,7 @@ def conv2d_forward(
     dilation=(1, 1),
     groups=1,
     workspace_limit_bytes=None,
+    need_dx=True,
 ):
     """2-D convolution (cross-correlation, as in PyTorch): ``O = W_row · X_col + b``.
 
@@ -388,6 +397,8 @@ def conv2d_forward(
     meets its own C_out/groups filters (one GEMM per group). A 1×1 filter at
     stride 1 without padding skips im2col. The batch is processed in chunks
     when X_col would exceed the workspace limit (see the module docstring).
+    ``need_dx=False`` (the input needs no gradient, e.g. the image batch into
+    the first layer) makes the backward skip ``W_rowᵀ · dO`` and col2im.
 
     Shape:
         x: (N, C_in, H, W); weight: (C_out, C_in/groups, kH, kW);
@@ -405,23 +416,30 @@ def conv2d_forward(
     ho, wo = _output_shape(h, w, kh, kw, sh, sw, pads, dh, dw)
     limit = _workspace_limit if workspace_limit_bytes is None else int(workspace_limit_bytes)
     L = ho * wo
-    w_row = xp.ascontiguousarray(weight).reshape(c_out, cg * kh * kw)
+    kg = cg * kh * kw
+    w_row = xp.ascontiguousarray(weight).reshape(c_out, kg)
     pointwise = _is_pointwise(kh, kw, sh, sw, pads)
-    per_sample = c * kh * kw * L * x.itemsize
+    # The bias rides in the GEMM as an extra column of W_row against a row of
+    # ones in X_col (one group, im2col path): no separate pass over the output,
+    # and the backward's dW GEMM yields db as that column.
+    bias_in_gemm = bias is not None and groups == 1 and not pointwise
+    if bias_in_gemm:
+        w_row = xp.concatenate([w_row, bias.reshape(c_out, 1)], axis=1)
+    per_sample = (c * kh * kw + int(bias_in_gemm)) * L * x.itemsize
     chunk = n if pointwise else _chunk_size(n, per_sample, limit)
     out = xp.empty((n, c_out, ho, wo), dtype=x.dtype)
     cols_cache = None
     for n0 in range(0, n, chunk):
         n1 = min(n, n0 + chunk)
-        cols = _columns(x[n0:n1], kh, kw, sh, sw, pads, dh, dw, ho, wo)
-        o = _grouped_gemm(xp, w_row, cols, groups)  # (C_out, m·L) = W_row · X_col
-        if bias is not None:
+        cols = _columns(x[n0:n1], kh, kw, sh, sw, pads, dh, dw, ho, wo, bias_in_gemm)
+        o = _grouped_gemm(xp, w_row, cols, groups)  # (C_out, m·L) = W_row · X_col (+ b)
+        if bias is not None and not bias_in_gemm:
             o += bias.reshape(c_out, 1)
         out[n0:n1] = o.reshape(c_out, n1 - n0, ho, wo).transpose(1, 0, 2, 3)
         if chunk >= n and _cache_cols and not pointwise:
             cols_cache = cols
         del cols, o
-    cache = (x, weight, bias is not None, (sh, sw), pads, (dh, dw), groups, limit, cols_cache)
+    cache = (x, weight, bias is not None, (sh, sw), pads, (dh, dw), groups, limit, cols_cache, bias_in_gemm, need_dx)
     return out, cache
 
 
@@ -443,7 +461,7 @@ def conv2d_backward(dout, cache):
         returns (dx, dweight, dbias): (N, C_in, H, W),
         (C_out, C_in/groups, kH, kW), (C_out,) or None without bias.
     """
-    x, weight, has_bias, (sh, sw), pads, (dh, dw), groups, limit, cols_cache = cache
+    x, weight, has_bias, (sh, sw), pads, (dh, dw), groups, limit, cols_cache, bias_in_gemm, need_dx = cache
     xp = get_array_module(dout)
     n, c, h, w = x.shape
     c_out, cg, kh, kw = weight.shape
@@ -453,25 +471,32 @@ def conv2d_backward(dout, cache):
     if dout.dtype != x.dtype:
         raise TypeError(f"conv2d backward: dout is {dout.dtype} but the input was {x.dtype}; glassnet never upcasts silently")
     L = ho * wo
-    w_row = xp.ascontiguousarray(weight).reshape(c_out, cg * kh * kw)
+    kg = cg * kh * kw
+    w_row = xp.ascontiguousarray(weight).reshape(c_out, kg)
     d_o = xp.ascontiguousarray(dout.transpose(1, 0, 2, 3))  # (C_out, N, Ho, Wo)
-    dbias = d_o.sum(axis=(1, 2, 3)) if has_bias else None
+    dbias = d_o.sum(axis=(1, 2, 3)) if has_bias and not bias_in_gemm else None
     pointwise = _is_pointwise(kh, kw, sh, sw, pads)
-    chunk = n if (pointwise or cols_cache is not None) else _chunk_size(n, c * kh * kw * L * x.itemsize, limit)
-    dx = xp.empty(x.shape, dtype=x.dtype)
+    per_sample = (c * kh * kw + int(bias_in_gemm)) * L * x.itemsize
+    chunk = n if (pointwise or cols_cache is not None) else _chunk_size(n, per_sample, limit)
+    dx = xp.empty(x.shape, dtype=x.dtype) if need_dx else None
     dweight = None
     for n0 in range(0, n, chunk):
         n1 = min(n, n0 + chunk)
         m = n1 - n0
-        cols = cols_cache if cols_cache is not None else _columns(x[n0:n1], kh, kw, sh, sw, pads, dh, dw, ho, wo)
+        cols = cols_cache if cols_cache is not None else _columns(
+            x[n0:n1], kh, kw, sh, sw, pads, dh, dw, ho, wo, bias_in_gemm)
         dO = d_o[:, n0:n1].reshape(c_out, m * L)
-        part = _grouped_gemm(xp, dO, cols, groups, transpose_b=True)  # dO · X_colᵀ
+        part = _grouped_gemm(xp, dO, cols, groups, transpose_b=True)  # dO · X_colᵀ (last column: Σ dO = db)
         dweight = part if dweight is None else dweight + part
         del cols
+        if not need_dx:
+            continue
         dcols = _grouped_gemm(xp, w_row, dO, groups, transpose_a=True)  # W_rowᵀ · dO
         if pointwise:
             dx[n0:n1] = dcols.reshape(c, m, h, w).transpose(1, 0, 2, 3)
         else:
             dx[n0:n1] = _col2im(dcols, (m, c, h, w), kh, kw, sh, sw, pads, dh, dw, ho, wo)
         del dcols
+    if bias_in_gemm:
+        dweight, dbias = xp.ascontiguousarray(dweight[:, :kg]), dweight[:, kg].copy()
     return dx, dweight.reshape(weight.shape), dbias

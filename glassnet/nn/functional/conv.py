@@ -133,6 +133,7 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
 
     x = input.reshape(x_shape) if unbatched else input
     out = apply_kernel(
-        "conv2d", K.conv2d_forward, K.conv2d_backward, [x, weight, bias], stride, pads, dilation, groups
+        "conv2d", K.conv2d_forward, K.conv2d_backward, [x, weight, bias], stride, pads, dilation, groups,
+        need_dx=x.requires_grad,
     )
     return out.reshape(out.shape[1:]) if unbatched else out
