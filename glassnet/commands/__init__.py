@@ -6,3 +6,5 @@ Each module has ``add_parser(subparsers)`` (which sets ``handler=run``) and
 from . import models, summary, train
 
 COMMANDS = [train, models, summary]
+from . import evaluate, plot, predict  # noqa: E402
+COMMANDS += [evaluate, plot, predict]

@@ -7,6 +7,7 @@ read PyTorch ``torch.save`` files (``.pth``/``.pt``/``.bin``) without PyTorch.
 """
 from .pth import StateDictFileError, UnsafePickleError, load_pth
 from .state_dict_file import load_state_dict_file, save_state_dict_file
+from .run_dir import RunDirError, class_names, load_run, preprocess_transform  # noqa: E402
 
 __all__ = [
     "load_state_dict_file", "save_state_dict_file", "load_pth",

@@ -1,0 +1,195 @@
+"""``glassnet evaluate``: test accuracy of a trained run, per class, or of an ensemble of runs.
+
+    glassnet evaluate runs/mlp                       # accuracy + per-class table -> runs/mlp/evaluation.json
+    glassnet evaluate --ensemble runs/a runs/b runs/c  # members' accuracies and their ensemble's
+
+An ensemble averages the members' softmax probabilities and predicts the
+class of highest mean probability; independently trained networks make
+partly different mistakes, so the ensemble is usually a little more
+accurate than its best member (the lecture's "model ensembles" effect).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("evaluate", help="test accuracy (overall and per class) of trained runs, or of their ensemble")
+    p.add_argument("runs", nargs="+", metavar="RUN", help="run folder(s) written by `glassnet train`")
+    p.add_argument("--ensemble", action="store_true",
+                   help="average the runs' softmax outputs and report each member's and the ensemble's accuracy")
+    p.add_argument("--which", choices=["best", "last"], default="best",
+                   help="checkpoint to load (default best; falls back to last, then model.npz)")
+    p.add_argument("--batch-size", type=int, default=500)
+    p.add_argument("--data-root", default=None,
+                   help="folder with the dataset's IDX files (default: the run's, then search)")
+    p.add_argument("--limit", type=int, default=None, help="evaluate only the first N test images")
+    p.add_argument("--json", default=None, metavar="PATH", help="--ensemble: also write the results to PATH")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(handler=run)
+
+
+# ------------------------------------------------------------------ library
+def softmax(logits) -> np.ndarray:
+    """Row-wise softmax in float64 (max-subtracted, so no overflow)."""
+    z = np.asarray(logits, dtype=np.float64)
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def predict_probabilities(model, dataset, batch_size: int = 500, progress: bool = False, desc: str = "evaluate"):
+    """The model's class probabilities on every sample of ``dataset`` (eval mode, no grad).
+
+    Returns ``(probs, labels)``: (N, num_classes) float64 softmax outputs and (N,) int64 labels.
+    """
+    from ..data import DataLoader
+    from ..train import predict_logits
+
+    loader = DataLoader(dataset, batch_size=batch_size)
+    if progress:
+        from tqdm.auto import tqdm
+
+        loader = _Sized(tqdm(loader, total=len(loader), desc=desc, leave=False, dynamic_ncols=True, unit="batch"),
+                        len(loader))
+    logits, labels = predict_logits(model, loader, progress=False)
+    return softmax(logits), labels.astype(np.int64)
+
+
+class _Sized:
+    """An iterable with a fixed ``len`` (a tqdm bar around a DataLoader)."""
+
+    def __init__(self, it, n):
+        self.it, self.n = it, n
+
+    def __iter__(self):
+        return iter(self.it)
+
+    def __len__(self):
+        return self.n
+
+
+def confusion_matrix(labels, predictions, num_classes: int) -> np.ndarray:
+    """(num_classes, num_classes) counts: row = true class, column = predicted class."""
+    cm = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(cm, (np.asarray(labels), np.asarray(predictions)), 1)
+    return cm
+
+
+def metrics(probs, labels, names) -> dict:
+    """Accuracy, mean cross-entropy, per-class accuracy and the confusion matrix of ``probs``."""
+    probs = np.asarray(probs, dtype=np.float64)
+    labels = np.asarray(labels)
+    pred = probs.argmax(axis=1)
+    n = len(labels)
+    num_classes = probs.shape[1]
+    cm = confusion_matrix(labels, pred, num_classes)
+    per_class = []
+    for c in range(num_classes):
+        count = int(cm[c].sum())
+        per_class.append({"class": c, "name": names[c] if c < len(names) else str(c), "n": count,
+                          "correct": int(cm[c, c]), "accuracy": (cm[c, c] / count) if count else None})
+    loss = float(-np.mean(np.log(np.clip(probs[np.arange(n), labels], 1e-300, None)))) if n else float("nan")
+    return {"n": int(n), "accuracy": float((pred == labels).mean()) if n else float("nan"), "loss": loss,
+            "per_class": per_class, "confusion_matrix": cm.tolist()}
+
+
+def evaluate_run(run_dir, which: str = "best", data_root=None, limit=None, batch_size: int = 500,
+                 progress: bool = False, log=print) -> dict:
+    """Load a run (:func:`glassnet.io.load_run`) and measure it on its test set; return :func:`metrics`
+    plus ``run``, ``weights_file``, ``which``, ``dataset``, ``split``, and ``probs``/``labels`` arrays."""
+    from ..io.run_dir import class_names, load_run, load_test_set
+
+    model, config = load_run(run_dir, which=which, log=log)
+    test = load_test_set(config, data_root=data_root, limit=limit)
+    probs, labels = predict_probabilities(model, test, batch_size, progress, desc=f"evaluate {Path(run_dir).name}")
+    if len(labels) and labels.max() >= probs.shape[1]:
+        raise ValueError(f"{run_dir}: the model has {probs.shape[1]} outputs but the "
+                         f"{config.get('dataset', 'fashion-mnist')} test set has labels up to {int(labels.max())}")
+    result = {"run": str(run_dir), "weights_file": config["weights_file"], "which": which,
+              "model": config["model"], "dataset": config.get("dataset", "fashion-mnist"), "split": "test"}
+    result.update(metrics(probs, labels, class_names(config)))
+    result["probs"], result["labels"] = probs, labels
+    return result
+
+
+def ensemble_probabilities(member_probs) -> np.ndarray:
+    """The ensemble's prediction: the mean of the members' (N, C) softmax outputs."""
+    stack = np.stack([np.asarray(p, dtype=np.float64) for p in member_probs])
+    return stack.mean(axis=0)
+
+
+# ------------------------------------------------------------------ printing
+def format_per_class(result: dict) -> str:
+    rows = result["per_class"]
+    width = max([len("class")] + [len(r["name"]) for r in rows])
+    lines = [f"  {'#':>2}  {'class':<{width}}  {'accuracy':>8}  {'correct':>11}"]
+    for r in rows:
+        acc = "-" if r["accuracy"] is None else f"{r['accuracy']:.4f}"
+        lines.append(f"  {r['class']:>2}  {r['name']:<{width}}  {acc:>8}  {r['correct']:>5}/{r['n']:<5}")
+    return "\n".join(lines)
+
+
+def _public(result: dict) -> dict:
+    return {k: v for k, v in result.items() if k not in ("probs", "labels")}
+
+
+def _write_json(path, obj) -> None:
+    from ..train import _atomic_write
+
+    _atomic_write(path, json.dumps(obj, indent=2) + "\n")
+
+
+def run(args) -> int:
+    from ..errors import StateDictError
+
+    progress = not args.no_progress
+    try:
+        if args.ensemble:
+            return _run_ensemble(args, progress)
+        for run_dir in args.runs:
+            result = evaluate_run(run_dir, args.which, args.data_root, args.limit, args.batch_size, progress)
+            out = Path(run_dir) / "evaluation.json"
+            _write_json(out, _public(result))
+            print(f"{run_dir}: test accuracy {result['accuracy']:.4f} ({result['n']} images, "
+                  f"loss {result['loss']:.4f})")
+            print(format_per_class(result))
+            print(f"wrote {out}")
+    except (FileNotFoundError, StateDictError, ValueError) as exc:  # RunDirError, DatasetNotFoundError
+        raise SystemExit(f"glassnet evaluate: {exc}")
+    return 0
+
+
+def _run_ensemble(args, progress: bool) -> int:
+    if len(args.runs) < 2:
+        raise SystemExit("glassnet evaluate --ensemble: give at least two run folders")
+    members = []
+    for run_dir in args.runs:
+        members.append(evaluate_run(run_dir, args.which, args.data_root, args.limit, args.batch_size, progress))
+    first = members[0]
+    for m in members[1:]:
+        if m["dataset"] != first["dataset"] or m["probs"].shape != first["probs"].shape \
+                or not np.array_equal(m["labels"], first["labels"]):
+            raise SystemExit(f"glassnet evaluate --ensemble: {m['run']} ({m['dataset']}, outputs "
+                             f"{m['probs'].shape}) does not match {first['run']} ({first['dataset']}, "
+                             f"outputs {first['probs'].shape}); ensemble members need the same test set and classes")
+    probs = ensemble_probabilities([m["probs"] for m in members])
+    names = [r["name"] for r in first["per_class"]]
+    ens = metrics(probs, first["labels"], names)
+    label = "ensemble (mean softmax)"
+    width = max([len(label)] + [len(str(m["run"])) for m in members])
+    print(f"ensemble of {len(members)} runs on {first['n']} {first['dataset']} test images:")
+    for m in members:
+        print(f"  {str(m['run']):<{width}}  accuracy {m['accuracy']:.4f}  loss {m['loss']:.4f}")
+    best = max(m["accuracy"] for m in members)
+    mean = float(np.mean([m["accuracy"] for m in members]))
+    print(f"  {label:<{width}}  accuracy {ens['accuracy']:.4f}  loss {ens['loss']:.4f}")
+    print(f"  ensemble - best member: {ens['accuracy'] - best:+.4f}; ensemble - mean member: "
+          f"{ens['accuracy'] - mean:+.4f}")
+    if args.json:
+        _write_json(args.json, {"members": [_public(m) for m in members], "ensemble": ens})
+        print(f"wrote {args.json}")
+    return 0
