@@ -11,13 +11,24 @@ images per second; after each epoch the model is validated (if a validation
 loader is given), the learning-rate scheduler steps, and a row of metrics is
 added to the :class:`History` (saved as ``history.json`` and ``history.csv``
 in ``out_dir`` after every epoch, so a killed run keeps what it measured).
+
+With ``out_dir``, :class:`Trainer` (which ``fit`` uses) also writes
+checkpoints -- ``out_dir/checkpoints/last`` every epoch and every
+``checkpoint_every`` steps, ``best`` by validation accuracy -- and
+``fit(..., resume=True)`` continues a killed run from the exact batch, ending
+with weights bitwise equal to an uninterrupted run (see :class:`Trainer`).
+:func:`alexnet_recipe` holds the lecture's AlexNet training recipe.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
+import signal
+import threading
 import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -25,10 +36,15 @@ import numpy as np
 from . import nn
 from .autograd import no_grad
 from .backend import device_of, to_device, to_numpy
+from .data.datasets import fetch_batch
+from .io.checkpoint import (CheckpointError, checkpoint_paths, load_checkpoint, read_checkpoint_info,
+                            save_checkpoint)
 from .optim.lr_scheduler import ReduceLROnPlateau
+from .random import get_rng_state, set_rng_state
 from .tensor import Tensor
 
-__all__ = ["fit", "evaluate", "predict_logits", "History", "TrainingDivergedError"]
+__all__ = ["fit", "evaluate", "predict_logits", "train_one_epoch", "History", "TrainingDivergedError",
+           "Trainer", "BatchAugment", "Recipe", "alexnet_recipe", "RECIPES", "CheckpointError"]
 
 
 class TrainingDivergedError(RuntimeError):
@@ -204,7 +220,8 @@ def train_one_epoch(model, loader, optimizer, loss_fn=None, progress: bool = Tru
 
 
 def fit(model, train_loader, optimizer, epochs: int, loss_fn=None, val_loader=None, scheduler=None,
-        out_dir=None, progress: bool = True, log=print, on_epoch_end=None) -> History:
+        out_dir=None, progress: bool = True, log=print, on_epoch_end=None, *, checkpoint_every=None,
+        resume: bool = False, augment=None, config=None, plateau_metric=None) -> History:
     """Train ``model`` for ``epochs`` epochs and return its :class:`History`.
 
     Args:
@@ -214,37 +231,524 @@ def fit(model, train_loader, optimizer, epochs: int, loss_fn=None, val_loader=No
         optimizer: a ``glassnet.optim`` optimizer over ``model.parameters()``.
         loss_fn: default ``nn.CrossEntropyLoss()``.
         scheduler: stepped once per epoch; a ``ReduceLROnPlateau`` is given
-            the validation loss (the training loss without a val_loader).
+            ``plateau_metric`` (default: the validation accuracy for
+            ``mode="max"``, the validation loss for ``mode="min"``; the
+            training metric without a val_loader).
         out_dir: if given, ``history.json``/``history.csv`` are rewritten
-            there after every epoch.
+            there after every epoch and checkpoints go to
+            ``out_dir/checkpoints/{last,best}.{safetensors,json}``.
         progress: show a tqdm bar per epoch (loss, accuracy, images/s).
         log: called with a one-line summary after each epoch (``None`` = silent).
         on_epoch_end: ``callback(epoch, row)`` after each epoch.
+        checkpoint_every, resume, augment, config: see :class:`Trainer`.
     """
-    if epochs < 1:
-        raise ValueError(f"fit: epochs must be >= 1, got {epochs}")
-    history = History()
-    for epoch in range(1, epochs + 1):
-        lr = optimizer.param_groups[0]["lr"]
-        train = train_one_epoch(model, train_loader, optimizer, loss_fn, progress, desc=f"epoch {epoch}/{epochs}")
-        row = {"epoch": epoch, "lr": lr, "train_loss": train["loss"], "train_accuracy": train["accuracy"]}
-        if val_loader is not None:
-            val = evaluate(model, val_loader, loss_fn)
+    trainer = Trainer(model, train_loader, optimizer, epochs, loss_fn=loss_fn, val_loader=val_loader,
+                      scheduler=scheduler, out_dir=out_dir, progress=progress, log=log,
+                      on_epoch_end=on_epoch_end, checkpoint_every=checkpoint_every, augment=augment,
+                      config=config, plateau_metric=plateau_metric)
+    return trainer.fit(resume=resume)
+
+
+# ============================================================ augmentation
+def _set_generator(transform, rng) -> int:
+    """Point every random transform inside ``transform`` at ``rng``; return how many."""
+    count = 0
+    members = getattr(transform, "transforms", None)
+    if isinstance(members, (list, tuple)):
+        for t in members:
+            count += _set_generator(t, rng)
+    if isinstance(getattr(transform, "rng", None), np.random.Generator):
+        transform.rng = rng
+        count += 1
+    return count
+
+
+class BatchAugment:
+    """On-the-fly augmentation of training batches, reseeded for every batch.
+
+    ``augment(x, epoch, step)`` applies ``transform`` (e.g. a ``Compose`` of
+    ``RandomCrop``/``RandomHorizontalFlip``/``RandomTranslate``) to the batch
+    ``x`` with all its random transforms drawing from one fresh generator
+    ``default_rng(SeedSequence([seed, epoch, step]))``. The draws are
+    therefore a pure function of ``(seed, epoch, step)``: nothing has to be
+    saved in a checkpoint, and a run resumed at any batch (or one that skips
+    batches) augments exactly as an uninterrupted run. This is why training
+    augmentation goes here rather than into the dataset's ``transform``
+    (whose generators move forward with every call and are not replayed by
+    ``DataLoader.set_epoch``).
+
+    Every random transform inside must take its randomness from an ``rng``
+    attribute (all of :mod:`glassnet.data.transforms` do).
+    """
+
+    def __init__(self, transform, seed: int = 0):
+        if not callable(transform):
+            raise TypeError(f"BatchAugment: {transform!r} is not callable")
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ValueError(f"BatchAugment: seed must be a non-negative int, got {seed!r}")
+        self.transform = transform
+        self.seed = int(seed)
+
+    def generator(self, epoch: int, step: int) -> np.random.Generator:
+        return np.random.default_rng(np.random.SeedSequence([self.seed, int(epoch), int(step)]))
+
+    def __call__(self, x, epoch: int, step: int):
+        _set_generator(self.transform, self.generator(epoch, step))
+        return self.transform(x)
+
+    def state(self) -> dict:
+        return {"seed": self.seed, "scheme": "default_rng(SeedSequence([seed, epoch, step]))",
+                "transform": repr(self.transform)}
+
+    def __repr__(self) -> str:
+        return f"BatchAugment(seed={self.seed}, transform={self.transform!r})"
+
+
+# ================================================================ recipes
+@dataclass
+class Recipe:
+    """A training recipe: optimizer, schedule, batch size, dropout and augmentation settings.
+
+    ``make_optimizer``, ``make_scheduler`` and ``make_augment`` build the
+    objects; ``cli_defaults()`` gives the ``glassnet train`` option values.
+    """
+
+    name: str
+    optimizer: str = "sgd"
+    lr: float = 1e-2
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 5e-4
+    scheduler: str = "plateau"
+    plateau_metric: str = "val_accuracy"
+    gamma: float = 0.1
+    patience: int = 2
+    batch_size: int = 128
+    dropout: float = 0.5
+    augment: bool = True
+    crop_padding: int = 2
+    translate: int = 1
+    flip_p: float = 0.5
+
+    def make_optimizer(self, params):
+        from . import optim
+
+        if self.optimizer != "sgd":
+            raise ValueError(f"Recipe {self.name}: only the sgd optimizer is built here, got {self.optimizer!r}")
+        return optim.SGD(params, lr=self.lr, momentum=self.momentum, nesterov=self.nesterov,
+                         weight_decay=self.weight_decay)
+
+    def make_scheduler(self, optimizer):
+        from .optim import lr_scheduler as S
+
+        if self.scheduler != "plateau":
+            raise ValueError(f"Recipe {self.name}: only the plateau schedule is built here")
+        mode = "max" if self.plateau_metric.endswith("accuracy") else "min"
+        return S.ReduceLROnPlateau(optimizer, mode=mode, factor=self.gamma, patience=self.patience)
+
+    def make_augment(self, mean: float = 0.0, std: float = 1.0, image_size=28, seed: int = 0) -> BatchAugment:
+        """The seeded batch augmentation. ``mean``/``std`` are those of the loader's
+        ``Normalize`` (the augmentation sees normalized images), so padding is filled
+        with the normalized value of a black pixel, ``-mean/std``."""
+        from .data import transforms as T
+
+        fill = (0.0 - mean) / std
+        parts = []
+        if self.crop_padding:
+            parts.append(T.RandomCrop(image_size, padding=self.crop_padding, fill=fill, seed=0))
+        if self.flip_p:
+            parts.append(T.RandomHorizontalFlip(self.flip_p, seed=0))
+        if self.translate:
+            parts.append(T.RandomTranslate(self.translate, fill=fill, seed=0))
+        return BatchAugment(T.Compose(parts), seed=seed)
+
+    def cli_defaults(self) -> dict:
+        return {"optimizer": self.optimizer, "lr": self.lr, "momentum": self.momentum,
+                "nesterov": self.nesterov, "weight_decay": self.weight_decay, "scheduler": self.scheduler,
+                "plateau_metric": self.plateau_metric, "gamma": self.gamma, "patience": self.patience,
+                "batch_size": self.batch_size, "augment": self.augment,
+                "model_kwargs": {"dropout": self.dropout}}
+
+
+def alexnet_recipe(**overrides) -> Recipe:
+    """The lecture's AlexNet training recipe (Krizhevsky et al. 2012), scaled to 28×28 images.
+
+    SGD with momentum 0.9 and weight decay 5e-4, lr 1e-2 divided by 10 when
+    the validation accuracy plateaus (``ReduceLROnPlateau(mode="max",
+    factor=0.1)``), dropout 0.5 (for models with a ``dropout`` argument),
+    batch 128, and on-the-fly seeded augmentation: random crop with padding
+    2, horizontal flip, translation by up to 1 pixel.
+    """
+    return replace(Recipe("alexnet"), **overrides)
+
+
+RECIPES = {"alexnet": alexnet_recipe}
+
+
+# ================================================================ trainer
+class Trainer:
+    """The training loop with checkpoints, exact resume and failure handling.
+
+        trainer = Trainer(model, train_loader, optimizer, epochs=10, val_loader=val_loader,
+                          scheduler=scheduler, out_dir="runs/x", checkpoint_every=200)
+        history = trainer.fit()              # or trainer.fit(resume=True) after a kill
+
+    Checkpoints (``out_dir/checkpoints``, see :mod:`glassnet.io.checkpoint`):
+    ``last`` after every epoch and every ``checkpoint_every`` optimizer steps
+    (so a killed run loses at most that many steps), ``best`` after an epoch
+    whose validation accuracy is the best so far. Each holds the complete
+    state needed to continue: weights, optimizer and scheduler state, the
+    global RNG (dropout), position (epoch, step within the epoch, global
+    step), history, the running sums of the current epoch and the best
+    validation accuracy.
+
+    Exact resume: epoch ``e`` visits the batches ``loader.order(offset + e)``
+    (the DataLoader's order depends only on its seed and the epoch);
+    augmentation is a :class:`BatchAugment` whose draws depend only on
+    ``(seed, e, step)``; the global RNG is restored. So ``fit(resume=True)``
+    skips the batches already done (without fetching or running them) and
+    ends with weights bitwise equal to those of an uninterrupted run.
+
+    Failures: a NaN/inf loss raises :class:`TrainingDivergedError` before the
+    optimizer step, naming the last good checkpoint (checkpoints are never
+    written with non-finite weights). Ctrl-C (SIGINT) is deferred to the end
+    of the current step; then ``last`` is saved, a message says where and
+    how to resume, and ``KeyboardInterrupt`` is re-raised. A second Ctrl-C
+    stops at once.
+
+    Args:
+        model, train_loader, optimizer, epochs, loss_fn, val_loader, scheduler,
+        progress, log, on_epoch_end, plateau_metric: as for :func:`fit`.
+        out_dir: run folder (history files and ``checkpoints/``); ``None``
+            disables both.
+        checkpoint_every: also save ``last`` every this many steps (``None``/0:
+            only at epoch ends).
+        augment: a :class:`BatchAugment` (or a plain transform, wrapped with
+            seed 0) applied to each training batch.
+        config: the run's config (saved in every checkpoint).
+        resume_hint: how to resume, printed after Ctrl-C.
+    """
+
+    def __init__(self, model, train_loader, optimizer, epochs: int, *, loss_fn=None, val_loader=None,
+                 scheduler=None, out_dir=None, checkpoint_every=None, augment=None, config=None,
+                 progress: bool = True, log=print, on_epoch_end=None, plateau_metric=None,
+                 resume_hint=None):
+        if epochs < 1:
+            raise ValueError(f"fit: epochs must be >= 1, got {epochs}")
+        if checkpoint_every is not None and checkpoint_every < 0:
+            raise ValueError(f"Trainer: checkpoint_every must be >= 0, got {checkpoint_every}")
+        self.model = model
+        self.train_loader = train_loader
+        self.optimizer = optimizer
+        self.epochs = int(epochs)
+        self.loss_fn = loss_fn or nn.CrossEntropyLoss()
+        self.val_loader = val_loader
+        self.scheduler = scheduler
+        self.out_dir = None if out_dir is None else Path(out_dir)
+        self.checkpoint_every = int(checkpoint_every or 0)
+        if augment is not None and not isinstance(augment, BatchAugment):
+            augment = BatchAugment(augment, seed=0)
+        self.augment = augment
+        self.config = config
+        self.progress = progress
+        self.log = log
+        self.on_epoch_end = on_epoch_end
+        self.plateau_metric = plateau_metric
+        self.resume_hint = resume_hint or (
+            f"Trainer(..., out_dir={str(self.out_dir)!r}).fit(resume=True)" if self.out_dir else None)
+        # position and running state
+        self.history = History()
+        self.epoch = 0            # completed epochs
+        self.step = 0             # completed steps of epoch `self.epoch`
+        self.global_step = 0
+        self.best_val_accuracy = None
+        self._partial = _empty_partial()
+        self._offset = int(getattr(train_loader, "epoch", 0) or 0)
+        self._interrupted = False
+        self._phase = None
+        self._rng_at_step = None
+        self._last_saved = None
+
+    # ------------------------------------------------------------- paths
+    @property
+    def checkpoint_dir(self):
+        return None if self.out_dir is None else self.out_dir / "checkpoints"
+
+    def checkpoint_stem(self, which: str = "last"):
+        return None if self.out_dir is None else self.checkpoint_dir / which
+
+    # --------------------------------------------------------------- fit
+    def fit(self, resume: bool = False) -> History:
+        """Train to ``epochs`` (continuing from the newest valid checkpoint with ``resume``)."""
+        if resume:
+            self._resume()
+        with self._sigint_deferred():
+            try:
+                while self.epoch < self.epochs:
+                    self._run_epoch()
+            except KeyboardInterrupt:
+                if not self._interrupted:  # raised directly (no handler): save if consistent
+                    self._save_on_interrupt()
+                raise
+        return self.history
+
+    def _run_epoch(self) -> None:
+        e, loader = self.epoch, self.train_loader
+        n_batches = len(loader)
+        start = self.step
+        desc = f"epoch {e + 1}/{self.epochs}"
+        bar = None
+        if self.progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=n_batches, initial=start, desc=desc, leave=False, dynamic_ncols=True, unit="batch")
+        part = self._partial
+        if part["lr"] is None:
+            part["lr"] = self.optimizer.param_groups[0]["lr"]
+        t0 = time.perf_counter()
+        time_before = part["time_s"]
+        device = _model_device(self.model)
+        self.model.train()
+        batches = self._batches(e, start)
+        try:
+            for k in range(start, n_batches):
+                self._check_interrupt()
+                x, y = next(batches)
+                self._phase = "forward"
+                self._rng_at_step = get_rng_state()
+                if self.augment is not None:
+                    x = self.augment(x, e, k)
+                logits = self.model(_as_input(x, device))
+                loss = self.loss_fn(logits, _as_input(np.asarray(y), device))
+                value = float(loss.item())
+                if not math.isfinite(value):
+                    self._phase = None
+                    raise TrainingDivergedError(
+                        f"the training loss became {value} at batch {k} of {desc}; stopped before the "
+                        f"optimizer step. {self._last_good()}Try a smaller learning rate."
+                    )
+                self.optimizer.zero_grad()
+                loss.backward()
+                self._phase = "update"
+                self.optimizer.step()
+                self._phase = None
+                batch = len(y)
+                part["loss_sum"] += value * batch
+                part["correct"] += int((to_numpy(logits.data).argmax(axis=1) == np.asarray(y)).sum())
+                part["n"] += batch
+                part["time_s"] = time_before + time.perf_counter() - t0
+                self.step = k + 1
+                self.global_step += 1
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{part['loss_sum'] / part['n']:.4f}",
+                                    acc=f"{part['correct'] / part['n']:.4f}",
+                                    img_s=f"{part['n'] / max(part['time_s'], 1e-9):.0f}", refresh=False)
+                if (self.checkpoint_every and self.global_step % self.checkpoint_every == 0
+                        and self.step < n_batches):
+                    self._save("last")
+        finally:
+            if bar is not None:
+                bar.close()
+        self._check_interrupt()
+        self._phase = "epoch_end"
+        if part["n"] == 0:
+            raise ValueError("train_one_epoch: the loader yielded no samples")
+        row = {"epoch": e + 1, "lr": part["lr"],
+               "train_loss": part["loss_sum"] / part["n"], "train_accuracy": part["correct"] / part["n"]}
+        if self.val_loader is not None:
+            val = evaluate(self.model, self.val_loader, self.loss_fn)
             row.update(val_loss=val["loss"], val_accuracy=val["accuracy"])
-        row.update(epoch_time_s=train["time_s"], images_per_s=train["images_per_s"])
-        if scheduler is not None:
-            if isinstance(scheduler, ReduceLROnPlateau):
-                scheduler.step(row.get("val_loss", row["train_loss"]))
+        row.update(epoch_time_s=part["time_s"], images_per_s=part["n"] / max(part["time_s"], 1e-9))
+        self._phase = "scheduler"
+        if self.scheduler is not None:
+            if isinstance(self.scheduler, ReduceLROnPlateau):
+                self.scheduler.step(row[self._plateau_key(row)])
             else:
-                scheduler.step()
-        history.append(row)
-        if out_dir is not None:
-            history.save(out_dir)
-        if log is not None:
-            log(_summary_line(row, epochs))
-        if on_epoch_end is not None:
-            on_epoch_end(epoch, row)
-    return history
+                self.scheduler.step()
+        improved = "val_accuracy" in row and (self.best_val_accuracy is None
+                                              or row["val_accuracy"] > self.best_val_accuracy)
+        if improved:
+            self.best_val_accuracy = row["val_accuracy"]
+        self.history.append(row)
+        self.epoch, self.step = e + 1, 0
+        self._partial = _empty_partial()
+        self._phase = None
+        self._save("last")
+        if improved:
+            self._save("best")
+        if self.out_dir is not None:
+            self.history.save(self.out_dir)
+        if self.log is not None:
+            self.log(_summary_line(row, self.epochs))
+        if self.on_epoch_end is not None:
+            self.on_epoch_end(e + 1, row)
+        self._check_interrupt()
+
+    def _plateau_key(self, row) -> str:
+        key = self.plateau_metric
+        if key is None:
+            key = "val_accuracy" if getattr(self.scheduler, "mode", "min") == "max" else "val_loss"
+        if key not in row and key.startswith("val_"):
+            key = "train_" + key[len("val_"):]
+        if key not in row:
+            raise KeyError(f"ReduceLROnPlateau: metric {key!r} is not among this epoch's metrics {sorted(row)}")
+        return key
+
+    def _batches(self, e: int, start: int):
+        """Batches ``start, start+1, ...`` of epoch ``e`` (those before ``start`` are not fetched)."""
+        loader = self.train_loader
+        if hasattr(loader, "order") and hasattr(loader, "set_epoch") and hasattr(loader, "dataset"):
+            order = loader.order(self._offset + e)
+            loader.set_epoch(self._offset + e + 1)
+            b = loader.batch_size
+            for k in range(start, len(loader)):
+                yield fetch_batch(loader.dataset, order[k * b:(k + 1) * b])
+        else:  # a plain iterable: skipped batches are fetched, but not trained on
+            it = iter(loader)
+            for _ in range(start):
+                next(it)
+            yield from it
+
+    # ------------------------------------------------------- checkpoints
+    def _rng_states(self, glassnet_state=None) -> dict:
+        loader = self.train_loader
+        return {"glassnet": glassnet_state if glassnet_state is not None else get_rng_state(),
+                "loader": {"seed": getattr(loader, "seed", None), "epoch_offset": self._offset,
+                           "batches_per_epoch": len(loader)},
+                "augment": None if self.augment is None else self.augment.state()}
+
+    def _save(self, which: str, glassnet_state=None):
+        stem = self.checkpoint_stem(which)
+        if stem is None:
+            return None
+        for p in self.model.parameters():
+            if not np.isfinite(to_numpy(p.data)).all():
+                raise TrainingDivergedError(
+                    f"the model's weights are not finite at epoch {self.epoch + 1}, step {self.step}; "
+                    f"not overwriting checkpoint {stem}. {self._last_good()}")
+        save_checkpoint(stem, self.model, self.optimizer, self.scheduler, epoch=self.epoch, step=self.step,
+                        global_step=self.global_step,
+                        metrics={"history": self.history.rows, "best_val_accuracy": self.best_val_accuracy},
+                        config=self.config, rng_states=self._rng_states(glassnet_state),
+                        extra={"partial_epoch": dict(self._partial), "epochs": self.epochs,
+                               "checkpoint_every": self.checkpoint_every})
+        self._last_saved = (stem, self.epoch, self.step, self.global_step)
+        return stem
+
+    def _last_good(self) -> str:
+        saved = self._last_saved
+        if saved is None:
+            if self.out_dir is None:
+                return ""
+            return "No checkpoint of this run was written before. "
+        stem, epoch, step, gstep = saved
+        return (f"The last good checkpoint is {stem}.safetensors (epoch {epoch} done + {step} steps, "
+                f"global step {gstep}); it was not overwritten. ")
+
+    def _resume(self) -> None:
+        if self.out_dir is None:
+            raise CheckpointError("resume=True needs out_dir (the run folder holding checkpoints/)")
+        candidates, errors = [], []
+        for which in ("last", "best"):
+            stem = self.checkpoint_stem(which)
+            if not checkpoint_paths(stem)[1].exists():
+                continue
+            try:
+                info = read_checkpoint_info(stem)
+            except CheckpointError as exc:
+                errors.append(str(exc))
+                continue
+            candidates.append((info.get("global_step") or 0, which, stem))
+        if not candidates:
+            detail = ("\n  " + "\n  ".join(errors)) if errors else ""
+            raise CheckpointError(f"{self.checkpoint_dir}: no valid checkpoint to resume from{detail}")
+        if errors and self.log is not None:
+            self.log("warning: skipping an unusable checkpoint: " + "; ".join(errors))
+        candidates.sort(key=lambda c: (c[0], c[1] == "last"))
+        _, which, stem = candidates[-1]
+        meta = read_checkpoint_info(stem)
+        loader_state = (meta.get("rng_states") or {}).get("loader") or {}
+        problems = []
+        if loader_state.get("batches_per_epoch") not in (None, len(self.train_loader)):
+            problems.append(f"the checkpoint's epochs have {loader_state['batches_per_epoch']} batches, "
+                            f"this train loader has {len(self.train_loader)}")
+        seed = getattr(self.train_loader, "seed", None)
+        if loader_state.get("seed") is not None and seed is not None and loader_state["seed"] != seed:
+            problems.append(f"the checkpoint's loader seed is {loader_state['seed']}, this loader's is {seed}")
+        aug = (meta.get("rng_states") or {}).get("augment")
+        if (aug is None) != (self.augment is None) or (aug and aug.get("seed") != self.augment.seed):
+            problems.append("augmentation differs from the checkpointed run's")
+        if problems:
+            raise CheckpointError(f"{stem}.json: cannot resume exactly: " + "; ".join(problems))
+        meta = load_checkpoint(stem, self.model, self.optimizer, self.scheduler)
+        set_rng_state(meta["rng_states"]["glassnet"])
+        self._offset = int(loader_state.get("epoch_offset") or 0)
+        self.epoch, self.step = int(meta["epoch"]), int(meta["step"])
+        self.global_step = int(meta.get("global_step") or 0)
+        metrics = meta.get("metrics") or {}
+        self.history = History(metrics.get("history") or [])
+        self.best_val_accuracy = metrics.get("best_val_accuracy")
+        self._partial = {**_empty_partial(), **((meta.get("extra") or {}).get("partial_epoch") or {})}
+        self._last_saved = (stem, self.epoch, self.step, self.global_step)
+        if self.log is not None:
+            where = (f"epoch {self.epoch + 1}/{self.epochs}, step {self.step}/{len(self.train_loader)}"
+                     if self.epoch < self.epochs else f"the end of epoch {self.epoch} (training complete)")
+            self.log(f"resumed from {stem}.safetensors ({which}): continuing at {where}, "
+                     f"global step {self.global_step}")
+
+    # ------------------------------------------------------------ Ctrl-C
+    @contextlib.contextmanager
+    def _sigint_deferred(self):
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def handler(signum, frame):
+            if self._interrupted:
+                raise KeyboardInterrupt
+            self._interrupted = True
+            if self.log is not None:
+                self.log("\ninterrupt: finishing the current step, then saving a checkpoint "
+                         "(Ctrl-C again to stop at once)")
+
+        previous = signal.signal(signal.SIGINT, handler)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+    def _check_interrupt(self) -> None:
+        if not self._interrupted:
+            return
+        stem = self._save("last")
+        self._report_interrupt(stem)
+        raise KeyboardInterrupt
+
+    def _save_on_interrupt(self) -> None:
+        """A KeyboardInterrupt raised mid-code: save only if the state is consistent."""
+        stem = None
+        if self._phase is None:
+            stem = self._save("last")
+        elif self._phase == "forward":  # the step had not touched the weights: rewind its RNG draws
+            stem = self._save("last", glassnet_state=self._rng_at_step)
+        self._report_interrupt(stem)
+
+    def _report_interrupt(self, stem) -> None:
+        if self.log is None:
+            return
+        if stem is None:
+            self.log("interrupted; no checkpoint was written" + (
+                f" ({self._last_good().strip()})" if self.out_dir is not None else ""))
+            return
+        self.log(f"interrupted: saved checkpoint {stem}.safetensors (epoch {self.epoch + 1}/{self.epochs}, "
+                 f"step {self.step}/{len(self.train_loader)}, global step {self.global_step}).")
+        if self.resume_hint:
+            self.log(f"resume with: {self.resume_hint}")
+
+
+def _empty_partial() -> dict:
+    return {"loss_sum": 0.0, "correct": 0, "n": 0, "time_s": 0.0, "lr": None}
 
 
 def _summary_line(row: dict, epochs: int) -> str:

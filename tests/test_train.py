@@ -8,6 +8,7 @@ import glassnet as gn
 import glassnet.nn as nn
 from glassnet.cli import main
 from glassnet.data import ArrayDataset, DataLoader
+from glassnet.io import load_state_dict_file
 from glassnet.models import get_model, list_models
 from glassnet.optim import SGD
 from glassnet.train import History, TrainingDivergedError, evaluate, fit
@@ -96,5 +97,9 @@ def test_cli_train_on_fashion_mnist(tmp_path, capsys):
     assert len(json.loads((out / "history.json").read_text())) == 2
     config = json.loads((out / "config.json").read_text())
     assert config["model"] == "mlp" and config["train_size"] == 2500
-    weights = np.load(out / "model.npz")
-    assert weights["1.weight"].shape == (512, 784)
+    assert config["model_kwargs"] == {} and config["num_classes"] == 10 and config["in_channels"] == 1
+    assert not (out / "model.npz").exists()  # replaced by the checkpoints
+    weights = load_state_dict_file(out / "checkpoints" / "last.safetensors")
+    assert weights["model.1.weight"].shape == (512, 784)
+    assert (out / "checkpoints" / "last.json").exists()
+    assert (out / "checkpoints" / "best.safetensors").exists() and (out / "checkpoints" / "best.json").exists()

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from ..backend import get_array_module
 from ..random import get_rng
 
@@ -46,14 +48,26 @@ def _fill(tensor, sample):
     return tensor
 
 
+def _sample_dtype(tensor):
+    """Draw float32 parameters in float32 (no float64 temporary of the whole
+    tensor — VGG's first FC layer alone is 103M values); anything else in float64."""
+    return tensor.data.dtype if tensor.data.dtype in (np.float32, np.float64) else np.float64
+
+
 def uniform_(tensor, a: float = 0.0, b: float = 1.0, rng=None):
     """Fill with U(a, b)."""
-    return _fill(tensor, (rng or get_rng()).uniform(a, b, tensor.shape))
+    u = (rng or get_rng()).random(tensor.shape, dtype=_sample_dtype(tensor))
+    u *= b - a
+    u += a
+    return _fill(tensor, u)
 
 
 def normal_(tensor, mean: float = 0.0, std: float = 1.0, rng=None):
     """Fill with N(mean, std²)."""
-    return _fill(tensor, (rng or get_rng()).normal(mean, std, tensor.shape))
+    z = (rng or get_rng()).standard_normal(tensor.shape, dtype=_sample_dtype(tensor))
+    z *= std
+    z += mean
+    return _fill(tensor, z)
 
 
 def constant_(tensor, value: float):

@@ -1,0 +1,214 @@
+"""Exact resume after a real SIGKILL / SIGINT of a real `glassnet train` process, and NaN stops."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import glassnet as gn
+import glassnet.nn as nn
+from glassnet.cli import main
+from glassnet.data import ArrayDataset, DataLoader
+from glassnet.io import load_checkpoint, load_state_dict_file
+from glassnet.optim import SGD
+from glassnet.train import Trainer, TrainingDivergedError
+from tests.data_required import require_fashion_mnist
+
+REPO = Path(__file__).resolve().parents[1]
+# mlp with dropout (global RNG) + seeded augmentation: both must replay exactly after a resume
+ARGS = ["--model", "mlp", "--model-arg", "dropout=0.5", "--limit-train", "1000", "--val-size", "200",
+        "--limit-test", "200", "--epochs", "2", "--batch-size", "32", "--checkpoint-every", "5",
+        "--augment", "--lr", "0.01", "--seed", "3", "--no-progress"]
+
+
+def _env():
+    env = dict(os.environ, PYTHONPATH=str(REPO), OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1",
+               MKL_NUM_THREADS="1")
+    return env
+
+
+def _start(out, *extra):
+    return subprocess.Popen([sys.executable, "-m", "glassnet.cli", "train", *ARGS, "--out", str(out), *extra],
+                            cwd=REPO, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _resume(out):
+    return subprocess.run([sys.executable, "-m", "glassnet.cli", "train", "--resume", str(out), "--no-progress"],
+                          cwd=REPO, env=_env(), capture_output=True, text=True, timeout=240)
+
+
+def _wait_mid_epoch(proc, out, timeout=120):
+    """Poll the last checkpoint's JSON until it is a mid-epoch one of epoch 1."""
+    path = out / "checkpoints" / "last.json"
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            pytest.fail(f"training ended (rc {proc.returncode}) before a mid-epoch checkpoint:\n"
+                        + proc.stdout.read())
+        try:
+            meta = json.loads(path.read_text())
+            if meta["epoch"] == 0 and meta["step"] > 0:
+                return meta
+        except (FileNotFoundError, json.JSONDecodeError):
+            pass
+        time.sleep(0.005)
+    proc.kill()
+    pytest.fail("no mid-epoch checkpoint appeared")
+
+
+def _final_arrays(out):
+    return load_state_dict_file(out / "checkpoints" / "last.safetensors")
+
+
+def _assert_bitwise_equal(out_a, out_b):
+    a, b = _final_arrays(out_a), _final_arrays(out_b)
+    assert a.keys() == b.keys()
+    assert any(k.startswith("optimizer.") for k in a)
+    for k in a:
+        assert a[k].dtype == b[k].dtype and np.array_equal(a[k], b[k]), k
+    ja = json.loads((out_a / "checkpoints" / "last.json").read_text())
+    jb = json.loads((out_b / "checkpoints" / "last.json").read_text())
+    assert ja["weights_sha256"] == jb["weights_sha256"]
+    strip = lambda rows: [{k: v for k, v in r.items() if k not in ("epoch_time_s", "images_per_s")} for r in rows]
+    ha = json.loads((out_a / "history.json").read_text())
+    hb = json.loads((out_b / "history.json").read_text())
+    assert strip(ha) == strip(hb) and len(ha) == 2
+    assert json.loads((out_a / "test.json").read_text())["accuracy"] == \
+        json.loads((out_b / "test.json").read_text())["accuracy"]
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """An uninterrupted run with the same seed, started in the background."""
+    require_fashion_mnist()
+    out = tmp_path_factory.mktemp("reference") / "run"
+    proc = _start(out)
+    state = {"out": out, "proc": proc}
+
+    def finished():
+        if proc.returncode is None:
+            text, _ = proc.communicate(timeout=300)
+            assert proc.returncode == 0, text
+        return out
+
+    state["finished"] = finished
+    yield state
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
+def test_sigkill_mid_epoch_then_resume_is_bitwise_identical(reference, tmp_path):
+    out = tmp_path / "killed"
+    proc = _start(out)
+    _wait_mid_epoch(proc, out)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    meta = json.loads((out / "checkpoints" / "last.json").read_text())
+    assert meta["epoch"] < 2 and meta["global_step"] < 50  # it really stopped early
+    assert not (out / "test.json").exists()
+    result = _resume(out)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "resumed from" in result.stdout and "last.safetensors" in result.stdout
+    assert f"global step {meta['global_step']}" in result.stdout
+    _assert_bitwise_equal(out, reference["finished"]())
+
+
+def test_ctrl_c_saves_exits_130_and_resumes_bitwise_identical(reference, tmp_path):
+    out = tmp_path / "interrupted"
+    proc = _start(out)
+    _wait_mid_epoch(proc, out)
+    os.kill(proc.pid, signal.SIGINT)
+    text, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, text
+    assert "interrupted: saved checkpoint" in text
+    assert f"resume with: glassnet train --resume {out}" in text
+    meta = json.loads((out / "checkpoints" / "last.json").read_text())
+    assert meta["global_step"] < 50
+    result = _resume(out)
+    assert result.returncode == 0, result.stdout + result.stderr
+    _assert_bitwise_equal(out, reference["finished"]())
+
+
+def test_resume_refuses_conflicting_options(reference, capsys):
+    out = reference["finished"]()
+    assert main(["train", "--resume", str(out), "--lr", "0.5", "--no-progress"]) == 2
+    assert "--lr 0.5 (the run used 0.01)" in capsys.readouterr().err
+    assert main(["train", "--resume", str(out.parent / "nope")]) == 2
+
+
+def _blobs(n=256, seed=0):
+    rng = np.random.default_rng(seed)
+    centers = rng.standard_normal((3, 8)) * 4
+    y = rng.integers(0, 3, n)
+    return ArrayDataset((centers[y] + rng.standard_normal((n, 8))).astype(np.float32), y.astype(np.int64))
+
+
+def test_nan_stop_keeps_the_last_good_checkpoint(tmp_path):
+    gn.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Dropout(0.5), nn.Linear(16, 3))
+    data = _blobs()
+    loader = DataLoader(data, batch_size=32, shuffle=True, seed=1)
+    bad_batch = 5  # of epoch 2 (8 batches per epoch): global step 8 + 5
+
+    def poison(epoch, row):  # after epoch 1, one sample of epoch 2's 6th batch overflows
+        data.x[loader.order(1)[bad_batch * 32]] = np.inf
+
+    opt = SGD(model.parameters(), lr=0.05, momentum=0.9)
+    trainer = Trainer(model, loader, opt, 3, out_dir=tmp_path, checkpoint_every=3, progress=False, log=None,
+                      on_epoch_end=poison)
+    with pytest.raises(TrainingDivergedError, match=r"(?s)loss became (nan|inf) at batch 5 of epoch 2/3.*"
+                                                    r"last good checkpoint is .*last\.safetensors"):
+        trainer.fit()
+    assert all(np.isfinite(p.data).all() for p in model.parameters())
+    # the last checkpoint is the one from global step 12 (a multiple of 3, before the bad step 13)
+    fresh = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Dropout(0.5), nn.Linear(16, 3))
+    meta = load_checkpoint(tmp_path / "checkpoints" / "last", fresh, SGD(fresh.parameters(), lr=0.05, momentum=0.9))
+    assert (meta["epoch"], meta["step"], meta["global_step"]) == (1, 4, 12)
+    assert all(np.isfinite(p.data).all() for p in fresh.parameters())
+
+
+def test_in_process_resume_from_every_checkpoint_is_exact(tmp_path):
+    """Python API: stop after any checkpoint, resume, and end where an uninterrupted run ends."""
+    def build():
+        gn.manual_seed(5)
+        model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Dropout(0.3), nn.Linear(16, 3))
+        opt = SGD(model.parameters(), lr=0.05, momentum=0.9)
+        from glassnet.optim.lr_scheduler import StepLR
+        return model, opt, StepLR(opt, 1, 0.5), DataLoader(_blobs(), batch_size=32, shuffle=True, seed=2)
+
+    model, opt, sched, loader = build()
+    Trainer(model, loader, opt, 2, scheduler=sched, progress=False, log=None).fit()
+    expected = {k: v.copy() for k, v in model.state_dict().items()}
+
+    class Stop(Exception):
+        pass
+
+    for stop_after in (3, 8, 11):
+        out = tmp_path / f"stop{stop_after}"
+        model, opt, sched, loader = build()
+        trainer = Trainer(model, loader, opt, 2, scheduler=sched, out_dir=out, checkpoint_every=1,
+                          progress=False, log=None)
+        real_save = trainer._save
+
+        def save_then_stop(which, glassnet_state=None, _real=real_save, _n=stop_after, _t=trainer):
+            stem = _real(which, glassnet_state)
+            if which == "last" and _t.global_step == _n:
+                raise Stop
+            return stem
+
+        trainer._save = save_then_stop
+        with pytest.raises(Stop):
+            trainer.fit()
+        model, opt, sched, loader = build()
+        logs = []
+        Trainer(model, loader, opt, 2, scheduler=sched, out_dir=out, progress=False, log=logs.append).fit(resume=True)
+        assert any(f"global step {stop_after}" in line for line in logs)
+        for k, v in model.state_dict().items():
+            assert np.array_equal(v, expected[k]), (stop_after, k)
