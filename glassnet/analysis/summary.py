@@ -19,8 +19,8 @@ One row per leaf layer, in execution order:
 * a flag where the window does not tile the padded input
   ((N − F + 2P)/S + 1 is not an integer, so PyTorch's floor drops pixels).
 
-``view="lecture"`` folds activation functions, dropout and flatten into the
-layer before them and adds the input as the first row — how the lecture's
+``view="lecture"`` folds activation functions, dropout, flatten and adaptive
+pools that change nothing (torchvision's 7×7 → 7×7 in VGG) into the layer before them and adds the input as the first row — how the lecture's
 tables count memory (VGG16: ≈ 15.2M activations, 61 MB per image forward).
 ``view="leaves"`` lists every leaf module.
 """
@@ -60,6 +60,7 @@ class LayerRow:
     w_row: tuple | None = None
     tiles: bool = True
     folded: list = field(default_factory=list)
+    input_shape: tuple = ()
 
     @property
     def params(self) -> int:
@@ -290,7 +291,8 @@ def summary(model, input_size=(3, 224, 224), batch_size: int = 1, view: str = "l
             count = int(np.prod(out_shape)) if out_shape else 1
             rows.append(LayerRow(layer_name, type(module).__name__, out_shape, count,
                                  count * np.dtype(getattr(out_data, "dtype", dtype)).itemsize, w, b,
-                                 _macs(module, in_shape, out_shape), rf, jump, start, x_col, w_row, tiles))
+                                 _macs(module, in_shape, out_shape), rf, jump, start, x_col, w_row, tiles,
+                                 input_shape=in_shape))
         return hook
 
     handles = [m.register_forward_hook(hook_for(n)) for n, m in leaves]
@@ -327,10 +329,10 @@ def _fold(rows, batch_size, input_size, dtype):
     count = batch_size * int(np.prod(input_size))
     out = [LayerRow("input", "Input", (batch_size, *input_size), count, count * dtype.itemsize)]
     for r in rows:
-        if r.type in FOLDED_TYPES and len(out) > 1:
+        no_op = r.type.startswith("Adaptive") and r.input_shape == r.output_shape
+        if (r.type in FOLDED_TYPES or no_op) and len(out) > 1:
             prev = out[-1]
-            prev.folded.append(r.type)
-            prev.output_shape = r.output_shape if r.type == "Flatten" else prev.output_shape
+            prev.folded.append(r.type)  # same values (a flatten is a view): nothing new to store
             continue
         out.append(r)
     return out
