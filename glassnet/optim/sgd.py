@@ -81,7 +81,10 @@ class SGD(Optimizer):
                         state["momentum_buffer"] = buf
                     else:
                         buf *= _scalar(dt, momentum)
-                        buf += _scalar(dt, 1 - dampening) * g
+                        if dampening:
+                            buf += _scalar(dt, 1 - dampening) * g
+                        else:
+                            buf += g
                     if nesterov:
                         g = g + _scalar(dt, momentum) * buf
                     else:

@@ -21,7 +21,8 @@ def linear(input, weight, bias=None, *, layer: str = "linear"):
     bias (out_features,); output (*, out_features).
     """
     _check_linear(layer, input, weight, weight.shape[1])
-    return apply_kernel("linear", K.linear_forward, K.linear_backward, [input, weight, bias])
+    return apply_kernel("linear", K.linear_forward, K.linear_backward, [input, weight, bias],
+                        need_dx=input.requires_grad)
 
 
 def maxout(input, weight, bias=None, *, layer: str = "maxout"):
