@@ -23,6 +23,12 @@ import threading
 
 _state = threading.local()
 
+# Graph capture for export (glassnet.io.tracing). ``None`` (the default) costs one
+# attribute read per op. When set, every op result is reported, in any grad mode, as
+# ``tracer(out, parents, op, backward_fn, args, kwargs)``: ``Tensor._make`` reports
+# (args, kwargs) = ((), {}); ``apply_kernel`` reports again with the kernel's args.
+tracer = None
+
 
 def is_grad_enabled() -> bool:
     """True unless inside ``no_grad()``."""

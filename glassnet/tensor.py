@@ -218,6 +218,8 @@ class Tensor:
             out._parents = tuple(parents)
             out._backward_fn = backward_fn
             out._op = op
+        if autograd.tracer is not None:
+            autograd.tracer(out, parents, op, backward_fn, (), {})
         return out
 
     def backward(self, grad=None) -> None:
@@ -606,13 +608,17 @@ def apply_kernel(op: str, forward, backward, inputs, *args, **kwargs) -> Tensor:
     arrays = [None if t is None else t.data for t in inputs]
     out, cache = forward(*arrays, *args, **kwargs)
     if not (autograd.is_grad_enabled() and any(t.requires_grad for t in present)):
-        return Tensor(out)
-    positions = [i for i, t in enumerate(inputs) if t is not None]
+        result = Tensor(out)
+    else:
+        positions = [i for i, t in enumerate(inputs) if t is not None]
 
-    def backward_fn(g):
-        grads = backward(g, cache)
-        if not isinstance(grads, tuple):
-            grads = (grads,)
-        return tuple(grads[i] for i in positions)
+        def backward_fn(g):
+            grads = backward(g, cache)
+            if not isinstance(grads, tuple):
+                grads = (grads,)
+            return tuple(grads[i] for i in positions)
 
-    return Tensor._make(out, present, backward_fn, op)
+        result = Tensor._make(out, present, backward_fn, op)
+    if autograd.tracer is not None:
+        autograd.tracer(result, present, op, None, args, kwargs)
+    return result

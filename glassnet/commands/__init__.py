@@ -8,3 +8,4 @@ from . import models, summary, train
 COMMANDS = [train, models, summary]
 from . import evaluate, plot, predict  # noqa: E402
 COMMANDS += [evaluate, plot, predict]
+from . import export; COMMANDS.append(export)  # noqa: E402,E702
