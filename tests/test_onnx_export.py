@@ -383,5 +383,5 @@ def test_cli_needs_run_or_model(tmp_path):
 
     with pytest.raises(SystemExit):
         main(["export", "--onnx", str(tmp_path / "x.onnx")])
-    with pytest.raises(SystemExit, match="not a run folder"):
+    with pytest.raises(SystemExit, match="has no config.json"):
         main(["export", str(tmp_path), "--onnx", str(tmp_path / "x.onnx")])

@@ -10,21 +10,9 @@ A run folder holds ``config.json`` (``model``, ``model_kwargs``,
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-WEIGHT_FILES = ("checkpoints/best.safetensors", "checkpoints/last.safetensors", "model.npz")
-
-
-def _input_size(text: str) -> tuple:
-    try:
-        dims = tuple(int(v) for v in text.lower().replace("×", "x").split("x"))
-    except ValueError:
-        dims = ()
-    if len(dims) != 3 or min(dims) < 1:
-        raise SystemExit(f"glassnet export: --input must look like 1x28x28 (C x H x W), got {text!r}")
-    return dims
-
+from ._args import parse_input_size
 
 def add_parser(sub) -> None:
     p = sub.add_parser("export", help="export a run's model (or a fresh zoo model) to ONNX")
@@ -42,45 +30,18 @@ def add_parser(sub) -> None:
     p.set_defaults(handler=run)
 
 
-def _image_hw(value):
-    if value is None:
-        return None
-    if isinstance(value, (int, float)):
-        return int(value), int(value)
-    value = [int(v) for v in value]
-    return (value[0], value[0]) if len(value) == 1 else tuple(value[-2:])
-
-
-def _strip_model_prefix(state):
-    if any(k.startswith("model.") for k in state):
-        return {k[len("model."):]: v for k, v in state.items() if k.startswith("model.")}
-    return dict(state)
-
-
 def load_run(folder):
-    """``(model, input_size, weights_path)`` for a run folder; the model carries the run's weights."""
-    from ..io import load_state_dict_file
-    from ..models import get_model
+    """``(model, input_size, weights_path)`` for a run folder; the model carries the run's
+    weights (best, else last, else model.npz — :func:`glassnet.io.run_dir.load_run`)."""
+    from ..io.run_dir import RunDirError, image_size
+    from ..io.run_dir import load_run as load_run_dir
 
-    folder = Path(folder)
-    cfg_path = folder / "config.json"
-    if not cfg_path.is_file():
-        raise SystemExit(f"glassnet export: {folder} is not a run folder (no config.json)")
-    config = json.loads(cfg_path.read_text())
-    if "model" not in config:
-        raise SystemExit(f"glassnet export: {cfg_path} has no \"model\" entry")
-    kwargs = dict(config.get("model_kwargs") or {})
-    for key in ("num_classes", "in_channels"):
-        if config.get(key) is not None:
-            kwargs.setdefault(key, int(config[key]))
-    kwargs.setdefault("in_channels", 1)  # `glassnet train` builds its models with one input channel
-    weights = next((folder / f for f in WEIGHT_FILES if (folder / f).is_file()), None)
-    if weights is None:
-        raise SystemExit(f"glassnet export: no weights in {folder} (looked for {', '.join(WEIGHT_FILES)})")
-    model = get_model(config["model"], **kwargs)
-    model.load_state_dict(_strip_model_prefix(load_state_dict_file(weights)))
-    hw = _image_hw(config.get("image_size")) or (28, 28)
-    return model, (int(kwargs["in_channels"]),) + tuple(hw), weights
+    try:
+        model, config = load_run_dir(folder, which="best", log=None)
+    except RunDirError as err:
+        raise SystemExit(f"glassnet export: {err}") from None
+    size = (int(config.get("in_channels") or 1),) + tuple(image_size(config))
+    return model, size, Path(config["weights_file"])
 
 
 def run(args) -> int:
@@ -93,14 +54,14 @@ def run(args) -> int:
         model, size, source = load_run(args.run)
         name = f"{args.run} ({source.name})"
     else:
-        size = _input_size(args.input or "1x28x28")
+        size = parse_input_size(args.input or "1x28x28", "export")
         kwargs = {"in_channels": size[0]}
         if args.num_classes is not None:
             kwargs["num_classes"] = args.num_classes
         model = get_model(args.model, **kwargs)
         name = f"{args.model} (fresh weights)"
     if args.input is not None:
-        size = _input_size(args.input)
+        size = parse_input_size(args.input, "export")
     result = export_onnx(model, args.onnx, input_size=size, batch_size=args.batch_size, opset=args.opset,
                          dynamic_batch=not args.static_batch, progress=not args.no_progress)
     print(f"glassnet export: {name} -> {result.path}")

@@ -5,15 +5,7 @@
 """
 from __future__ import annotations
 
-
-def _input_size(text: str) -> tuple:
-    try:
-        dims = tuple(int(v) for v in text.lower().replace("×", "x").split("x"))
-    except ValueError:
-        dims = ()
-    if len(dims) != 3 or min(dims) < 1:
-        raise SystemExit(f"glassnet summary: --input must look like 3x224x224 (C x H x W), got {text!r}")
-    return dims
+from ._args import parse_input_size
 
 
 def add_parser(sub) -> None:
@@ -32,7 +24,7 @@ def run(args) -> int:
     from ..analysis.summary import summary
     from ..models import get_model
 
-    size = _input_size(args.input)
+    size = parse_input_size(args.input, "summary", "3x224x224")
     kwargs = {"in_channels": size[0]}
     if args.num_classes is not None:
         kwargs["num_classes"] = args.num_classes

@@ -32,6 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..models.registry import builder_accepts
+
 DATASETS = {"fashion-mnist": "FashionMNIST", "mnist": "MNIST"}
 DEFAULT_LR = {"sgd": 0.05, "adam": 1e-3, "adamw": 1e-3}
 
@@ -106,18 +108,6 @@ def parse_model_args(items) -> dict:
     return out
 
 
-def _model_accepts(name: str, key: str) -> bool:
-    import inspect
-
-    from ..models import registry
-
-    fn = registry._BUILDERS.get(name.replace("-", "_").lower())
-    if fn is None:
-        return False
-    params = inspect.signature(fn).parameters
-    return key in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
-
-
 def resolve_config(explicit: dict) -> dict:
     """Options given on the command line > the recipe's defaults > :data:`BASE_DEFAULTS`.
 
@@ -133,7 +123,7 @@ def resolve_config(explicit: dict) -> dict:
         recipe_model_kwargs = rd.pop("model_kwargs")
         cfg.update(rd)
     cfg.update(explicit)
-    model_kwargs = {k: v for k, v in recipe_model_kwargs.items() if _model_accepts(cfg["model"], k)}
+    model_kwargs = {k: v for k, v in recipe_model_kwargs.items() if builder_accepts(cfg["model"], k)}
     model_kwargs.update(parse_model_args(cfg["model_arg"]))
     cfg["model_kwargs"] = model_kwargs
     if cfg["lr"] is None:

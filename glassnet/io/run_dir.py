@@ -18,7 +18,6 @@ mean/std); ``glassnet train``, ``evaluate``, ``plot`` and ``predict`` all use it
 """
 from __future__ import annotations
 
-import inspect
 import json
 import os
 from collections import OrderedDict
@@ -27,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import StateDictError
+from ..models.registry import builder_accepts
 from .pth import StateDictFileError
 from .state_dict_file import load_state_dict_file
 
@@ -113,16 +113,6 @@ def _model_state(raw: "OrderedDict[str, np.ndarray]", path: Path) -> "OrderedDic
     return OrderedDict(raw)
 
 
-def _builder_accepts(name: str, kwarg: str) -> bool:
-    from ..models import registry
-
-    builder = registry._BUILDERS.get(name.replace("-", "_").lower())
-    if builder is None:
-        return False
-    params = inspect.signature(builder).parameters
-    return kwarg in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
-
-
 def _build_model(config: dict, config_path: Path):
     from ..models import get_model
 
@@ -130,7 +120,7 @@ def _build_model(config: dict, config_path: Path):
     kwargs["num_classes"] = int(config.get("num_classes") or len(class_names(config)))
     kwargs["in_channels"] = int(config.get("in_channels") or 1)
     if config.get("image_size") is not None and "image_size" not in kwargs \
-            and _builder_accepts(config["model"], "image_size"):
+            and builder_accepts(config["model"], "image_size"):
         size = config["image_size"]
         kwargs["image_size"] = tuple(size) if isinstance(size, list) else size
     try:

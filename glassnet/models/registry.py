@@ -5,6 +5,7 @@ Each builder takes at least ``num_classes`` and ``in_channels``.
 """
 from __future__ import annotations
 
+import inspect
 from typing import Callable
 
 _BUILDERS: dict[str, Callable] = {}
@@ -33,3 +34,12 @@ def get_model(name: str, **kwargs):
     if key not in _BUILDERS:
         raise KeyError(f"unknown model {name!r}; available: {', '.join(list_models())}")
     return _BUILDERS[key](**kwargs)
+
+
+def builder_accepts(name: str, kwarg: str) -> bool:
+    """Whether the zoo builder ``name`` takes the keyword ``kwarg`` (False for unknown names)."""
+    builder = _BUILDERS.get(name.replace("-", "_").lower())
+    if builder is None:
+        return False
+    params = inspect.signature(builder).parameters
+    return kwarg in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
