@@ -135,12 +135,11 @@ def resolve_config(explicit: dict) -> dict:
 
 def _load_data(cfg):
     from .. import data
-    from ..data import transforms as T
+    from ..io.run_dir import dataset_stats, preprocess_transform
 
     cls = getattr(data, DATASETS[cfg["dataset"]])
-    mean, std = ((data.FASHION_MNIST_MEAN, data.FASHION_MNIST_STD) if cfg["dataset"] == "fashion-mnist"
-                 else (data.MNIST_MEAN, data.MNIST_STD))
-    transform = T.Compose([T.ToFloat(cfg["dtype"]), T.Normalize(mean, std)])
+    mean, std = dataset_stats(cfg["dataset"])
+    transform = preprocess_transform(cfg["dataset"], dtype=cfg["dtype"])  # the same pipeline evaluate/predict use
     train = cls(root=cfg["data_root"], train=True, download=cfg["download"], transform=transform)
     test = cls(root=cfg["data_root"], train=False, download=cfg["download"], transform=transform)
     if cfg["limit_train"] is not None:
