@@ -239,6 +239,36 @@ def max_pool2d_forward(x, kernel_size, stride, padding, dilation=(1, 1), ceil_mo
     return out, cache
 
 
+def _tiled_max_backward(xp, x, out, dout, kernel_size):
+    """Max-pool backward for disjoint, unpadded windows, on the tiled view of x.
+
+    ``hit = (x == y)`` broadcast over each window (one pass over x); a running
+    "already routed" mask keeps only the first hit of each window in
+    row-major order (PyTorch's tie rule); then dL/dx = hit · dL/dy. Callers
+    exclude NaN maxima (PyTorch routes those to the last NaN) and non-finite
+    upstream gradients (0 · inf would leak NaN into the losing positions).
+    """
+    (kh, kw) = kernel_size
+    n, c, ho, wo = out.shape
+    h, w = x.shape[2], x.shape[3]
+    x6 = x[:, :, : ho * kh, : wo * kw].reshape(n, c, ho, kh, wo, kw)
+    hit = x6 == out[:, :, :, None, :, None]
+    routed = hit[:, :, :, 0, :, 0].copy()
+    for i in range(kh):
+        for j in range(kw):
+            if i == 0 and j == 0:
+                continue
+            h_ij = hit[:, :, :, i, :, j]
+            h_ij &= ~routed
+            routed |= h_ij
+    g6 = hit * dout[:, :, :, None, :, None]
+    if (ho * kh, wo * kw) == (h, w):
+        return g6.reshape(n, c, h, w)
+    dx = xp.zeros(x.shape, dtype=dout.dtype)
+    dx[:, :, : ho * kh, : wo * kw] = g6.reshape(n, c, ho * kh, wo * kw)
+    return dx
+
+
 def _winners(xp, x, out, kernel_size, stride, dilation):
     """The arg-max offset ``a·kW + b`` of every window of an unpadded max pool.
 
@@ -274,6 +304,8 @@ def max_pool2d_backward(dout, cache):
     xp = get_array_module(dout)
     if cache[0] == "lazy":
         _, x, out, kernel_size, stride, dilation, tiles = cache
+        if tiles and not bool(xp.isnan(out).any()) and bool(xp.isfinite(dout).all()):
+            return _tiled_max_backward(xp, x, out, dout, kernel_size)
         arg = _winners(xp, x, out, kernel_size, stride, dilation)
         Ho, Wo = out.shape[2], out.shape[3]
         dx = xp.zeros(x.shape, dtype=dout.dtype)
