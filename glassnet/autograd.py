@@ -86,22 +86,47 @@ def _topological_order(root):
     return order
 
 
+def _is_private(pg, g, others) -> bool:
+    """Whether ``pg`` shares memory with neither the upstream gradient nor the
+    other gradients the same backward handed out (then a leaf may keep it)."""
+    from .backend import get_array_module
+
+    xp = get_array_module(pg)
+    may_share = getattr(xp, "may_share_memory", None)
+    if may_share is None:
+        return False
+    return not may_share(pg, g) and not any(may_share(pg, o) for o in others)
+
+
 def run_backward(root, grad) -> None:
     """Backpropagate ``grad`` (dL/d root) through the graph that produced ``root``."""
     grads = {id(root): grad}
+    owned = set()  # ids of nodes whose pending gradient array nothing else references
     for node in reversed(_topological_order(root)):
-        g = grads.pop(id(node), None)
+        key = id(node)
+        g = grads.pop(key, None)
         if g is None:
             continue
+        is_owned = key in owned
+        owned.discard(key)
         if node._backward_fn is None or node._retains_grad:
-            node._accumulate_grad(g)
+            node._accumulate_grad(g, owned=is_owned and not node._retains_grad)
         if node._backward_fn is None:
             continue
         parent_grads = node._backward_fn(g)
+        fresh = getattr(node._backward_fn, "fresh_grads", False)
+        handed = []
         for parent, pg in zip(node._parents, parent_grads):
             if pg is None or not parent.requires_grad:
                 continue
             key = id(parent)
-            # never add in place: a backward may hand the same array to two parents
-            grads[key] = pg if key not in grads else grads[key] + pg
+            if key in grads:
+                # never add in place: a backward may hand the same array to two parents
+                grads[key] = grads[key] + pg
+                owned.add(key)
+                continue
+            grads[key] = pg
+            if fresh and _is_private(pg, g, handed):
+                owned.add(key)
+            handed.append(pg)
 

@@ -187,13 +187,16 @@ class Tensor:
     def zero_grad(self) -> None:
         self.grad = None
 
-    def _accumulate_grad(self, g) -> None:
+    def _accumulate_grad(self, g, owned: bool = False) -> None:
+        """Add ``g`` into ``.grad``. ``owned``: no other tensor or graph edge
+        holds ``g``, so it can become ``.grad`` without a copy."""
         if g.shape != self.data.shape:
             g = _unbroadcast(g, self.data.shape)
+            owned = False
         if g.dtype != self.data.dtype:
             g = g.astype(self.data.dtype)
         if self.grad is None:
-            self.grad = g.copy()  # own it: g may alias another tensor's gradient
+            self.grad = g if owned else g.copy()  # else own it: g may alias another tensor's gradient
         else:
             self.grad += g
 
@@ -618,6 +621,10 @@ def apply_kernel(op: str, forward, backward, inputs, *args, **kwargs) -> Tensor:
                 grads = (grads,)
             return tuple(grads[i] for i in positions)
 
+        # Kernel backwards compute new arrays for their inputs' gradients, so
+        # run_backward may hand them to leaves without a defensive copy
+        # (it still checks they share no memory with dout or each other).
+        backward_fn.fresh_grads = True
         result = Tensor._make(out, present, backward_fn, op)
     if autograd.tracer is not None:
         autograd.tracer(result, present, op, None, args, kwargs)

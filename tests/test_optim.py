@@ -408,3 +408,15 @@ def test_repr_lists_groups_like_torch():
 def test_base_class_step_is_abstract():
     with pytest.raises(NotImplementedError):
         Optimizer([P(np.ones(2))], {"lr": 0.1}).step()
+
+
+def test_chunked_update_is_bitwise_the_plain_update():
+    """Large parameters are updated slice by slice; the arithmetic must not change."""
+    from glassnet.optim.optimizer import _CHUNK, _sub_scaled_
+
+    rng = np.random.default_rng(0)
+    p = rng.standard_normal(3 * _CHUNK + 7).astype(np.float32).reshape(-1, 1)
+    g = rng.standard_normal(p.shape).astype(np.float32)
+    expected = p - np.float32(0.01) * g
+    _sub_scaled_(p, np.float32(0.01), g)
+    np.testing.assert_array_equal(p, expected)

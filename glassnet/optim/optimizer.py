@@ -380,3 +380,20 @@ def _check_number(opt: str, where: str, name: str, value, *, low=None, low_inclu
 def _scalar(dtype, value):
     """``value`` as a scalar of ``dtype`` (so float32 math stays float32)."""
     return np.dtype(dtype).type(value)
+
+
+_CHUNK = 1 << 18  # elements per slice of an in-place update (1 MiB of float32)
+
+
+def _sub_scaled_(target, alpha, x) -> None:
+    """``target -= alpha · x`` in place, slice by slice for large contiguous arrays,
+    so the ``alpha · x`` temporary stays cache-sized instead of parameter-sized
+    (VGG's FC6 weight alone is 411 MB). Same arithmetic, same result."""
+    if target.size <= _CHUNK or not (target.flags.c_contiguous and x.flags.c_contiguous) \
+            or target.shape != x.shape:
+        target -= alpha * x
+        return
+    t, v = target.reshape(-1), x.reshape(-1)
+    for start in range(0, t.size, _CHUNK):
+        stop = start + _CHUNK
+        t[start:stop] -= alpha * v[start:stop]

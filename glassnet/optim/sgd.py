@@ -1,7 +1,7 @@
 """Stochastic gradient descent with momentum, Nesterov momentum and weight decay."""
 from __future__ import annotations
 
-from .optimizer import Optimizer, _check_number, _scalar
+from .optimizer import Optimizer, _check_number, _scalar, _sub_scaled_
 
 __all__ = ["SGD"]
 
@@ -89,5 +89,5 @@ class SGD(Optimizer):
                         g = g + _scalar(dt, momentum) * buf
                     else:
                         g = buf
-                p.data -= _scalar(dt, group["lr"]) * g
+                _sub_scaled_(p.data, _scalar(dt, group["lr"]), g)
         return loss
