@@ -415,16 +415,20 @@ def test_max_and_avg_fast_path_taken_and_correct(shape, k):
 def test_fast_path_not_taken_when_windows_overlap_or_pad():
     x = perm_input(np.random.default_rng(0), (1, 1, 7, 7))
 
-    def path(*args):
-        cache = P.max_pool2d_forward(x if len(args) < 5 or args[-1] != "6x6" else x[:, :, :6, :6],
-                                     *[a for a in args if a != "6x6"])[1]
-        return cache[0] if cache[0] == "general" else ("tile" if cache[6] else "lazy-overlap")
+    def path(*args, data=x):
+        cache = P.max_pool2d_forward(data, *args)[1]
+        if cache[0] == "general":
+            return "general"
+        return "tile" if cache[6] else ("lazy-padded" if cache[7] is not None else "lazy-overlap")
 
-    assert path((2, 2), (2, 2), (1, 1)) == "general"  # padding: tracked arg-max
+    assert path((2, 2), (2, 2), (1, 1)) == "lazy-padded"  # -inf padding, winners recomputed
     assert path((3, 3), (2, 2), (0, 0)) == "lazy-overlap"  # unpadded but overlapping: accumulate
     assert path((2, 2), (2, 2), (0, 0), (2, 2)) == "lazy-overlap"  # dilated
-    assert path((2, 2), (2, 2), (0, 0), (1, 1), True) == "general"  # 7 with ceil_mode reads past the edge
-    assert path((2, 2), (2, 2), (0, 0), (1, 1), True, "6x6") == "tile"
+    assert path((2, 2), (2, 2), (0, 0), (1, 1), True) == "lazy-padded"  # 7 with ceil_mode reads past the edge
+    assert path((2, 2), (2, 2), (0, 0), (1, 1), True, data=x[:, :, :6, :6]) == "tile"
+    # a window that is all -inf could pick a padding position: the tracked arg-max path
+    minus_inf = np.full((1, 1, 4, 4), -np.inf, dtype=np.float32)
+    assert path((3, 3), (2, 2), (1, 1), data=minus_inf) == "general"
 
 
 # --------------------------------------------------------------------------

@@ -219,9 +219,18 @@ def max_pool2d_forward(x, kernel_size, stride, padding, dilation=(1, 1), ceil_mo
         for k in range(1, K):
             xp.maximum(out, _offset_views(x, k, Ho, Wo, kernel_size, stride, dilation), out=out)
         tiles = _is_tiling(x.shape, Ho, Wo, kernel_size, stride, padding, dilation)
-        return out, ("lazy", x, out, kernel_size, stride, dilation, tiles)
+        return out, ("lazy", x, out, kernel_size, stride, dilation, tiles, None)
 
     xpad = _pad_array(xp, x, Hp, Wp, ph, pw, -np.inf)
+    # The same running max over the −inf-padded input; its winners are
+    # recomputed in the backward unless some window is all −inf (then a
+    # padding position could tie for the max, and PyTorch's choice — the
+    # first in-bounds element — needs the tracked arg-max below).
+    out = _offset_views(xpad, 0, Ho, Wo, kernel_size, stride, dilation).copy()
+    for k in range(1, K):
+        xp.maximum(out, _offset_views(xpad, k, Ho, Wo, kernel_size, stride, dilation), out=out)
+    if not bool((out == -np.inf).any()):
+        return out, ("lazy", xpad, out, kernel_size, stride, dilation, False, (ph, pw, H, W))
 
     # Start from offset 0; where offset 0 lies in the padding its −inf loses to
     # any real value, and the argmax starts at the window's first in-bounds
@@ -303,7 +312,7 @@ def max_pool2d_backward(dout, cache):
     """
     xp = get_array_module(dout)
     if cache[0] == "lazy":
-        _, x, out, kernel_size, stride, dilation, tiles = cache
+        _, x, out, kernel_size, stride, dilation, tiles, crop = cache
         if tiles and not bool(xp.isnan(out).any()) and bool(xp.isfinite(dout).all()):
             return _tiled_max_backward(xp, x, out, dout, kernel_size)
         arg = _winners(xp, x, out, kernel_size, stride, dilation)
@@ -315,6 +324,9 @@ def max_pool2d_backward(dout, cache):
                 xp.copyto(view, dout, where=arg == k)
             else:
                 view += xp.where(arg == k, dout, dout.dtype.type(0))
+        if crop is not None:  # x was the padded input: strip the padding
+            ph, pw, h, w = crop
+            return xp.ascontiguousarray(dx[:, :, ph:ph + h, pw:pw + w])
         return dx
 
     _, arg, x_shape, (Hp, Wp), kernel_size, stride, padding, dilation, _ = cache
@@ -337,10 +349,14 @@ def max_pool2d_indices(cache):
     into its input's ``(H, W)`` plane of the element it took (int64), read off
     a :func:`max_pool2d_forward` cache."""
     if cache[0] == "lazy":
-        _, x, out, (kh, kw), (sh, sw), (dh, dw), _ = cache
+        _, x, out, (kh, kw), (sh, sw), (dh, dw), _, crop = cache
         xp = get_array_module(x)
         arg = _winners(xp, x, out, (kh, kw), (sh, sw), (dh, dw))
-        x_shape, (ph, pw) = x.shape, (0, 0)
+        if crop is None:
+            x_shape, (ph, pw) = x.shape, (0, 0)
+        else:
+            ph, pw, h, w = crop
+            x_shape = x.shape[:2] + (h, w)
     else:
         _, arg, x_shape, _, (kh, kw), (sh, sw), (ph, pw), (dh, dw), _ = cache
     xp = get_array_module(arg)
