@@ -586,3 +586,20 @@ def test_weight_grad_orientation_for_many_rows(groups):
     ref = naive_conv_backward(dout, x, w, True, (1, 1), (1, 1), (1, 1), groups)
     for g, r in zip(got, ref):
         assert_close(g, r, 1e-12)
+
+
+@pytest.mark.parametrize("dilation,padding", [((1, 1), (1, 1)), ((2, 1), ((2, 1), (0, 3)))])
+def test_wide_row_col2im_on_wide_images(monkeypatch, dilation, padding):
+    """Stride-1 layers on wide inputs take the full-width-row col2im; it must equal the reference."""
+    calls = []
+    real = convmod._col2im_wide_rows
+    monkeypatch.setattr(convmod, "_col2im_wide_rows", lambda *a: calls.append(1) or real(*a))
+    rng = np.random.default_rng(13)
+    x, w, b = make_case(rng, 2, 3, 9, 81, 4, 3, 3, 1, True, np.float64)
+    out, cache = conv2d_forward(x, w, b, (1, 1), padding, dilation, 1)
+    dout = rng.standard_normal(out.shape)
+    got = conv2d_backward(dout, cache)
+    ref = naive_conv_backward(dout, x, w, True, (1, 1), padding, dilation, 1)
+    assert calls  # the wide-row path ran
+    for g, r in zip(got, ref):
+        assert_close(g, r, 1e-12)
