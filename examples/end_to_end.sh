@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 GN=.venv/bin/glassnet
 PY=.venv/bin/python
 EPOCHS=${1:-6}
-rm -rf runs/e2e-cnn runs/e2e-seed1 runs/e2e-seed2 runs/e2e-seed3 runs/e2e.onnx runs/e2e-shirt.png
+rm -rf runs/e2e-cnn runs/e2e-seed1 runs/e2e-seed2 runs/e2e-seed3 runs/e2e.onnx runs/e2e-test0.png
 
 echo "== 1. train small_cnn with --augment and the plateau schedule; kill it with SIGKILL mid-run"
 $GN train --model small_cnn --epochs "$EPOCHS" --augment --scheduler plateau --lr 0.05 \
@@ -36,10 +36,10 @@ $PY - <<'EOF'
 from PIL import Image
 from glassnet.data import FashionMNIST
 test = FashionMNIST(train=False)
-Image.fromarray(test.data[0]).save("runs/e2e-shirt.png")
-print("runs/e2e-shirt.png is a", test.classes[int(test.targets[0])])
+Image.fromarray(test.data[0]).save("runs/e2e-test0.png")
+print("runs/e2e-test0.png is a", test.classes[int(test.targets[0])])
 EOF
-$GN predict runs/e2e-cnn runs/e2e-shirt.png --top-k 3
+$GN predict runs/e2e-cnn runs/e2e-test0.png --top-k 3
 
 echo "== 5. export to ONNX"
 $GN export runs/e2e-cnn --onnx runs/e2e.onnx --no-progress

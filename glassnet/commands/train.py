@@ -43,11 +43,11 @@ BASE_DEFAULTS = {
     "batch_size": 128, "optimizer": "sgd", "lr": None, "momentum": 0.9, "nesterov": False,
     "weight_decay": 0.0, "scheduler": "cosine", "step_size": 5, "gamma": 0.1, "patience": 2,
     "plateau_metric": "val_accuracy", "val_size": 5000, "seed": 0, "dtype": "float32",
-    "limit_train": None, "limit_test": None, "out": None, "no_progress": False,
+    "limit_train": None, "limit_test": None, "out": None, "no_progress": False, "tensorboard": False,
     "checkpoint_every": 200, "model_arg": [], "augment": False, "recipe": None,
 }
 #: options that may differ from the saved config when resuming
-RESUME_FREE = {"resume", "no_progress", "data_root", "download"}
+RESUME_FREE = {"resume", "no_progress", "data_root", "download", "tensorboard"}
 
 
 def add_parser(sub) -> None:
@@ -89,6 +89,8 @@ def add_parser(sub) -> None:
                    help="also checkpoint every N optimizer steps (default 200; 0 = epoch ends only)")
     t.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
     t.add_argument("--no-progress", action="store_true", help="no progress bars")
+    t.add_argument("--tensorboard", action="store_true",
+                   help="also write TensorBoard scalars to <out>/tensorboard (pip install glassnet[tensorboard])")
     t.set_defaults(handler=run)
 
 
@@ -250,18 +252,26 @@ def run(args) -> int:
     train_loader = DataLoader(train, batch_size=cfg["batch_size"], shuffle=True, seed=cfg["seed"])
     val_loader = DataLoader(val, batch_size=512) if val else None
     augment = _make_augment(cfg, mean, std) if cfg["augment"] else None
+    on_epoch_end = None
+    if cfg.get("tensorboard"):
+        from ..tensorboard import TensorBoardLogger
+
+        on_epoch_end = TensorBoardLogger(out / "tensorboard")
     trainer = Trainer(model, train_loader, optimizer, cfg["epochs"], val_loader=val_loader, scheduler=scheduler,
                       out_dir=out, checkpoint_every=cfg["checkpoint_every"], augment=augment, config=cfg,
-                      progress=progress, plateau_metric=cfg["plateau_metric"],
+                      progress=progress, plateau_metric=cfg["plateau_metric"], on_epoch_end=on_epoch_end,
                       resume_hint=f"glassnet train --resume {out}")
     try:
         history = trainer.fit(resume=resuming)
     except KeyboardInterrupt:
+        _close(on_epoch_end)
         sys.stdout.flush()
         return 130
     except TrainingDivergedError as exc:
+        _close(on_epoch_end)
         print(f"glassnet train: training diverged: {exc}", file=sys.stderr)
         return 1
+    _close(on_epoch_end)
     result = evaluate(model, DataLoader(test, batch_size=512), progress=progress)
     result["mean_epoch_time_s"] = float(np.mean(history.column("epoch_time_s")))
     result["best_val_accuracy"] = trainer.best_val_accuracy
@@ -269,6 +279,12 @@ def run(args) -> int:
     print(f"test accuracy: {result['accuracy']:.4f}  (test loss {result['loss']:.4f}, "
           f"{result['mean_epoch_time_s']:.1f} s/epoch)")
     return 0
+
+
+def _close(logger) -> None:
+    """Flush and close the TensorBoard writer (its events are written by a background thread)."""
+    if logger is not None:
+        logger.close()
 
 
 def _write_json(path, obj) -> None:
