@@ -42,8 +42,7 @@ def linear_backward(dout, cache):
     dx = dout @ weight if need_dx else None
     d2 = dout.reshape(-1, dout.shape[-1])
     x2 = x.reshape(-1, x.shape[-1])
-    dweight = (x2.T @ d2).T  # = d2ᵀ · x2, in the orientation OpenBLAS runs fastest
-    dweight = get_array_module(dweight).ascontiguousarray(dweight)
+    dweight = d2.T @ x2  # lands in W's own (out, in) layout: no transposing copy of a big weight
     dbias = d2.sum(axis=0) if has_bias else None
     return dx, dweight, dbias
 
