@@ -25,7 +25,10 @@ TORCHVISION_PARAMS = {
 
 # Parity models: built once with the defaults (3 channels, 1000 classes), checked for
 # forward/backward, parameter count, state_dict keys and logits against PyTorch.
-PARITY = {"alexnet": 64, "vgg11": 32, "vgg11_bn": 32, "googlenet": 64, "resnet18": 64, "resnet50": 64}
+# Every zoo model with a torchvision twin: image side for the logits comparison.
+PARITY = {"alexnet": 64, "googlenet": 64,
+          **{f"vgg{d}{bn}": 32 for d in (11, 13, 16, 19) for bn in ("", "_bn")},
+          **{f"resnet{d}": 64 for d in (18, 34, 50, 101, 152)}}
 # Models with their own test below (which also runs forward and backward).
 SPECIAL = {"alexnet_lecture", "zfnet"}
 # Image side for the generic test (default 32: the smallest VGG accepts; ResNet and
