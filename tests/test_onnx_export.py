@@ -23,6 +23,7 @@ import pytest
 import glassnet as gn
 from glassnet import autograd, nn
 from glassnet.joining import cat
+from tests.torch_oracle import require_module
 from glassnet.models import get_model, list_models
 from glassnet.nn import functional as F
 
@@ -31,14 +32,7 @@ RTOL = 1e-4
 
 def require_onnx():
     """``(onnx, onnxruntime)``, or skip (locally) / fail (CI=true)."""
-    try:
-        import onnx
-        import onnxruntime
-    except ImportError as exc:  # pragma: no cover - depends on the machine
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(f"onnx and onnxruntime are required under CI=true (pip install glassnet[onnx]): {exc}")
-        pytest.skip("onnx/onnxruntime not installed; ONNX export tests skipped (they fail under CI=true)")
-    return onnx, onnxruntime
+    return require_module("onnx", "onnx"), require_module("onnxruntime", "onnx")
 
 
 def rel_err(a, b) -> float:

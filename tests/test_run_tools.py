@@ -20,24 +20,11 @@ from glassnet.io import RunDirError, class_names, load_run, preprocess_transform
 from glassnet.models import get_model
 from glassnet.train import fit
 from tests.data_required import require_fashion_mnist
+from tests.torch_oracle import require_module
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MLP_KWARGS = {"hidden": [32]}
 CNN_KWARGS = {"width": 4, "hidden": 16}
-
-
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
-
-
-def require_module(name: str, extra: str):
-    """Import an optional dependency, or skip (locally) / fail (CI=true)."""
-    try:
-        return __import__(name)
-    except ImportError as exc:  # pragma: no cover - depends on the machine
-        if _in_ci():
-            pytest.fail(f"{name} is required under CI=true (pip install glassnet[{extra}]): {exc}")
-        pytest.skip(f"{name} not installed (pip install glassnet[{extra}]); skipped (fails under CI=true)")
 
 
 # ------------------------------------------------------------------ helpers

@@ -10,15 +10,11 @@ import glassnet.nn as nn
 from glassnet.data import ArrayDataset, DataLoader
 from glassnet.optim import SGD
 from glassnet.train import fit
+from tests.torch_oracle import require_module
 
 
 def _require_tensorboardx():
-    try:
-        import tensorboardX  # noqa: F401
-    except ImportError:
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail("tensorboardX is required in CI (pip install glassnet[test])")
-        pytest.skip("tensorboardX not installed")
+    return require_module("tensorboardX", "tensorboard")
 
 
 def _scalars(folder):
