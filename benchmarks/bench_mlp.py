@@ -125,7 +125,12 @@ def main(argv=None):
     ap.add_argument("--steps-per-sample", type=int, default=5,
                     help="training steps timed back to back per sample (default 5)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--default-malloc", action="store_true",
+                    help="leave glibc malloc at its defaults (by default the script calls glassnet.backend.retain_freed_memory(), as glassnet train does)")
     args = ap.parse_args(argv)
+    if not args.default_malloc:
+        from glassnet.backend import retain_freed_memory
+        print(f"malloc    retain_freed_memory() applied: {retain_freed_memory()} (process-wide: both libraries; --default-malloc to skip)")
     repeat = args.repeat or (10 if args.quick else 40)
     warmup = args.warmup if args.warmup is not None else (2 if args.quick else 10)
     settings = {"model": f"MLP {IN}-{HIDDEN}-{OUT} ReLU", "batch": args.batch, "dtype": "float32",

@@ -195,7 +195,12 @@ def main(argv=None):
     ap.add_argument("--limit-train", type=int, default=None, help="first N training images only (smoke runs)")
     ap.add_argument("--limit-test", type=int, default=None, help="first N test images only (smoke runs)")
     ap.add_argument("--json", metavar="PATH", default=None, help="also write all results to PATH as JSON")
+    ap.add_argument("--default-malloc", action="store_true",
+                    help="leave glibc malloc at its defaults (by default the script calls glassnet.backend.retain_freed_memory(), as glassnet train does)")
     args = ap.parse_args(argv)
+    if not args.default_malloc:
+        from glassnet.backend import retain_freed_memory
+        print(f"malloc    retain_freed_memory() applied: {retain_freed_memory()} (process-wide: both libraries; --default-malloc to skip)")
     root = args.data_root or (DEFAULT_ROOT if os.path.isdir(DEFAULT_ROOT) else None)
 
     import glassnet as gn

