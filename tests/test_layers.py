@@ -136,3 +136,14 @@ def test_state_dict_round_trip(case):
     xs = _to_tensors(case.inputs(rng), np.float32, requires_grad=False)
     a.eval(), b.eval()
     np.testing.assert_array_equal(a(*xs).numpy(), b(*xs).numpy())
+
+
+def test_every_public_layer_and_function_documents_its_shapes():
+    """Docstrings with a ``Shape:`` section for every nn layer and functional op."""
+    import inspect
+
+    missing = [f"nn.{n}" for n in nn.__all__
+               if inspect.isclass(getattr(nn, n)) and n not in ("Module", "Parameter", "ModuleList")
+               and "Shape" not in (getattr(nn, n).__doc__ or "")]
+    missing += [f"F.{n}" for n in nn.functional.__all__ if "Shape" not in (getattr(nn.functional, n).__doc__ or "")]
+    assert not missing, f"docstrings without a Shape: section: {missing}"

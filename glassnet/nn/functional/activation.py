@@ -7,35 +7,56 @@ from ...tensor import apply_kernel
 
 
 def relu(input, inplace: bool = False):
-    """max(0, x). ``inplace`` is accepted for PyTorch compatibility and ignored."""
+    """max(0, x). ``inplace`` is accepted for PyTorch compatibility and ignored.
+
+    Shape: any; the output has the input's shape.
+    """
     return apply_kernel("relu", K.relu_forward, K.relu_backward, [input])
 
 
 def leaky_relu(input, negative_slope: float = 0.01, inplace: bool = False):
-    """max(αx, x) with α = ``negative_slope``."""
+    """max(αx, x) with α = ``negative_slope``.
+
+    Shape: any; the output has the input's shape.
+    """
     return apply_kernel("leaky_relu", K.leaky_relu_forward, K.leaky_relu_backward, [input], negative_slope)
 
 
 def elu(input, alpha: float = 1.0, inplace: bool = False):
-    """x if x > 0 else α(eˣ − 1)."""
+    """x if x > 0 else α(eˣ − 1).
+
+    Shape: any; the output has the input's shape.
+    """
     return apply_kernel("elu", K.elu_forward, K.elu_backward, [input], alpha)
 
 
 def sigmoid(input):
-    """1 / (1 + e^(−x))."""
+    """1 / (1 + e^(−x)).
+
+    Shape: any; the output has the input's shape.
+    """
     return apply_kernel("sigmoid", K.sigmoid_forward, K.sigmoid_backward, [input])
 
 
 def tanh(input):
-    """tanh(x)."""
+    """tanh(x).
+
+    Shape: any; the output has the input's shape.
+    """
     return apply_kernel("tanh", K.tanh_forward, K.tanh_backward, [input])
 
 
 def softmax(input, dim: int = -1):
-    """e^(s_j) / Σ_k e^(s_k) along ``dim`` (numerically stable)."""
+    """e^(s_j) / Σ_k e^(s_k) along ``dim`` (numerically stable).
+
+    Shape: any; the output has the input's shape, normalised along ``dim``.
+    """
     return apply_kernel("softmax", S.softmax_forward, S.softmax_backward, [input], dim)
 
 
 def log_softmax(input, dim: int = -1):
-    """log softmax along ``dim`` (numerically stable)."""
+    """log softmax along ``dim`` (numerically stable).
+
+    Shape: any; the output has the input's shape, normalised along ``dim``.
+    """
     return apply_kernel("log_softmax", S.log_softmax_forward, S.log_softmax_backward, [input], dim)

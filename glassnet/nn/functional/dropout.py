@@ -9,7 +9,10 @@ from ...tensor import apply_kernel
 
 def dropout(input, p: float = 0.5, training: bool = True, inplace: bool = False, rng=None):
     """Inverted dropout: zero each element with probability ``p`` and scale the
-    rest by 1/(1−p) while ``training``; identity otherwise."""
+    rest by 1/(1−p) while ``training``; identity otherwise.
+
+    Shape: any; the output has the input's shape.
+    """
     return apply_kernel(
         "dropout", K.dropout_forward, K.dropout_backward, [input], p, rng or get_rng(), training
     )

@@ -8,7 +8,11 @@ from ...tensor import Tensor, apply_kernel, tensor
 
 
 def mse_loss(input, target, reduction: str = "mean"):
-    """L2 regression loss: mean (or sum) of (input − target)²."""
+    """L2 regression loss: mean (or sum) of (input − target)².
+
+    Shape: input and target the same shape; output () for ``mean``/``sum``,
+    the input's shape for ``none``.
+    """
     if not isinstance(target, Tensor):
         target = tensor(target, dtype=input.dtype)
     if input.shape != target.shape:
@@ -21,7 +25,10 @@ def mse_loss(input, target, reduction: str = "mean"):
 
 def cross_entropy(input, target, reduction: str = "mean"):
     """Softmax cross-entropy between logits ``input`` (N, C) and integer class
-    labels ``target`` (N,) in [0, C)."""
+    labels ``target`` (N,) in [0, C).
+
+    Shape: input (N, C), target (N,) int; output () for ``mean``/``sum``, (N,) for ``none``.
+    """
     labels = target.data if isinstance(target, Tensor) else tensor(target).data
     return apply_kernel(
         "cross_entropy",
@@ -32,7 +39,10 @@ def cross_entropy(input, target, reduction: str = "mean"):
 
 
 def nll_loss(input, target, reduction: str = "mean"):
-    """Negative log-likelihood of log-probabilities ``input`` (N, C) at labels ``target``."""
+    """Negative log-likelihood of log-probabilities ``input`` (N, C) at labels ``target``.
+
+    Shape: input (N, C), target (N,) int; output () for ``mean``/``sum``, (N,) for ``none``.
+    """
     labels = target.data if isinstance(target, Tensor) else tensor(target).data
     if input.ndim != 2 or labels.shape != (input.shape[0],):
         raise ShapeError(f"nll_loss: expected input (N, C) and target (N,), got {input.shape} and {labels.shape}")
