@@ -278,6 +278,25 @@ def _tiled_max_backward(xp, x, out, dout, kernel_size):
     return dx
 
 
+def _routed_max_backward(xp, x, out, dout, kernel_size, stride, dilation):
+    """Max-pool backward for overlapping windows without NaNs: offset by offset,
+    ``hit_k = (x_k == y) ∧ ¬routed`` (first hit of each window in row-major
+    order, PyTorch's tie rule), ``routed ∨= hit_k``, ``dX_k += hit_k · dL/dy``
+    — one fused pass per kernel offset instead of computing the arg-max first."""
+    Ho, Wo = out.shape[2], out.shape[3]
+    dx = xp.zeros(x.shape, dtype=dout.dtype)
+    routed = xp.zeros(out.shape, dtype=bool)
+    hit = xp.empty(out.shape, dtype=bool)
+    routed_grad = xp.empty(out.shape, dtype=dout.dtype)
+    for k in range(kernel_size[0] * kernel_size[1]):
+        xp.equal(_offset_views(x, k, Ho, Wo, kernel_size, stride, dilation), out, out=hit)
+        xp.greater(hit, routed, out=hit)  # hit ∧ ¬routed
+        routed |= hit
+        xp.multiply(dout, hit, out=routed_grad)
+        _offset_views(dx, k, Ho, Wo, kernel_size, stride, dilation)[...] += routed_grad
+    return dx
+
+
 def _winners(xp, x, out, kernel_size, stride, dilation):
     """The arg-max offset ``a·kW + b`` of every window of an unpadded max pool.
 
@@ -313,17 +332,21 @@ def max_pool2d_backward(dout, cache):
     xp = get_array_module(dout)
     if cache[0] == "lazy":
         _, x, out, kernel_size, stride, dilation, tiles, crop = cache
-        if tiles and not bool(xp.isnan(out).any()) and bool(xp.isfinite(dout).all()):
+        plain = not bool(xp.isnan(out).any()) and bool(xp.isfinite(dout).all())
+        if tiles and plain:
             return _tiled_max_backward(xp, x, out, dout, kernel_size)
-        arg = _winners(xp, x, out, kernel_size, stride, dilation)
-        Ho, Wo = out.shape[2], out.shape[3]
-        dx = xp.zeros(x.shape, dtype=dout.dtype)
-        for k in range(kernel_size[0] * kernel_size[1]):
-            view = _offset_views(dx, k, Ho, Wo, kernel_size, stride, dilation)
-            if tiles:  # disjoint windows: each position of dx is written once
-                xp.copyto(view, dout, where=arg == k)
-            else:
-                view += xp.where(arg == k, dout, dout.dtype.type(0))
+        if plain:
+            dx = _routed_max_backward(xp, x, out, dout, kernel_size, stride, dilation)
+        else:  # NaN maxima (routed to the last NaN) or non-finite upstream gradients
+            arg = _winners(xp, x, out, kernel_size, stride, dilation)
+            Ho, Wo = out.shape[2], out.shape[3]
+            dx = xp.zeros(x.shape, dtype=dout.dtype)
+            for k in range(kernel_size[0] * kernel_size[1]):
+                view = _offset_views(dx, k, Ho, Wo, kernel_size, stride, dilation)
+                if tiles:  # disjoint windows: each position of dx is written once
+                    xp.copyto(view, dout, where=arg == k)
+                else:
+                    view += xp.where(arg == k, dout, dout.dtype.type(0))
         if crop is not None:  # x was the padded input: strip the padding
             ph, pw, h, w = crop
             return xp.ascontiguousarray(dx[:, :, ph:ph + h, pw:pw + w])
