@@ -418,3 +418,19 @@ def add_common_args(parser, default_repeat: int, quick_repeat: int, default_warm
                         help=f"untimed warm-up rounds (default {default_warmup}, {quick_warmup} with --quick)")
     parser.add_argument("--quick", action="store_true", help="fewer repetitions / smaller set, for a smoke run")
     parser.add_argument("--json", metavar="PATH", default=None, help="also write all results to PATH as JSON")
+
+
+def add_malloc_option(parser) -> None:
+    """``--default-malloc``: skip :func:`glassnet.backend.retain_freed_memory` (applied by default)."""
+    parser.add_argument("--default-malloc", action="store_true",
+                        help="leave glibc malloc at its defaults (by default the script calls "
+                             "glassnet.backend.retain_freed_memory(), as glassnet train does)")
+
+
+def apply_malloc_option(args) -> None:
+    """Apply ``retain_freed_memory`` unless ``--default-malloc`` was given, and say so."""
+    if not args.default_malloc:
+        from glassnet.backend import retain_freed_memory
+
+        print(f"malloc    retain_freed_memory() applied: {retain_freed_memory()} "
+              "(process-wide: both libraries; --default-malloc to skip)")

@@ -73,7 +73,7 @@ import torch.nn.functional as F  # noqa: E402
 from glassnet.kernels import conv as gconv  # noqa: E402
 from glassnet.kernels import pool as gpool  # noqa: E402
 
-from _timing import (add_common_args, check_close, dump_json, environment, fmt_ms,  # noqa: E402
+from _timing import (add_common_args, add_malloc_option, apply_malloc_option, check_close, dump_json, environment, fmt_ms,  # noqa: E402
                      print_header, print_table, ratio, time_interleaved)
 
 # name, C_in, C_out, H(=W), N forward, N backward, in the default subset
@@ -392,12 +392,9 @@ def main(argv=None):
     ap.add_argument("--only", choices=["fmnist", "vgg"], default=None, help="run one network's layers only")
     ap.add_argument("--no-pool", action="store_true", help="skip the max-pool layers")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--default-malloc", action="store_true",
-                    help="leave glibc malloc at its defaults (by default the script calls glassnet.backend.retain_freed_memory(), as glassnet train does)")
+    add_malloc_option(ap)
     args = ap.parse_args(argv)
-    if not args.default_malloc:
-        from glassnet.backend import retain_freed_memory
-        print(f"malloc    retain_freed_memory() applied: {retain_freed_memory()} (process-wide: both libraries; --default-malloc to skip)")
+    apply_malloc_option(args)
     repeat = args.repeat or (3 if args.quick else 5)
     warmup = args.warmup if args.warmup is not None else 1
     convs = [c for c in CONVS if args.full or c[-1]]

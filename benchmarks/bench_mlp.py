@@ -55,7 +55,7 @@ import glassnet as gn  # noqa: E402
 import glassnet.nn as gnn  # noqa: E402
 from glassnet.optim import SGD as GSGD  # noqa: E402
 
-from _timing import (add_common_args, check_close, dump_json, environment, fmt_ms,  # noqa: E402
+from _timing import (add_common_args, add_malloc_option, apply_malloc_option, check_close, dump_json, environment, fmt_ms,  # noqa: E402
                      print_header, print_table, ratio, time_interleaved, time_phases)
 
 IN, HIDDEN, OUT = 784, 512, 10
@@ -125,12 +125,9 @@ def main(argv=None):
     ap.add_argument("--steps-per-sample", type=int, default=5,
                     help="training steps timed back to back per sample (default 5)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--default-malloc", action="store_true",
-                    help="leave glibc malloc at its defaults (by default the script calls glassnet.backend.retain_freed_memory(), as glassnet train does)")
+    add_malloc_option(ap)
     args = ap.parse_args(argv)
-    if not args.default_malloc:
-        from glassnet.backend import retain_freed_memory
-        print(f"malloc    retain_freed_memory() applied: {retain_freed_memory()} (process-wide: both libraries; --default-malloc to skip)")
+    apply_malloc_option(args)
     repeat = args.repeat or (10 if args.quick else 40)
     warmup = args.warmup if args.warmup is not None else (2 if args.quick else 10)
     settings = {"model": f"MLP {IN}-{HIDDEN}-{OUT} ReLU", "batch": args.batch, "dtype": "float32",

@@ -87,7 +87,7 @@ for _p in (HERE, ROOT, os.path.join(ROOT, "tests")):
     if _p not in sys.path:
         sys.path.append(_p)
 
-from _timing import (add_common_args, check_close, dump_json, environment, fmt_ms,  # noqa: E402
+from _timing import (add_common_args, add_malloc_option, apply_malloc_option, check_close, dump_json, environment, fmt_ms,  # noqa: E402
                      print_header, print_table, ratio, time_interleaved)
 
 # A small rate: every case repeats steps on one fixed batch, and at lr 0.01 ResNet-18
@@ -480,12 +480,9 @@ def main(argv=None):
     ap.add_argument("--no-profile", action="store_true", help="skip the per-op breakdown")
     ap.add_argument("--top", type=int, default=8, help="ops shown per breakdown (default 8)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--default-malloc", action="store_true",
-                    help="leave glibc malloc at its defaults (by default the script calls glassnet.backend.retain_freed_memory(), as glassnet train does)")
+    add_malloc_option(ap)
     args = ap.parse_args(argv)
-    if not args.default_malloc:
-        from glassnet.backend import retain_freed_memory
-        print(f"malloc    retain_freed_memory() applied: {retain_freed_memory()} (process-wide: both libraries; --default-malloc to skip)")
+    apply_malloc_option(args)
     cases = parse_only(args.only)
     warmup = args.warmup if args.warmup is not None else 1
     prof_steps = args.profile_steps or (1 if args.quick else 3)

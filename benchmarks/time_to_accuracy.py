@@ -52,7 +52,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(1, os.path.dirname(HERE))
 
-from _timing import dump_json, environment, print_header, print_table, ratio  # noqa: E402
+from _timing import (add_malloc_option, apply_malloc_option, dump_json, environment,  # noqa: E402
+                     print_header, print_table, ratio)
 
 DEFAULT_ROOT = "/usr/share/datasets/fashion-mnist"
 
@@ -195,12 +196,9 @@ def main(argv=None):
     ap.add_argument("--limit-train", type=int, default=None, help="first N training images only (smoke runs)")
     ap.add_argument("--limit-test", type=int, default=None, help="first N test images only (smoke runs)")
     ap.add_argument("--json", metavar="PATH", default=None, help="also write all results to PATH as JSON")
-    ap.add_argument("--default-malloc", action="store_true",
-                    help="leave glibc malloc at its defaults (by default the script calls glassnet.backend.retain_freed_memory(), as glassnet train does)")
+    add_malloc_option(ap)
     args = ap.parse_args(argv)
-    if not args.default_malloc:
-        from glassnet.backend import retain_freed_memory
-        print(f"malloc    retain_freed_memory() applied: {retain_freed_memory()} (process-wide: both libraries; --default-malloc to skip)")
+    apply_malloc_option(args)
     root = args.data_root or (DEFAULT_ROOT if os.path.isdir(DEFAULT_ROOT) else None)
 
     import glassnet as gn
