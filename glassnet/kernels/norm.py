@@ -20,6 +20,17 @@ from __future__ import annotations
 from ..backend import get_array_module
 
 
+def _channel_sum(a):
+    """Σ over every axis but the channel axis 1 of an (N, C, *) array, as (C,).
+
+    Sums the contiguous trailing axes first (one fast inner reduction per
+    (n, c) row), then the batch axis."""
+    n, c = a.shape[0], a.shape[1]
+    if a.ndim > 2 and a.flags.c_contiguous:
+        return a.reshape(n, c, -1).sum(axis=2).sum(axis=0)
+    return a.sum(axis=(0,) + tuple(range(2, a.ndim)))
+
+
 def _channel_layout(x):
     """Reduction axes (all but the channel axis 1) and the per-channel
     broadcast shape ``(1, C, 1, ...)`` for an (N, C, *) array."""
@@ -60,9 +71,11 @@ def batch_norm_forward(x, gamma, beta, running_mean, running_var, training, mome
                 f"batch_norm: expected more than 1 value per channel when training, "
                 f"got input of shape {tuple(x.shape)}"
             )
-        mean = x.mean(axis=axes)
+        mean = _channel_sum(x) / dt.type(m)
         xc = x - mean.reshape(shape)
-        var = (xc * xc).mean(axis=axes)
+        sq = xc * xc
+        var = _channel_sum(sq) / dt.type(m)
+        del sq
         if running_mean is not None:
             mom = float(momentum)
             running_mean[...] = (1 - mom) * running_mean + mom * mean.astype(running_mean.dtype)
@@ -77,12 +90,16 @@ def batch_norm_forward(x, gamma, beta, running_mean, running_var, training, mome
         var = running_var.astype(dt, copy=False)
         xc = x - mean.reshape(shape)
     inv_std = (1 / xp.sqrt(var + dt.type(eps))).astype(dt, copy=False)  # 1/σ, shape (C,)
-    x_hat = xc * inv_std.reshape(shape)
-    out = x_hat
+    x_hat = xc
+    x_hat *= inv_std.reshape(shape)  # xc is ours: normalise in place
     if gamma is not None:
-        out = out * gamma.reshape(shape)
-    if beta is not None:
-        out = out + beta.reshape(shape)
+        out = x_hat * gamma.reshape(shape)
+        if beta is not None:
+            out += beta.reshape(shape)
+    elif beta is not None:
+        out = x_hat + beta.reshape(shape)
+    else:
+        out = x_hat.copy()  # x_hat stays in the cache; the output is the caller's
     cache = (x_hat, inv_std, gamma, beta is not None, bool(training), m)
     return out, cache
 
@@ -106,13 +123,17 @@ def batch_norm_backward(dout, cache):
     """
     x_hat, inv_std, gamma, has_beta, training, m = cache
     axes, shape = _channel_layout(dout)
-    sum_d = dout.sum(axis=axes)                 # Σ dŷ
-    sum_dx = (dout * x_hat).sum(axis=axes)      # Σ dŷ ⊙ x̂
+    sum_d = _channel_sum(dout)                  # Σ dŷ
+    prod = dout * x_hat
+    sum_dx = _channel_sum(prod)                 # Σ dŷ ⊙ x̂
+    del prod
     scale = inv_std if gamma is None else gamma * inv_std  # γ/σ
     if training:
-        dx = (scale / m).reshape(shape) * (
-            m * dout - sum_d.reshape(shape) - x_hat * sum_dx.reshape(shape)
-        )
+        # (γ/σ)/m · (m·dŷ − Σdŷ − x̂·Σ(dŷ⊙x̂)), in place on one buffer
+        dx = x_hat * sum_dx.reshape(shape)
+        dx += sum_d.reshape(shape)
+        dx -= dout * dout.dtype.type(m)
+        dx *= (-scale / m).reshape(shape).astype(dout.dtype, copy=False)
     else:
         dx = dout * scale.reshape(shape)
     dgamma = sum_dx if gamma is not None else None
