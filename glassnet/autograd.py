@@ -21,6 +21,8 @@ from __future__ import annotations
 import contextlib
 import threading
 
+from .backend import get_array_module
+
 _state = threading.local()
 
 # Graph capture for export (glassnet.io.tracing). ``None`` (the default) costs one
@@ -89,8 +91,6 @@ def _topological_order(root):
 def _is_private(pg, g, others) -> bool:
     """Whether ``pg`` shares memory with neither the upstream gradient nor the
     other gradients the same backward handed out (then a leaf may keep it)."""
-    from .backend import get_array_module
-
     xp = get_array_module(pg)
     may_share = getattr(xp, "may_share_memory", None)
     if may_share is None:

@@ -43,7 +43,7 @@ from .optim.lr_scheduler import ReduceLROnPlateau
 from .random import get_rng_state, set_rng_state
 from .tensor import Tensor
 
-__all__ = ["fit", "evaluate", "predict_logits", "train_one_epoch", "History", "TrainingDivergedError",
+__all__ = ["fit", "evaluate", "predict_logits", "History", "TrainingDivergedError",
            "Trainer", "BatchAugment", "Recipe", "alexnet_recipe", "RECIPES", "CheckpointError"]
 
 
@@ -132,7 +132,7 @@ def _progress(iterable, total, desc, enabled):
     return tqdm(iterable, total=total, desc=desc, leave=False, dynamic_ncols=True, unit="batch")
 
 
-def predict_logits(model, loader, progress: bool = False):
+def predict_logits(model, loader, progress: bool = False, desc: str = "predict"):
     """Run ``model`` in eval mode over ``loader``; return (logits, labels) as NumPy arrays.
 
     Shape:
@@ -144,7 +144,7 @@ def predict_logits(model, loader, progress: bool = False):
     outs, labels = [], []
     try:
         with no_grad():
-            for x, y in _progress(loader, len(loader), "predict", progress):
+            for x, y in _progress(loader, len(loader), desc, progress):
                 outs.append(to_numpy(model(_as_input(x, device)).data))
                 labels.append(np.asarray(y))
     finally:
@@ -177,46 +177,6 @@ def evaluate(model, loader, loss_fn=None, progress: bool = False) -> dict:
     if n == 0:
         raise ValueError("evaluate: the loader yielded no samples")
     return {"loss": total_loss / n, "accuracy": correct / n, "n": n}
-
-
-def train_one_epoch(model, loader, optimizer, loss_fn=None, progress: bool = True, desc: str = "train") -> dict:
-    """One pass over ``loader``: forward, loss, zero_grad, backward, step per batch.
-
-    Raises :class:`TrainingDivergedError` as soon as a batch's loss is NaN or
-    infinite (the parameters are left as they were before that step).
-    Returns ``{"loss", "accuracy", "n", "time_s", "images_per_s"}``.
-    """
-    loss_fn = loss_fn or nn.CrossEntropyLoss()
-    model.train()
-    device = _model_device(model)
-    total_loss, correct, n = 0.0, 0, 0
-    start = time.perf_counter()
-    bar = _progress(loader, len(loader), desc, progress)
-    for step, (x, y) in enumerate(bar):
-        logits = model(_as_input(x, device))
-        loss = loss_fn(logits, _as_input(np.asarray(y), device))
-        value = float(loss.item())
-        if not math.isfinite(value):
-            raise TrainingDivergedError(
-                f"the training loss became {value} at batch {step} of {desc}; stopped before the "
-                "optimizer step. Try a smaller learning rate."
-            )
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        batch = len(y)
-        total_loss += value * batch
-        correct += int((to_numpy(logits.data).argmax(axis=1) == np.asarray(y)).sum())
-        n += batch
-        if progress and hasattr(bar, "set_postfix"):
-            elapsed = time.perf_counter() - start
-            bar.set_postfix(loss=f"{total_loss / n:.4f}", acc=f"{correct / n:.4f}",
-                            img_s=f"{n / max(elapsed, 1e-9):.0f}", refresh=False)
-    elapsed = time.perf_counter() - start
-    if n == 0:
-        raise ValueError("train_one_epoch: the loader yielded no samples")
-    return {"loss": total_loss / n, "accuracy": correct / n, "n": n, "time_s": elapsed,
-            "images_per_s": n / max(elapsed, 1e-9)}
 
 
 def fit(model, train_loader, optimizer, epochs: int, loss_fn=None, val_loader=None, scheduler=None,
@@ -553,7 +513,7 @@ class Trainer:
         self._check_interrupt()
         self._phase = "epoch_end"
         if part["n"] == 0:
-            raise ValueError("train_one_epoch: the loader yielded no samples")
+            raise ValueError(f"Trainer: the training loader yielded no samples in {desc}")
         row = {"epoch": e + 1, "lr": part["lr"],
                "train_loss": part["loss_sum"] / part["n"], "train_accuracy": part["correct"] / part["n"]}
         if self.val_loader is not None:

@@ -4,7 +4,7 @@ Each is tiny (batch <= 2, channels <= 4, H, W <= 9) so the float64 gradcheck,
 which perturbs every input element and parameter, stays fast. Convolution has
 no kinks, so plain normal draws are used.
 """
-from tests.layer_registry import normal, simple
+from tests.layer_case_tools import normal, simple
 
 CASES = [
     simple("Conv2d", 3, 4, 3, shape=(2, 3, 7, 7), draw=normal, padding=1, expected=(2, 4, 7, 7)),

@@ -15,7 +15,7 @@ import numpy as np
 
 import glassnet as gn
 import glassnet.nn as nn
-from tests.layer_registry import LayerCase, _inputs, normal
+from tests.layer_case_tools import LayerCase, _inputs, normal
 
 
 def _random_bn(cls, num_features, **kwargs):

@@ -5,7 +5,7 @@ wider than the gradcheck step), so central differences never cross a tie.
 LPPool2d gets positive inputs away from 0 (``x^p`` and the ``1/p`` power are
 smooth there).
 """
-from tests.layer_registry import distinct, normal, simple
+from tests.layer_case_tools import distinct, normal, simple
 
 
 def positive(shape, shift=1.5):

@@ -75,23 +75,23 @@ def _pair(v):
     return (int(v[0]), int(v[1])) if isinstance(v, (tuple, list)) else (int(v), int(v))
 
 
-def _window(module, in_hw):
-    """(kernel, stride, padding, dilation) pairs of a windowed layer, or None."""
+def _window(module, in_hw, out_hw):
+    """(kernel, stride, padding, dilation) pairs of a windowed layer, or None.
+
+    An adaptive pool counts as the window that maps ``in_hw`` onto ``out_hw``:
+    stride ``in // out``, kernel ``in − (out − 1)·stride``."""
     kind = type(module).__name__
+    d = _pair(getattr(module, "dilation", 1))
     if kind == "Conv2d" or kind.startswith(("MaxPool", "AvgPool", "LPPool")):
         k = _pair(module.kernel_size)
         s = _pair(getattr(module, "stride", None) or module.kernel_size)
         pad = getattr(module, "padding", 0)
-        if isinstance(pad, str):
-            d = _pair(getattr(module, "dilation", 1))
+        if isinstance(pad, str):  # 'valid', or 'same' (stride 1): half the effective kernel
             pad = (0, 0) if pad == "valid" else tuple((dd * (kk - 1)) // 2 for kk, dd in zip(k, d))
-        return k, s, _pair(pad), _pair(getattr(module, "dilation", 1))
+        return k, s, _pair(pad), d
     if kind.startswith("Adaptive") and in_hw is not None:
-        out = module.output_size
-        out = _pair(out) if out is not None and not isinstance(out, (tuple, list)) else tuple(
-            in_hw[i] if (o is None) else int(o) for i, o in enumerate(out if isinstance(out, (tuple, list)) else (out, out)))
-        s = tuple(max(1, i // o) for i, o in zip(in_hw, out))
-        k = tuple(i - (o - 1) * st for i, o, st in zip(in_hw, out, s))
+        s = tuple(max(1, i // o) for i, o in zip(in_hw, out_hw))
+        k = tuple(i - (o - 1) * st for i, o, st in zip(in_hw, out_hw, s))
         return k, s, (0, 0), (1, 1)
     return None
 
@@ -108,7 +108,7 @@ def _count_params(module):
     return weights, biases
 
 
-def _macs(module, in_shape, out_shape):
+def _macs(module, out_shape):
     kind = type(module).__name__
     if kind == "Conv2d":
         c_out, cg, kh, kw = module.weight.shape
@@ -269,7 +269,7 @@ def summary(model, input_size=(3, 224, 224), batch_size: int = 1, view: str = "l
             out_shape = _shape_of(out_data)
             rf, jump, start = field_of.get(id(x_data), last["field"])
             in_hw = in_shape[2:4] if len(in_shape) == 4 else None
-            win = _window(module, in_hw)
+            win = _window(module, in_hw, out_shape[2:4])
             x_col = w_row = None
             tiles = True
             if win is not None:
@@ -291,7 +291,7 @@ def summary(model, input_size=(3, 224, 224), batch_size: int = 1, view: str = "l
             count = int(np.prod(out_shape)) if out_shape else 1
             rows.append(LayerRow(layer_name, type(module).__name__, out_shape, count,
                                  count * np.dtype(getattr(out_data, "dtype", dtype)).itemsize, w, b,
-                                 _macs(module, in_shape, out_shape), rf, jump, start, x_col, w_row, tiles,
+                                 _macs(module, out_shape), rf, jump, start, x_col, w_row, tiles,
                                  input_shape=in_shape))
         return hook
 

@@ -34,11 +34,10 @@ def add_parser(sub) -> None:
 
 # ------------------------------------------------------------------ library
 def softmax(logits) -> np.ndarray:
-    """Row-wise softmax in float64 (max-subtracted, so no overflow)."""
-    z = np.asarray(logits, dtype=np.float64)
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
+    """Row-wise softmax in float64 (the softmax kernel: max-subtracted, so no overflow)."""
+    from ..kernels.softmax import softmax_forward
+
+    return softmax_forward(np.asarray(logits, dtype=np.float64), axis=1)[0]
 
 
 def predict_probabilities(model, dataset, batch_size: int = 500, progress: bool = False, desc: str = "evaluate"):
@@ -49,27 +48,8 @@ def predict_probabilities(model, dataset, batch_size: int = 500, progress: bool 
     from ..data import DataLoader
     from ..train import predict_logits
 
-    loader = DataLoader(dataset, batch_size=batch_size)
-    if progress:
-        from tqdm.auto import tqdm
-
-        loader = _Sized(tqdm(loader, total=len(loader), desc=desc, leave=False, dynamic_ncols=True, unit="batch"),
-                        len(loader))
-    logits, labels = predict_logits(model, loader, progress=False)
+    logits, labels = predict_logits(model, DataLoader(dataset, batch_size=batch_size), progress, desc)
     return softmax(logits), labels.astype(np.int64)
-
-
-class _Sized:
-    """An iterable with a fixed ``len`` (a tqdm bar around a DataLoader)."""
-
-    def __init__(self, it, n):
-        self.it, self.n = it, n
-
-    def __iter__(self):
-        return iter(self.it)
-
-    def __len__(self):
-        return self.n
 
 
 def confusion_matrix(labels, predictions, num_classes: int) -> np.ndarray:

@@ -32,9 +32,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..io.run_dir import DATASET_CLASSES as DATASETS
 from ..models.registry import builder_accepts
 
-DATASETS = {"fashion-mnist": "FashionMNIST", "mnist": "MNIST"}
 DEFAULT_LR = {"sgd": 0.05, "adam": 1e-3, "adamw": 1e-3}
 
 #: option defaults when neither the command line nor a recipe sets them

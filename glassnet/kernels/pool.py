@@ -163,18 +163,14 @@ def _untile(xp, g6, x_shape):
     return dx
 
 
-def _running_max(xp, xpad, Ho, Wo, kernel_size, stride, dilation, arg, out=None):
-    """Max over the kH·kW offset views of ``xpad`` and the offset that won.
+def _running_max(xp, xpad, Ho, Wo, kernel_size, stride, dilation, arg, out):
+    """Max over the kH·kW offset views of ``xpad`` and the offset that won,
+    updating ``out`` (starting as offset 0's view) and ``arg`` in place.
 
-    ``arg`` is the initial arg-max (broadcast to the output if it has one
-    element); a later offset wins only when strictly greater (first index on
-    ties) or NaN (NaN always wins, as in PyTorch: ``val > maxval || isnan(val)``).
+    A later offset wins only when strictly greater (first index on ties) or
+    NaN (NaN always wins, as in PyTorch: ``val > maxval || isnan(val)``).
     """
     K = kernel_size[0] * kernel_size[1]
-    if out is None:
-        out = _offset_views(xpad, 0, Ho, Wo, kernel_size, stride, dilation).copy()
-    if arg.size == 1 and out.size != 1:
-        arg = xp.zeros(out.shape, dtype=arg.dtype)
     take = xp.empty(out.shape, dtype=bool)
     for k in range(1, K):
         v = _offset_views(xpad, k, Ho, Wo, kernel_size, stride, dilation)
@@ -199,8 +195,10 @@ def max_pool2d_forward(x, kernel_size, stride, padding, dilation=(1, 1), ceil_mo
 
     Shape: x (N, C, H, W) -> out (N, C, Ho, Wo) with
     ``Ho = ⌊(H + 2·pH − dH·(kH−1) − 1) / sH⌋ + 1`` (ceil with ``ceil_mode``, see
-    :func:`pool_output_size`), likewise ``Wo``.  The cache holds the argmax as
-    the kernel-offset index ``a·kW + b`` per output, in the smallest int dtype.
+    :func:`pool_output_size`), likewise ``Wo``. The cache holds the (padded)
+    input and the output, from which the backward finds the winners; only
+    for all-−inf windows with padding does it hold the tracked arg-max (the
+    kernel-offset index ``a·kW + b`` per output, in the smallest int dtype).
     """
     xp = get_array_module(x)
     Ho, Wo = _pool_geometry("max_pool2d", x, kernel_size, stride, padding, dilation, ceil_mode)
@@ -211,24 +209,19 @@ def max_pool2d_forward(x, kernel_size, stride, padding, dilation=(1, 1), ceil_mo
     H, W = x.shape[2], x.shape[3]
     Hp = _padded_extent(H, Ho, kh, sh, ph, dh)
     Wp = _padded_extent(W, Wo, kw, sw, pw, dw)
-    if (Hp, Wp, ph, pw) == (H, W, 0, 0):
-        # No padding: out = elementwise max of the kH·kW offset views (NaN
-        # propagates). The arg-max is not stored; the backward recomputes the
-        # winners from x and out, which costs less than tracking them here.
-        out = _offset_views(x, 0, Ho, Wo, kernel_size, stride, dilation).copy()
-        for k in range(1, K):
-            xp.maximum(out, _offset_views(x, k, Ho, Wo, kernel_size, stride, dilation), out=out)
-        tiles = _is_tiling(x.shape, Ho, Wo, kernel_size, stride, padding, dilation)
-        return out, ("lazy", x, out, kernel_size, stride, dilation, tiles, None)
-
-    xpad = _pad_array(xp, x, Hp, Wp, ph, pw, -np.inf)
-    # The same running max over the −inf-padded input; its winners are
-    # recomputed in the backward unless some window is all −inf (then a
-    # padding position could tie for the max, and PyTorch's choice — the
-    # first in-bounds element — needs the tracked arg-max below).
+    xpad = _pad_array(xp, x, Hp, Wp, ph, pw, -np.inf)  # x itself when nothing is padded
+    # out = elementwise max of the kH·kW offset views (NaN propagates). The
+    # arg-max is not stored: the backward recomputes the winners from the
+    # input and out, which costs less than tracking them here — unless a
+    # window is all −inf with padding in it (a padding position could then tie
+    # for the max, and PyTorch's choice, the first in-bounds element, needs the
+    # tracked arg-max below).
     out = _offset_views(xpad, 0, Ho, Wo, kernel_size, stride, dilation).copy()
     for k in range(1, K):
         xp.maximum(out, _offset_views(xpad, k, Ho, Wo, kernel_size, stride, dilation), out=out)
+    if xpad is x:
+        tiles = _is_tiling(x.shape, Ho, Wo, kernel_size, stride, padding, dilation)
+        return out, ("lazy", x, out, kernel_size, stride, dilation, tiles, None)
     if not bool((out == -np.inf).any()):
         return out, ("lazy", xpad, out, kernel_size, stride, dilation, False, (ph, pw, H, W))
 
@@ -258,10 +251,8 @@ def _tiled_max_backward(xp, x, out, dout, kernel_size):
     upstream gradients (0 · inf would leak NaN into the losing positions).
     """
     (kh, kw) = kernel_size
-    n, c, ho, wo = out.shape
-    h, w = x.shape[2], x.shape[3]
-    x6 = x[:, :, : ho * kh, : wo * kw].reshape(n, c, ho, kh, wo, kw)
-    hit = x6 == out[:, :, :, None, :, None]
+    ho, wo = out.shape[2], out.shape[3]
+    hit = _tiles(x, ho, wo, kh, kw) == out[:, :, :, None, :, None]
     routed = hit[:, :, :, 0, :, 0].copy()
     for i in range(kh):
         for j in range(kw):
@@ -270,12 +261,7 @@ def _tiled_max_backward(xp, x, out, dout, kernel_size):
             h_ij = hit[:, :, :, i, :, j]
             h_ij &= ~routed
             routed |= h_ij
-    g6 = hit * dout[:, :, :, None, :, None]
-    if (ho * kh, wo * kw) == (h, w):
-        return g6.reshape(n, c, h, w)
-    dx = xp.zeros(x.shape, dtype=dout.dtype)
-    dx[:, :, : ho * kh, : wo * kw] = g6.reshape(n, c, ho * kh, wo * kw)
-    return dx
+    return _untile(xp, hit * dout[:, :, :, None, :, None], x.shape)
 
 
 def _routed_max_backward(xp, x, out, dout, kernel_size, stride, dilation):
