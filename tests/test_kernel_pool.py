@@ -399,7 +399,7 @@ def test_max_and_avg_fast_path_taken_and_correct(shape, k):
     rng = np.random.default_rng(1)
     x = perm_input(rng, shape)
     out, cache = P.max_pool2d_forward(x, k, k, (0, 0))
-    assert cache[0] == "lazy" and cache[6]  # unpadded, disjoint windows
+    assert cache[0] == "separable" and cache[7] is None  # unpadded: no crop
     ref, idx = naive_max_pool2d(x, k, k, (0, 0), (1, 1), False)
     np.testing.assert_array_equal(out, ref)
     dout = rng.standard_normal(out.shape)
@@ -412,20 +412,20 @@ def test_max_and_avg_fast_path_taken_and_correct(shape, k):
                                naive_avg_pool2d_backward(dout, shape, k, k, (0, 0), False, True), atol=1e-12)
 
 
-def test_fast_path_not_taken_when_windows_overlap_or_pad():
+def test_max_pool_tracks_the_arg_max_only_for_all_minus_inf_padded_windows():
     x = perm_input(np.random.default_rng(0), (1, 1, 7, 7))
 
     def path(*args, data=x):
         cache = P.max_pool2d_forward(data, *args)[1]
         if cache[0] == "general":
             return "general"
-        return "tile" if cache[6] else ("lazy-padded" if cache[7] is not None else "lazy-overlap")
+        return "separable-padded" if cache[7] is not None else "separable"
 
-    assert path((2, 2), (2, 2), (1, 1)) == "lazy-padded"  # -inf padding, winners recomputed
-    assert path((3, 3), (2, 2), (0, 0)) == "lazy-overlap"  # unpadded but overlapping: accumulate
-    assert path((2, 2), (2, 2), (0, 0), (2, 2)) == "lazy-overlap"  # dilated
-    assert path((2, 2), (2, 2), (0, 0), (1, 1), True) == "lazy-padded"  # 7 with ceil_mode reads past the edge
-    assert path((2, 2), (2, 2), (0, 0), (1, 1), True, data=x[:, :, :6, :6]) == "tile"
+    assert path((2, 2), (2, 2), (1, 1)) == "separable-padded"  # -inf padding, winners recomputed
+    assert path((3, 3), (2, 2), (0, 0)) == "separable"  # unpadded but overlapping: accumulate
+    assert path((2, 2), (2, 2), (0, 0), (2, 2)) == "separable"  # dilated
+    assert path((2, 2), (2, 2), (0, 0), (1, 1), True) == "separable-padded"  # 7 with ceil_mode reads past the edge
+    assert path((2, 2), (2, 2), (0, 0), (1, 1), True, data=x[:, :, :6, :6]) == "separable"
     # a window that is all -inf could pick a padding position: the tracked arg-max path
     minus_inf = np.full((1, 1, 4, 4), -np.inf, dtype=np.float32)
     assert path((3, 3), (2, 2), (1, 1), data=minus_inf) == "general"

@@ -17,8 +17,9 @@ How the windows are read: one strided view per kernel offset ``(a, b)``,
 ``x_pad[:, :, a·dH :: sH, b·dW :: sW]`` cut to ``(Ho, Wo)``, so a loop runs
 over the ``kH·kW`` kernel offsets, never over output positions. Backward passes
 add each offset's share back into the same strided view of ``dx_pad``; within
-one offset the positions are distinct, so there is no scatter. Non-overlapping
-windows (stride = kernel, no padding, dilation 1) take a reshape fast path
+one offset the positions are distinct, so there is no scatter. Max pooling
+splits the window into its rows (kW column views, then kH row views of the
+row maxima); non-overlapping average pools take a reshape fast path
 ``(N, C, Ho, kH, Wo, kW)``.
 """
 from __future__ import annotations
@@ -163,6 +164,84 @@ def _untile(xp, g6, x_shape):
     return dx
 
 
+def _column_views(a, Wo, kw, sw, dw):
+    """The ``kW`` views ``a[..., b·dW :: sW]`` cut to ``Wo`` columns: view ``b``
+    holds column offset ``b`` of every window's row segment."""
+    return [a[:, :, :, b * dw:b * dw + (Wo - 1) * sw + 1:sw] for b in range(kw)]
+
+
+def _row_views(a, Ho, kh, sh, dh):
+    """The ``kH`` views ``a[:, :, r·dH :: sH]`` cut to ``Ho`` rows."""
+    return [a[:, :, r * dh:r * dh + (Ho - 1) * sh + 1:sh] for r in range(kh)]
+
+
+def _elementwise_max(xp, views):
+    """``max(views[0], views[1], …)`` as a new array (NaN propagates)."""
+    if len(views) == 1:
+        return views[0].copy()
+    out = xp.maximum(views[0], views[1])
+    for v in views[2:]:
+        xp.maximum(out, v, out=out)
+    return out
+
+
+def _disjoint(kernel, stride, dilation):
+    """Whether the offset views of one axis never share a position."""
+    return stride >= (kernel - 1) * dilation + 1
+
+
+def _covers(size, out, kernel, stride, dilation):
+    """Whether the windows of one axis cover every position exactly once."""
+    return dilation == 1 and stride == kernel and out * kernel == size
+
+
+def _route_to_first_max(xp, g, views, best, target_views, disjoint):
+    """Add ``g`` into ``target_views[k]`` for the first ``k`` whose ``views[k]``
+    equals ``best`` (PyTorch's tie rule), with one running remainder:
+
+        share_k = rest · [views[k] = best],  rest ← rest − share_k,  share_last = rest
+
+    Once a position is routed its ``rest`` is 0, so later equal offsets get
+    nothing. ``g`` must be finite (``0 · inf`` would be NaN) and is not changed.
+    With ``disjoint`` views each share is written straight into its target.
+    """
+    last = len(views) - 1
+    if last == 0:
+        if disjoint:
+            target_views[0][...] = g
+        else:
+            target_views[0] += g
+        return
+    hit = xp.empty(best.shape, dtype=bool)
+    rest = g
+    for k in range(last):
+        xp.equal(views[k], best, out=hit)
+        if disjoint:
+            share = xp.multiply(rest, hit, out=target_views[k])
+            if k == last - 1:  # the last offset takes what is left
+                xp.subtract(rest, share, out=target_views[last])
+                return
+        else:
+            share = rest * hit
+            target_views[k] += share
+        if rest is g:  # the first subtraction makes rest our own array
+            rest = rest - share
+        else:
+            xp.subtract(rest, share, out=rest)
+    target_views[last] += rest
+
+
+def _all_finite(xp, a):
+    """No NaN or ±inf in ``a`` (a finite sum proves it in one pass without a
+    temporary; an overflowing sum falls back to the element-wise test)."""
+    return bool(xp.isfinite(a.sum())) or bool(xp.isfinite(a).all())
+
+
+def _no_nan(xp, a):
+    """No NaN in ``a`` (±inf allowed)."""
+    return bool(xp.isfinite(a.sum())) or not bool(xp.isnan(a).any())
+
+
 def _running_max(xp, xpad, Ho, Wo, kernel_size, stride, dilation, arg, out):
     """Max over the kH·kW offset views of ``xpad`` and the offset that won,
     updating ``out`` (starting as offset 0's view) and ``arg`` in place.
@@ -196,7 +275,8 @@ def max_pool2d_forward(x, kernel_size, stride, padding, dilation=(1, 1), ceil_mo
     Shape: x (N, C, H, W) -> out (N, C, Ho, Wo) with
     ``Ho = ⌊(H + 2·pH − dH·(kH−1) − 1) / sH⌋ + 1`` (ceil with ``ceil_mode``, see
     :func:`pool_output_size`), likewise ``Wo``. The cache holds the (padded)
-    input and the output, from which the backward finds the winners; only
+    input, the row-segment maxima ``m1`` and the output, from which the
+    backward finds the winners; only
     for all-−inf windows with padding does it hold the tracked arg-max (the
     kernel-offset index ``a·kW + b`` per output, in the smallest int dtype).
     """
@@ -210,20 +290,19 @@ def max_pool2d_forward(x, kernel_size, stride, padding, dilation=(1, 1), ceil_mo
     Hp = _padded_extent(H, Ho, kh, sh, ph, dh)
     Wp = _padded_extent(W, Wo, kw, sw, pw, dw)
     xpad = _pad_array(xp, x, Hp, Wp, ph, pw, -np.inf)  # x itself when nothing is padded
-    # out = elementwise max of the kH·kW offset views (NaN propagates). The
-    # arg-max is not stored: the backward recomputes the winners from the
-    # input and out, which costs less than tracking them here — unless a
-    # window is all −inf with padding in it (a padding position could then tie
-    # for the max, and PyTorch's choice, the first in-bounds element, needs the
+    # The window max is separable: first the max over each window's row
+    # segment, m1[r, j] = max_b x[r, j·sW + b·dW] (all rows r), then
+    # y[i, j] = max_a m1[i·sH + a·dH, j] — kW + kH strided passes instead of
+    # kW·kH. The arg-max is not stored: the backward finds the winners from
+    # x, m1 and y, which costs less than tracking them here — unless a window
+    # is all −inf with padding in it (a padding position could then tie for
+    # the max, and PyTorch's choice, the first in-bounds element, needs the
     # tracked arg-max below).
-    out = _offset_views(xpad, 0, Ho, Wo, kernel_size, stride, dilation).copy()
-    for k in range(1, K):
-        xp.maximum(out, _offset_views(xpad, k, Ho, Wo, kernel_size, stride, dilation), out=out)
-    if xpad is x:
-        tiles = _is_tiling(x.shape, Ho, Wo, kernel_size, stride, padding, dilation)
-        return out, ("lazy", x, out, kernel_size, stride, dilation, tiles, None)
-    if not bool((out == -np.inf).any()):
-        return out, ("lazy", xpad, out, kernel_size, stride, dilation, False, (ph, pw, H, W))
+    m1 = _elementwise_max(xp, _column_views(xpad, Wo, kw, sw, dw))
+    out = _elementwise_max(xp, _row_views(m1, Ho, kh, sh, dh))
+    crop = None if xpad is x else (ph, pw, H, W)
+    if crop is None or not bool((out == -np.inf).any()):
+        return out, ("separable", xpad, m1, out, kernel_size, stride, dilation, crop)
 
     # Start from offset 0; where offset 0 lies in the padding its −inf loses to
     # any real value, and the argmax starts at the window's first in-bounds
@@ -241,45 +320,27 @@ def max_pool2d_forward(x, kernel_size, stride, padding, dilation=(1, 1), ceil_mo
     return out, cache
 
 
-def _tiled_max_backward(xp, x, out, dout, kernel_size):
-    """Max-pool backward for disjoint, unpadded windows, on the tiled view of x.
+def _separable_max_backward(xp, x, m1, out, dout, kernel_size, stride, dilation):
+    """Max-pool backward in the two stages of the separable forward, for
+    finite upstream gradients and NaN-free maxima:
 
-    ``hit = (x == y)`` broadcast over each window (one pass over x); a running
-    "already routed" mask keeps only the first hit of each window in
-    row-major order (PyTorch's tie rule); then dL/dx = hit · dL/dy. Callers
-    exclude NaN maxima (PyTorch routes those to the last NaN) and non-finite
-    upstream gradients (0 · inf would leak NaN into the losing positions).
+        dL/dm1 = dL/dy routed, per window, to the first row a with m1 = y
+        dL/dx  = dL/dm1 routed, per row segment, to the first column b with x = m1
+
+    Together this picks the window's first maximum in row-major order (the
+    first row holding the max, then the first column in it), PyTorch's rule.
     """
-    (kh, kw) = kernel_size
-    ho, wo = out.shape[2], out.shape[3]
-    hit = _tiles(x, ho, wo, kh, kw) == out[:, :, :, None, :, None]
-    routed = hit[:, :, :, 0, :, 0].copy()
-    for i in range(kh):
-        for j in range(kw):
-            if i == 0 and j == 0:
-                continue
-            h_ij = hit[:, :, :, i, :, j]
-            h_ij &= ~routed
-            routed |= h_ij
-    return _untile(xp, hit * dout[:, :, :, None, :, None], x.shape)
-
-
-def _routed_max_backward(xp, x, out, dout, kernel_size, stride, dilation):
-    """Max-pool backward for overlapping windows without NaNs: offset by offset,
-    ``hit_k = (x_k == y) ∧ ¬routed`` (first hit of each window in row-major
-    order, PyTorch's tie rule), ``routed ∨= hit_k``, ``dX_k += hit_k · dL/dy``
-    — one fused pass per kernel offset instead of computing the arg-max first."""
+    (kh, kw), (sh, sw), (dh, dw) = kernel_size, stride, dilation
     Ho, Wo = out.shape[2], out.shape[3]
-    dx = xp.zeros(x.shape, dtype=dout.dtype)
-    routed = xp.zeros(out.shape, dtype=bool)
-    hit = xp.empty(out.shape, dtype=bool)
-    routed_grad = xp.empty(out.shape, dtype=dout.dtype)
-    for k in range(kernel_size[0] * kernel_size[1]):
-        xp.equal(_offset_views(x, k, Ho, Wo, kernel_size, stride, dilation), out, out=hit)
-        xp.greater(hit, routed, out=hit)  # hit ∧ ¬routed
-        routed |= hit
-        xp.multiply(dout, hit, out=routed_grad)
-        _offset_views(dx, k, Ho, Wo, kernel_size, stride, dilation)[...] += routed_grad
+    Hp, Wp = x.shape[2], x.shape[3]
+    alloc = xp.empty if _covers(Hp, Ho, kh, sh, dh) else xp.zeros
+    dm1 = alloc(m1.shape, dtype=dout.dtype)
+    _route_to_first_max(xp, dout, _row_views(m1, Ho, kh, sh, dh), out,
+                        _row_views(dm1, Ho, kh, sh, dh), _disjoint(kh, sh, dh))
+    alloc = xp.empty if _covers(Wp, Wo, kw, sw, dw) else xp.zeros
+    dx = alloc(x.shape, dtype=dout.dtype)
+    _route_to_first_max(xp, dm1, _column_views(x, Wo, kw, sw, dw), m1,
+                        _column_views(dx, Wo, kw, sw, dw), _disjoint(kw, sw, dw))
     return dx
 
 
@@ -316,23 +377,19 @@ def max_pool2d_backward(dout, cache):
     Shape: dout (N, C, Ho, Wo) -> dx (N, C, H, W).
     """
     xp = get_array_module(dout)
-    if cache[0] == "lazy":
-        _, x, out, kernel_size, stride, dilation, tiles, crop = cache
-        plain = not bool(xp.isnan(out).any()) and bool(xp.isfinite(dout).all())
-        if tiles and plain:
-            return _tiled_max_backward(xp, x, out, dout, kernel_size)
-        if plain:
-            dx = _routed_max_backward(xp, x, out, dout, kernel_size, stride, dilation)
+    if cache[0] == "separable":
+        _, x, m1, out, kernel_size, stride, dilation, crop = cache
+        if _no_nan(xp, out) and _all_finite(xp, dout):
+            dx = _separable_max_backward(xp, x, m1, out, dout, kernel_size, stride, dilation)
         else:  # NaN maxima (routed to the last NaN) or non-finite upstream gradients
             arg = _winners(xp, x, out, kernel_size, stride, dilation)
             Ho, Wo = out.shape[2], out.shape[3]
             dx = xp.zeros(x.shape, dtype=dout.dtype)
             for k in range(kernel_size[0] * kernel_size[1]):
                 view = _offset_views(dx, k, Ho, Wo, kernel_size, stride, dilation)
-                if tiles:  # disjoint windows: each position of dx is written once
-                    xp.copyto(view, dout, where=arg == k)
-                else:
-                    view += xp.where(arg == k, dout, dout.dtype.type(0))
+                # where, not dout * (arg == k): an inf/NaN upstream gradient
+                # must reach only its arg-max (0 * inf would leak NaN)
+                view += xp.where(arg == k, dout, dout.dtype.type(0))
         if crop is not None:  # x was the padded input: strip the padding
             ph, pw, h, w = crop
             return xp.ascontiguousarray(dx[:, :, ph:ph + h, pw:pw + w])
@@ -357,8 +414,8 @@ def max_pool2d_indices(cache):
     """PyTorch's ``return_indices``: for each output the flat index ``r·W + c``
     into its input's ``(H, W)`` plane of the element it took (int64), read off
     a :func:`max_pool2d_forward` cache."""
-    if cache[0] == "lazy":
-        _, x, out, (kh, kw), (sh, sw), (dh, dw), _, crop = cache
+    if cache[0] == "separable":
+        _, x, _, out, (kh, kw), (sh, sw), (dh, dw), crop = cache
         xp = get_array_module(x)
         arg = _winners(xp, x, out, (kh, kw), (sh, sw), (dh, dw))
         if crop is None:
