@@ -45,13 +45,16 @@ GEMM, which BLAS runs at full speed (NumPy's *stacked* matmul with a
 transposed operand falls off BLAS onto a slow loop — measured 100× slower
 for the SmallCNN's dW):
 
-* forward ``O = W_row · X_col`` is (C_out, N·Ho·Wo); one transposing copy
-  makes it NCHW (free at batch 1);
+* forward ``O = W_row · X_col`` is (C_out, N·Ho·Wo); the layer returns it
+  as an (N, C_out, Ho, Wo) *view* (channel-major memory, NCHW indexing), so
+  no transposing copy is made; element-wise layers keep that memory order;
 * ``dW = dO · X_colᵀ`` and ``dX_col = W_rowᵀ · dO`` take the transposed
   operand as a BLAS flag, no copy;
 * im2col reads from the input laid out as (C, N, H, W) (one copy that also
-  pads), so each kernel offset is one strided-slice copy into the columns;
-  col2im accumulates into the same layout and transposes back once;
+  pads; a plain copy when the input already has that memory order, as the
+  output of a previous convolution does), so each kernel offset is one
+  strided-slice copy into the columns; col2im accumulates into the same
+  layout and dX is returned as its transposed view, as is the output;
 * a 1×1, stride-1, unpadded convolution needs no im2col: ``X_col`` is the
   (C, N·H·W) view of that transposed input;
 * groups are contiguous row blocks of X_col and of ``W_row``, one GEMM per
@@ -252,7 +255,8 @@ def _im2col(x, kh, kw, sh, sw, pads, dh, dw, ho, wo, ones_row=False):
 
 
 def _col2im(cols, x_shape, kh, kw, sh, sw, pads, dh, dw, ho, wo):
-    """X_col-shaped gradient (C·kH·kW, N·Ho·Wo) -> dX (N, C, H, W), overlaps summed."""
+    """X_col-shaped gradient (C·kH·kW, N·Ho·Wo) -> dX, overlaps summed, in the
+    channel-major layout (C, N, H, W) of the columns (transpose for NCHW)."""
     xp = get_array_module(cols)
     n, c, h, w = x_shape
     t, b, l, r = pads
@@ -263,7 +267,15 @@ def _col2im(cols, x_shape, kh, kw, sh, sw, pads, dh, dw, ho, wo):
         for j in range(kw):
             c0 = j * dw
             dxpad[:, :, r0 : r0 + sh * (ho - 1) + 1 : sh, c0 : c0 + sw * (wo - 1) + 1 : sw] += cols[:, i, j]
-    return xp.ascontiguousarray(dxpad[:, :, t : t + h, l : l + w].transpose(1, 0, 2, 3))
+    return _crop(dxpad, t, l, h, w)
+
+
+def _crop(dxpad, t, l, h, w):
+    """The (C, N, H, W) interior of a padded channel-major gradient (the array
+    itself when there is no padding)."""
+    if dxpad.shape[2:] == (h, w):
+        return dxpad
+    return dxpad[:, :, t : t + h, l : l + w].copy()
 
 
 def _col2im_wide_rows(cols, x_shape, kh, kw, pads, dh, dw, ho):
@@ -275,6 +287,7 @@ def _col2im_wide_rows(cols, x_shape, kh, kw, pads, dh, dw, ho):
     flattened padded plane, and the overlay is one long ``+=`` per offset
     instead of Ho short ones. The plane gets ``(kW − 1)·dW`` spare elements at
     its end for the last offset's run (they only ever receive zeros).
+    Returns dX as (C, N, H, W), like :func:`_col2im`.
     """
     xp = get_array_module(cols)
     n, c, h, w = x_shape
@@ -288,7 +301,7 @@ def _col2im_wide_rows(cols, x_shape, kh, kw, pads, dh, dw, ho):
             start = i * dh * wp + j * dw
             flat[:, :, start : start + run] += cols[:, i, j]
     dxpad = flat[:, :, : hp * wp].reshape(c, n, hp, wp)
-    return xp.ascontiguousarray(dxpad[:, :, t : t + h, l : l + w].transpose(1, 0, 2, 3))
+    return dxpad[:, :, t : t + h, l : l + w].copy()
 
 
 def im2col(x, kh, kw, stride=(1, 1), padding=(0, 0), dilation=(1, 1)):
@@ -337,7 +350,8 @@ def col2im(cols, x_shape, kh, kw, stride=(1, 1), padding=(0, 0), dilation=(1, 1)
             f"{(n, c, h, w)} gives columns of shape {(c * kh * kw, n * ho * wo)}"
         )
     xp = get_array_module(cols)
-    return _col2im(xp.ascontiguousarray(cols), (n, c, h, w), kh, kw, sh, sw, pads, dh, dw, ho, wo)
+    dx_cn = _col2im(xp.ascontiguousarray(cols), (n, c, h, w), kh, kw, sh, sw, pads, dh, dw, ho, wo)
+    return xp.ascontiguousarray(dx_cn.transpose(1, 0, 2, 3))
 
 
 # --------------------------------------------------------------------------
@@ -471,7 +485,11 @@ def conv2d_forward(
         w_row = xp.concatenate([w_row, bias.reshape(c_out, 1)], axis=1)
     per_sample = (c * kh * kw + int(bias_in_gemm)) * L * x.itemsize
     chunk = n if pointwise else _chunk_size(n, per_sample, limit)
-    out = xp.empty((n, c_out, ho, wo), dtype=x.dtype)
+    # The GEMM's natural output is channel-major, (C_out, N·Ho·Wo). It is
+    # returned as its (N, C_out, Ho, Wo) transposed *view*: element-wise
+    # layers keep that memory order, and the next convolution's im2col (and
+    # this one's backward, for dO) read it without a transposing copy.
+    out_cn = None if chunk >= n else xp.empty((c_out, n, ho, wo), dtype=x.dtype)
     cols_cache = None
     for n0 in range(0, n, chunk):
         n1 = min(n, n0 + chunk)
@@ -479,12 +497,15 @@ def conv2d_forward(
         o = _grouped_gemm(xp, w_row, cols, groups)  # (C_out, m·L) = W_row · X_col (+ b)
         if bias is not None and not bias_in_gemm:
             o += bias.reshape(c_out, 1)
-        out[n0:n1] = o.reshape(c_out, n1 - n0, ho, wo).transpose(1, 0, 2, 3)
+        if out_cn is None:
+            out_cn = o.reshape(c_out, n, ho, wo)
+        else:
+            out_cn[:, n0:n1] = o.reshape(c_out, n1 - n0, ho, wo)
         if chunk >= n and _cache_cols and not pointwise:
             cols_cache = cols
         del cols, o
     cache = (x, weight, bias is not None, (sh, sw), pads, (dh, dw), groups, limit, cols_cache, bias_in_gemm, need_dx)
-    return out, cache
+    return out_cn.transpose(1, 0, 2, 3), cache
 
 
 def conv2d_backward(dout, cache):
@@ -522,7 +543,7 @@ def conv2d_backward(dout, cache):
     pointwise = _is_pointwise(kh, kw, sh, sw, pads)
     per_sample = (c * kh * kw + int(bias_in_gemm)) * L * x.itemsize
     chunk = n if (pointwise or cols_cache is not None) else _chunk_size(n, per_sample, limit)
-    dx = xp.empty(x.shape, dtype=x.dtype) if need_dx else None
+    dx_cn = None  # dX, channel-major (C, N, H, W) like the columns; returned transposed
     dweight = None
     # Stride-1 layers on wide images: col2im over full-width rows (see
     # _col2im_wide_rows); the extra GEMM columns cost (W_pad − Wo)/Wo <= 5 %.
@@ -548,14 +569,21 @@ def conv2d_backward(dout, cache):
             d_wide[..., :wo] = d_o[:, n0:n1]
             dcols = _grouped_gemm(xp, w_row, d_wide.reshape(c_out, m * ho * wp), groups, _transposed_times)
             del d_wide
-            dx[n0:n1] = _col2im_wide_rows(dcols, (m, c, h, w), kh, kw, pads, dh, dw, ho)
+            part = _col2im_wide_rows(dcols, (m, c, h, w), kh, kw, pads, dh, dw, ho)
         else:
             dcols = _grouped_gemm(xp, w_row, dO, groups, _transposed_times)  # W_rowᵀ · dO
             if pointwise:
-                dx[n0:n1] = dcols.reshape(c, m, h, w).transpose(1, 0, 2, 3)
+                part = dcols.reshape(c, m, h, w)
             else:
-                dx[n0:n1] = _col2im(dcols, (m, c, h, w), kh, kw, sh, sw, pads, dh, dw, ho, wo)
+                part = _col2im(dcols, (m, c, h, w), kh, kw, sh, sw, pads, dh, dw, ho, wo)
         del dcols
+        if chunk >= n:
+            dx_cn = part
+        else:
+            if dx_cn is None:
+                dx_cn = xp.empty((c, n, h, w), dtype=x.dtype)
+            dx_cn[:, n0:n1] = part
     if bias_in_gemm:
         dweight, dbias = dweight[:, :kg], dweight[:, kg].copy()
+    dx = None if dx_cn is None else dx_cn.transpose(1, 0, 2, 3)
     return dx, xp.ascontiguousarray(dweight).reshape(weight.shape), dbias

@@ -24,10 +24,14 @@ def _channel_sum(a):
     """Σ over every axis but the channel axis 1 of an (N, C, *) array, as (C,).
 
     Sums the contiguous trailing axes first (one fast inner reduction per
-    (n, c) row), then the batch axis."""
+    (n, c) row), then the batch axis; for a channel-major array (stored as
+    (C, N, *), as convolutions return them) one reduction per channel."""
     n, c = a.shape[0], a.shape[1]
     if a.ndim > 2 and a.flags.c_contiguous:
         return a.reshape(n, c, -1).sum(axis=2).sum(axis=0)
+    channel_major = a.swapaxes(0, 1)  # a convolution output: stored (C, N, *)
+    if a.ndim > 2 and channel_major.flags.c_contiguous:
+        return channel_major.reshape(c, -1).sum(axis=1)
     return a.sum(axis=(0,) + tuple(range(2, a.ndim)))
 
 

@@ -140,9 +140,17 @@ def _pad_array(xp, x, Hp, Wp, ph, pw, fill):
     N, C, H, W = x.shape
     if (Hp, Wp, ph, pw) == (H, W, 0, 0):
         return x
-    out = xp.full((N, C, Hp, Wp), fill, dtype=x.dtype)
+    if _channel_major(x):  # keep a convolution output's (C, N, H, W) memory order
+        out = xp.full((C, N, Hp, Wp), fill, dtype=x.dtype).transpose(1, 0, 2, 3)
+    else:
+        out = xp.full((N, C, Hp, Wp), fill, dtype=x.dtype)
     out[:, :, ph:ph + H, pw:pw + W] = x
     return out
+
+
+def _channel_major(x):
+    """Whether ``x`` (N, C, H, W) is stored as a contiguous (C, N, H, W) array."""
+    return x.ndim == 4 and not x.flags.c_contiguous and x.transpose(1, 0, 2, 3).flags.c_contiguous
 
 
 def _tiles(x, Ho, Wo, kh, kw):
@@ -212,7 +220,7 @@ def _route_to_first_max(xp, g, views, best, target_views, disjoint):
         else:
             target_views[0] += g
         return
-    hit = xp.empty(best.shape, dtype=bool)
+    hit = xp.empty_like(best, dtype=bool)  # in the memory order of best
     rest = g
     for k in range(last):
         xp.equal(views[k], best, out=hit)
@@ -333,12 +341,14 @@ def _separable_max_backward(xp, x, m1, out, dout, kernel_size, stride, dilation)
     (kh, kw), (sh, sw), (dh, dw) = kernel_size, stride, dilation
     Ho, Wo = out.shape[2], out.shape[3]
     Hp, Wp = x.shape[2], x.shape[3]
-    alloc = xp.empty if _covers(Hp, Ho, kh, sh, dh) else xp.zeros
-    dm1 = alloc(m1.shape, dtype=dout.dtype)
+    # empty_like / zeros_like keep the memory order of x (NCHW or a
+    # convolution output's channel-major order), so every pass runs in order.
+    alloc = xp.empty_like if _covers(Hp, Ho, kh, sh, dh) else xp.zeros_like
+    dm1 = alloc(m1, dtype=dout.dtype)
     _route_to_first_max(xp, dout, _row_views(m1, Ho, kh, sh, dh), out,
                         _row_views(dm1, Ho, kh, sh, dh), _disjoint(kh, sh, dh))
-    alloc = xp.empty if _covers(Wp, Wo, kw, sw, dw) else xp.zeros
-    dx = alloc(x.shape, dtype=dout.dtype)
+    alloc = xp.empty_like if _covers(Wp, Wo, kw, sw, dw) else xp.zeros_like
+    dx = alloc(x, dtype=dout.dtype)
     _route_to_first_max(xp, dm1, _column_views(x, Wo, kw, sw, dw), m1,
                         _column_views(dx, Wo, kw, sw, dw), _disjoint(kw, sw, dw))
     return dx
@@ -392,7 +402,7 @@ def max_pool2d_backward(dout, cache):
                 view += xp.where(arg == k, dout, dout.dtype.type(0))
         if crop is not None:  # x was the padded input: strip the padding
             ph, pw, h, w = crop
-            return xp.ascontiguousarray(dx[:, :, ph:ph + h, pw:pw + w])
+            return dx[:, :, ph:ph + h, pw:pw + w].copy(order="K")
         return dx
 
     _, arg, x_shape, (Hp, Wp), kernel_size, stride, padding, dilation, _ = cache
