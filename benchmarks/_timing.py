@@ -17,8 +17,9 @@ Timing uses ``time.perf_counter``; the Python garbage collector is disabled
 during each sample. Calls that take less than ``min_sample_s`` are looped
 ``number`` times per sample (chosen during warm-up) and the per-call time is
 reported; short calls get one untimed priming call after every switch of
-contender (see :func:`time_interleaved` for why). Thread settings are never changed here: whatever NumPy's BLAS and
-PyTorch pick by default is what is measured, and the header says what that is.
+contender (see :func:`time_interleaved` for why). Thread counts of NumPy's BLAS and PyTorch are never changed
+here: whatever they pick by default is what is measured, and the header says what that is. The scripts
+only set ``OPENBLAS_THREAD_TIMEOUT`` (``_blas_env``) and glassnet's own kernel threads (``--threads``).
 """
 from __future__ import annotations
 
@@ -40,6 +41,7 @@ import numpy as np
 __all__ = [
     "Stats", "time_interleaved", "time_phases", "print_table", "environment",
     "print_header", "dump_json", "check_close", "add_common_args", "fmt_ms", "ratio",
+    "add_runtime_options", "apply_runtime_options",
 ]
 
 
@@ -312,7 +314,8 @@ def environment() -> dict:
         "numpy": np.__version__,
         "blas": _blas_info(),
         "thread_env": {k: os.environ[k] for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
-                                                   "MKL_NUM_THREADS") if k in os.environ},
+                                                   "MKL_NUM_THREADS", "OPENBLAS_THREAD_TIMEOUT")
+                       if k in os.environ},
     }
     try:
         env["loadavg"] = os.getloadavg()
@@ -331,6 +334,9 @@ def environment() -> dict:
         import glassnet
 
         env["glassnet"] = getattr(glassnet, "__version__", "?")
+        from glassnet.threads import get_num_threads
+
+        env["glassnet_kernel_threads"] = get_num_threads()
     except ImportError:
         env["glassnet"] = None
     return env
@@ -420,11 +426,35 @@ def add_common_args(parser, default_repeat: int, quick_repeat: int, default_warm
     parser.add_argument("--json", metavar="PATH", default=None, help="also write all results to PATH as JSON")
 
 
-def add_malloc_option(parser) -> None:
-    """``--default-malloc``: skip :func:`glassnet.backend.retain_freed_memory` (applied by default)."""
+def add_runtime_options(parser) -> None:
+    """``--default-malloc`` (skip :func:`glassnet.backend.retain_freed_memory`,
+    applied by default) and ``--threads`` (glassnet's kernel threads)."""
     parser.add_argument("--default-malloc", action="store_true",
                         help="leave glibc malloc at its defaults (by default the script calls "
                              "glassnet.backend.retain_freed_memory(), as glassnet train does)")
+    parser.add_argument("--threads", type=int, default=None, metavar="N",
+                        help="glassnet.threads.set_num_threads(N) for the kernels' memory-bound passes "
+                             "(default: every core, as glassnet train does; 1 = off)")
+
+
+def apply_runtime_options(args, quiet: bool = False) -> None:
+    """Apply ``retain_freed_memory`` unless ``--default-malloc`` was given, set
+    glassnet's kernel threads, and say so (unless ``quiet``)."""
+    from glassnet.threads import blas_threads_spin, set_num_threads
+
+    if not args.default_malloc:
+        from glassnet.backend import retain_freed_memory
+
+        applied = retain_freed_memory()
+        if not quiet:
+            print(f"malloc    retain_freed_memory() applied: {applied} "
+                  "(process-wide: both libraries; --default-malloc to skip)")
+    n = set_num_threads(args.threads)
+    if quiet:
+        return
+    spin = "spin after GEMMs" if blas_threads_spin() else "sleep after GEMMs"
+    print(f"threads   glassnet kernel threads: {n}; OPENBLAS_THREAD_TIMEOUT="
+          f"{os.environ.get('OPENBLAS_THREAD_TIMEOUT', 'unset')} (OpenBLAS threads {spin})")
 
 
 def apply_malloc_option(args) -> None:

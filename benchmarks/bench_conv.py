@@ -58,6 +58,8 @@ Ratios are glassnet / torch: > 1 means glassnet is slower.
 """
 from __future__ import annotations
 
+import _blas_env  # noqa: F401  (first: sets OPENBLAS_THREAD_TIMEOUT before NumPy loads)
+
 import argparse
 import os
 import sys
@@ -73,7 +75,7 @@ import torch.nn.functional as F  # noqa: E402
 from glassnet.kernels import conv as gconv  # noqa: E402
 from glassnet.kernels import pool as gpool  # noqa: E402
 
-from _timing import (add_common_args, add_malloc_option, apply_malloc_option, check_close, dump_json, environment, fmt_ms,  # noqa: E402
+from _timing import (add_common_args, add_runtime_options, apply_runtime_options, check_close, dump_json, environment, fmt_ms,  # noqa: E402
                      print_header, print_table, ratio, time_interleaved)
 
 # name, C_in, C_out, H(=W), N forward, N backward, in the default subset
@@ -392,9 +394,9 @@ def main(argv=None):
     ap.add_argument("--only", choices=["fmnist", "vgg"], default=None, help="run one network's layers only")
     ap.add_argument("--no-pool", action="store_true", help="skip the max-pool layers")
     ap.add_argument("--seed", type=int, default=0)
-    add_malloc_option(ap)
+    add_runtime_options(ap)
     args = ap.parse_args(argv)
-    apply_malloc_option(args)
+    apply_runtime_options(args)
     repeat = args.repeat or (3 if args.quick else 5)
     warmup = args.warmup if args.warmup is not None else 1
     convs = [c for c in CONVS if args.full or c[-1]]

@@ -38,6 +38,8 @@ How to run (from the repository root)::
 """
 from __future__ import annotations
 
+import _blas_env  # noqa: F401  (first: sets OPENBLAS_THREAD_TIMEOUT before NumPy loads)
+
 import argparse
 import json
 import os

@@ -40,6 +40,8 @@ How to run (from the repository root)::
 """
 from __future__ import annotations
 
+import _blas_env  # noqa: F401  (first: sets OPENBLAS_THREAD_TIMEOUT before NumPy loads)
+
 import argparse
 import os
 import sys
@@ -55,7 +57,7 @@ import glassnet as gn  # noqa: E402
 import glassnet.nn as gnn  # noqa: E402
 from glassnet.optim import SGD as GSGD  # noqa: E402
 
-from _timing import (add_common_args, add_malloc_option, apply_malloc_option, check_close, dump_json, environment, fmt_ms,  # noqa: E402
+from _timing import (add_common_args, add_runtime_options, apply_runtime_options, check_close, dump_json, environment, fmt_ms,  # noqa: E402
                      print_header, print_table, ratio, time_interleaved, time_phases)
 
 IN, HIDDEN, OUT = 784, 512, 10
@@ -125,9 +127,9 @@ def main(argv=None):
     ap.add_argument("--steps-per-sample", type=int, default=5,
                     help="training steps timed back to back per sample (default 5)")
     ap.add_argument("--seed", type=int, default=0)
-    add_malloc_option(ap)
+    add_runtime_options(ap)
     args = ap.parse_args(argv)
-    apply_malloc_option(args)
+    apply_runtime_options(args)
     repeat = args.repeat or (10 if args.quick else 40)
     warmup = args.warmup if args.warmup is not None else (2 if args.quick else 10)
     settings = {"model": f"MLP {IN}-{HIDDEN}-{OUT} ReLU", "batch": args.batch, "dtype": "float32",

@@ -73,6 +73,8 @@ only one framework).
 """
 from __future__ import annotations
 
+import _blas_env  # noqa: F401  (first: sets OPENBLAS_THREAD_TIMEOUT before NumPy loads)
+
 import argparse
 import os
 import statistics
@@ -87,8 +89,8 @@ for _p in (HERE, ROOT, os.path.join(ROOT, "tests")):
     if _p not in sys.path:
         sys.path.append(_p)
 
-from _timing import (add_common_args, add_malloc_option, apply_malloc_option, check_close, dump_json, environment, fmt_ms,  # noqa: E402
-                     print_header, print_table, ratio, time_interleaved)
+from _timing import (add_common_args, add_runtime_options, apply_runtime_options, check_close, dump_json, environment, fmt_ms,  # noqa: E402
+                     print_header, print_table, ratio, time_interleaved, Stats)
 
 # A small rate: every case repeats steps on one fixed batch, and at lr 0.01 ResNet-18
 # overflowed to inf/NaN after ~15 steps (which also slowed PyTorch ~2.5x). The rate
@@ -255,61 +257,72 @@ def check_case(case, gmodel, tmodel, x, y) -> dict:
 # steps
 # --------------------------------------------------------------------------
 def make_steps(case, gmodel, tmodel, x, y):
-    """(glassnet step, torch step) zero-argument callables; models put in the right mode."""
-    import torch
-
-    import glassnet as gn
-    import glassnet.nn as gnn
-    from glassnet.optim import SGD
-
-    gx, gy = gn.from_numpy(x), gn.from_numpy(y)
-    tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+    """(glassnet step, torch step) zero-argument callables; models put in the
+    right mode. Either model may be None (its step is then None)."""
     last = {}
-    if CASES[case][4]:
-        gmodel.train()
-        tmodel.train()
-        gloss_fn, tloss_fn = gnn.CrossEntropyLoss(), torch.nn.CrossEntropyLoss()
-        gopt = SGD(gmodel.parameters(), lr=LR, momentum=MOMENTUM)
-        topt = torch.optim.SGD(tmodel.parameters(), lr=LR, momentum=MOMENTUM)
+    train = CASES[case][4]
+    g_step = t_step = None
+    if gmodel is not None:
+        import glassnet as gn
+        import glassnet.nn as gnn
+        from glassnet.optim import SGD
 
-        def g_step(clock=None):
-            loss = gloss_fn(gmodel(gx), gy)
-            last["glassnet"] = loss
-            if clock:
-                clock("forward+loss")
-            gopt.zero_grad()
-            if clock:
-                clock("zero_grad")
-            loss.backward()
-            if clock:
-                clock("backward")
-            gopt.step()
-            if clock:
-                clock("optimizer step")
+        gx, gy = gn.from_numpy(x), gn.from_numpy(y)
+        if train:
+            gmodel.train()
+            gloss_fn = gnn.CrossEntropyLoss()
+            gopt = SGD(gmodel.parameters(), lr=LR, momentum=MOMENTUM)
 
-        def t_step():
-            loss = tloss_fn(tmodel(tx), ty)
-            last["torch"] = loss
-            topt.zero_grad()
-            loss.backward()
-            topt.step()
-    else:
-        gmodel.eval()
-        tmodel.eval()
+            def g_step(clock=None):
+                loss = gloss_fn(gmodel(gx), gy)
+                last["glassnet"] = loss
+                if clock:
+                    clock("forward+loss")
+                gopt.zero_grad()
+                if clock:
+                    clock("zero_grad")
+                loss.backward()
+                if clock:
+                    clock("backward")
+                gopt.step()
+                if clock:
+                    clock("optimizer step")
+        else:
+            gmodel.eval()
 
-        def g_step(clock=None):
-            with gn.no_grad():
-                gmodel(gx)
-            if clock:
-                clock("forward")
+            def g_step(clock=None):
+                with gn.no_grad():
+                    gmodel(gx)
+                if clock:
+                    clock("forward")
+    if tmodel is not None:
+        import torch
 
-        def t_step():
-            with torch.no_grad():
-                tmodel(tx)
+        tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+        if train:
+            tmodel.train()
+            tloss_fn = torch.nn.CrossEntropyLoss()
+            topt = torch.optim.SGD(tmodel.parameters(), lr=LR, momentum=MOMENTUM)
+
+            def t_step():
+                loss = tloss_fn(tmodel(tx), ty)
+                last["torch"] = loss
+                topt.zero_grad()
+                loss.backward()
+                topt.step()
+        else:
+            tmodel.eval()
+
+            def t_step():
+                with torch.no_grad():
+                    tmodel(tx)
+
     def final_losses():
         """The last step's losses (training cases), or {}."""
         return {k: (float(v.data) if k == "glassnet" else v.item()) for k, v in last.items()}
 
+    if g_step is None:
+        g_step = lambda: None  # noqa: E731  (carries final_losses only)
     g_step.final_losses = final_losses
     return g_step, t_step
 
@@ -471,6 +484,52 @@ def parse_only(text):
     return names
 
 
+# --------------------------------------------------------------------------
+# process mode: each framework timed alone in a fresh process, rounds alternating
+# --------------------------------------------------------------------------
+def child_time(case, framework, repeat, warmup, seed):
+    """Runs in a subprocess: time ``repeat`` steps of one framework (after
+    ``warmup``); returns per-call samples and the final loss."""
+    x, y = make_batch(case, seed)
+    gmodel = build_glassnet(case, seed)  # the torch model gets the same weights
+    tmodel = build_torch(case, gmodel.state_dict()) if framework == "torch" else None
+    g_step, t_step = make_steps(case, gmodel if framework == "glassnet" else None, tmodel, x, y)
+    step = g_step if framework == "glassnet" else t_step
+    if framework == "torch":
+        del gmodel
+    st = time_interleaved({framework: step}, repeat=repeat, warmup=warmup)[framework]
+    return {"samples": st.samples, "number": st.number, "final_losses": g_step.final_losses()}
+
+
+def time_in_processes(case, args, repeat, warmup, rounds):
+    """Alternate fresh subprocesses (glassnet, torch, then torch, glassnet, ...)
+    for ``rounds`` rounds; pool their samples. No process ever has the other
+    library's worker threads spinning beside it."""
+    import json
+    import subprocess
+
+    stats = {"glassnet": Stats(), "torch": Stats()}
+    losses = {}
+    for r in range(rounds):
+        for framework in (("glassnet", "torch") if r % 2 == 0 else ("torch", "glassnet")):
+            cmd = [sys.executable, os.path.abspath(__file__), "--child-time", case, framework,
+                   "--repeat", str(repeat), "--warmup", str(warmup), "--seed", str(args.seed)]
+            if args.threads is not None:
+                cmd += ["--threads", str(args.threads)]
+            if args.default_malloc:
+                cmd.append("--default-malloc")
+            p = subprocess.run(cmd, capture_output=True, text=True)
+            lines = [ln for ln in p.stdout.splitlines() if ln.startswith("{")]
+            if p.returncode != 0 or not lines:
+                raise RuntimeError(f"bench_models: {framework} {case} child failed (exit {p.returncode}):\n"
+                                   f"{p.stderr[-3000:]}")
+            out = json.loads(lines[-1])
+            stats[framework].samples.extend(out["samples"])
+            stats[framework].number = out["number"]
+            losses.update(out["final_losses"])
+    return stats, losses
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     add_common_args(ap, default_repeat=DEFAULT_REPEAT_OTHER, quick_repeat=2, default_warmup=1, quick_warmup=1)
@@ -480,9 +539,21 @@ def main(argv=None):
     ap.add_argument("--no-profile", action="store_true", help="skip the per-op breakdown")
     ap.add_argument("--top", type=int, default=8, help="ops shown per breakdown (default 8)")
     ap.add_argument("--seed", type=int, default=0)
-    add_malloc_option(ap)
+    ap.add_argument("--order", choices=["processes", "interleaved"], default="processes",
+                    help="processes (default): each framework timed alone in fresh subprocesses, "
+                         "alternating for --rounds rounds; interleaved: both in this process, call by call")
+    ap.add_argument("--rounds", type=int, default=3, help="rounds of the processes order (default 3)")
+    ap.add_argument("--child-time", nargs=2, metavar=("CASE", "FRAMEWORK"), help=argparse.SUPPRESS)
+    add_runtime_options(ap)
     args = ap.parse_args(argv)
-    apply_malloc_option(args)
+    if args.child_time:
+        import json
+
+        case, framework = args.child_time
+        apply_runtime_options(args, quiet=True)
+        print(json.dumps(child_time(case, framework, args.repeat, args.warmup or 1, args.seed)))
+        return
+    apply_runtime_options(args)
     cases = parse_only(args.only)
     warmup = args.warmup if args.warmup is not None else 1
     prof_steps = args.profile_steps or (1 if args.quick else 3)
@@ -501,7 +572,9 @@ def main(argv=None):
     settings = {"cases": ",".join(cases), "dtype": "float32",
                 "optimizer": f"SGD lr={LR} momentum={MOMENTUM}", "warmup": warmup,
                 "repeat": "/".join(f"{c}:{repeat_of(c)}" for c in cases),
-                "order": "interleaved glassnet, torch", "profile_steps": 0 if args.no_profile else prof_steps}
+                "order": ("interleaved glassnet, torch" if args.order == "interleaved" else
+                          f"fresh process per framework, {args.rounds} alternating rounds"),
+                "profile_steps": 0 if args.no_profile else prof_steps}
     env = environment()
     print_header("bench_models: training steps and forward passes, glassnet vs torch", env, settings)
     gemm = gemm_ceiling(repeat=2 if args.quick else 3)
@@ -520,9 +593,12 @@ def main(argv=None):
         info = check_case(case, gmodel, tmodel, x, y)
         g_step, t_step = make_steps(case, gmodel, tmodel, x, y)
         rep = repeat_of(case)
-        st = time_interleaved({"glassnet": g_step, "torch": t_step}, repeat=rep, warmup=warmup)
+        if args.order == "interleaved":
+            st = time_interleaved({"glassnet": g_step, "torch": t_step}, repeat=rep, warmup=warmup)
+            fl = g_step.final_losses()
+        else:
+            st, fl = time_in_processes(case, args, max(1, -(-rep // args.rounds)), warmup, args.rounds)
         g, t = st["glassnet"], st["torch"]
-        fl = g_step.final_losses()
         assert all(np.isfinite(v) for v in fl.values()), \
             f"{case}: loss diverged while timing ({fl}); the timings are not representative"
         res = {"model": name, "batch": batch, "input": shape, "train": train, "check": info,

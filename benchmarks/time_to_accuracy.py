@@ -41,6 +41,8 @@ How to run (from the repository root)::
 """
 from __future__ import annotations
 
+import _blas_env  # noqa: F401  (first: sets OPENBLAS_THREAD_TIMEOUT before NumPy loads)
+
 import argparse
 import os
 import sys
@@ -52,7 +54,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(1, os.path.dirname(HERE))
 
-from _timing import (add_malloc_option, apply_malloc_option, dump_json, environment,  # noqa: E402
+from _timing import (add_runtime_options, apply_runtime_options, dump_json, environment,  # noqa: E402
                      print_header, print_table, ratio)
 
 DEFAULT_ROOT = "/usr/share/datasets/fashion-mnist"
@@ -196,9 +198,9 @@ def main(argv=None):
     ap.add_argument("--limit-train", type=int, default=None, help="first N training images only (smoke runs)")
     ap.add_argument("--limit-test", type=int, default=None, help="first N test images only (smoke runs)")
     ap.add_argument("--json", metavar="PATH", default=None, help="also write all results to PATH as JSON")
-    add_malloc_option(ap)
+    add_runtime_options(ap)
     args = ap.parse_args(argv)
-    apply_malloc_option(args)
+    apply_runtime_options(args)
     root = args.data_root or (DEFAULT_ROOT if os.path.isdir(DEFAULT_ROOT) else None)
 
     import glassnet as gn

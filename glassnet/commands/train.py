@@ -17,7 +17,8 @@ The run folder ``runs/NAME`` holds:
 
 ``--resume runs/NAME`` reads ``config.json`` and continues exactly where the
 last checkpoint left off; options given with it must agree with the saved
-config (except ``--no-progress``, ``--data-root``, ``--download``). Exit
+config (except ``--no-progress``, ``--data-root``, ``--download``,
+``--tensorboard``, ``--threads``). Exit
 status 130 after Ctrl-C (a checkpoint is saved first), 1 when the loss
 diverges (NaN/inf).
 """
@@ -44,10 +45,10 @@ BASE_DEFAULTS = {
     "weight_decay": 0.0, "scheduler": "cosine", "step_size": 5, "gamma": 0.1, "patience": 2,
     "plateau_metric": "val_accuracy", "val_size": 5000, "seed": 0, "dtype": "float32",
     "limit_train": None, "limit_test": None, "out": None, "no_progress": False, "tensorboard": False,
-    "checkpoint_every": 200, "model_arg": [], "augment": False, "recipe": None,
+    "checkpoint_every": 200, "model_arg": [], "augment": False, "recipe": None, "threads": None,
 }
 #: options that may differ from the saved config when resuming
-RESUME_FREE = {"resume", "no_progress", "data_root", "download", "tensorboard"}
+RESUME_FREE = {"resume", "no_progress", "data_root", "download", "tensorboard", "threads"}
 
 
 def add_parser(sub) -> None:
@@ -89,6 +90,11 @@ def add_parser(sub) -> None:
                    help="also checkpoint every N optimizer steps (default 200; 0 = epoch ends only)")
     t.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
     t.add_argument("--no-progress", action="store_true", help="no progress bars")
+    t.add_argument("--threads", type=int, metavar="N",
+                   help="threads for the kernels' memory-bound passes (glassnet.threads; results are "
+                        "bitwise the same); default: every core, or 1 when OpenBLAS's threads spin "
+                        "after each GEMM (OPENBLAS_THREAD_TIMEOUT unset or >= 20; the glassnet "
+                        "command sets it to 4)")
     t.add_argument("--tensorboard", action="store_true",
                    help="also write TensorBoard scalars to <out>/tensorboard (pip install glassnet[tensorboard])")
     t.set_defaults(handler=run)
@@ -225,6 +231,8 @@ def run(args) -> int:
     from ..models import get_model
     from ..train import Trainer, TrainingDivergedError, evaluate
 
+    from ..threads import blas_threads_spin, set_num_threads
+
     retain_freed_memory()  # reuse big per-step buffers instead of re-faulting them (see its docstring)
 
     explicit = {k: v for k, v in vars(args).items() if k != "handler"}
@@ -234,6 +242,8 @@ def run(args) -> int:
     except (ValueError, KeyError) as exc:
         print(f"glassnet train: error: {exc}", file=sys.stderr)
         return 2
+    threads = explicit.get("threads")
+    set_num_threads(threads if threads is not None else (1 if blas_threads_spin() else None))
     out = Path(cfg["out"] or f"runs/{cfg['model']}-{time.strftime('%Y%m%d-%H%M%S')}")
     cfg["out"] = str(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,10 @@ gradient (``dout``); ``⊙`` is the elementwise product.
 """
 from __future__ import annotations
 
+import numpy as np
+
 from ..backend import get_array_module
+from ..threads import elementwise
 
 
 def sigmoid_forward(x):
@@ -44,16 +47,31 @@ def tanh_backward(dout, cache):
 
 
 def relu_forward(x):
-    """f = max(0, x).  Shape: any."""
+    """f = max(0, x).  Shape: any (split over the kernel threads when large)."""
     xp = get_array_module(x)
-    out = xp.maximum(x, 0)
+    if xp is not np:
+        out = xp.maximum(x, 0)
+        return out, out
+    out = np.empty_like(x)  # keeps x's memory order (e.g. a conv output's)
+    elementwise(np.maximum, out, x, x.dtype.type(0))
     return out, out
 
 
+def _masked(dout, f, out):
+    """out = dout ⊙ 1[f > 0]."""
+    return np.multiply(dout, f > 0, out=out)
+
+
 def relu_backward(dout, cache):
-    """dL/dx = dL/df ⊙ 1[x > 0]  (the "gradient router": 0 where x ≤ 0)."""
+    """dL/dx = dL/df ⊙ 1[x > 0]  (the "gradient router": 0 where x ≤ 0;
+    ``x > 0`` exactly where ``f > 0``, so the cache is the output)."""
     out = cache
-    return dout * (out > 0)
+    xp = get_array_module(dout)
+    if xp is not np:
+        return dout * (out > 0)
+    dx = np.empty_like(dout, dtype=np.result_type(dout, out))
+    elementwise(_masked, dx, dout, out)
+    return dx
 
 
 def leaky_relu_forward(x, negative_slope=0.01):

@@ -30,6 +30,7 @@ import numpy as np
 
 from ..backend import get_array_module
 from ..errors import ShapeError
+from ..threads import parallel_for
 
 __all__ = [
     "pool_output_size",
@@ -183,14 +184,38 @@ def _row_views(a, Ho, kh, sh, dh):
     return [a[:, :, r * dh:r * dh + (Ho - 1) * sh + 1:sh] for r in range(kh)]
 
 
-def _elementwise_max(xp, views):
-    """``max(views[0], views[1], …)`` as a new array (NaN propagates)."""
+def _elementwise_max(xp, views, out):
+    """``out = max(views[0], views[1], …)`` (NaN propagates)."""
     if len(views) == 1:
-        return views[0].copy()
-    out = xp.maximum(views[0], views[1])
+        out[...] = views[0]
+        return
+    xp.maximum(views[0], views[1], out=out)
     for v in views[2:]:
         xp.maximum(out, v, out=out)
-    return out
+
+
+def _empty_in_order_of(xp, x, shape):
+    """An empty (N, C, h, w) array stored in the memory order of ``x`` (NCHW,
+    or a convolution output's channel-major order)."""
+    if _channel_major(x):
+        return xp.empty((shape[1], shape[0]) + tuple(shape[2:]), dtype=x.dtype).transpose(1, 0, 2, 3)
+    return xp.empty(shape, dtype=x.dtype)
+
+
+def _for_planes(xp, x, work):
+    """``work(sl)`` for index tuples ``sl`` that cut the outer memory axis of
+    ``x`` (C for channel-major arrays, else N) into ranges, split over the
+    kernel threads (:mod:`glassnet.threads`). Pooling acts per (n, c) plane,
+    so every range is independent and writes its own slice."""
+    axis = 1 if _channel_major(x) else 0
+
+    def run(lo, hi):
+        work((slice(None),) * axis + (slice(lo, hi),))
+
+    if xp is np:
+        parallel_for(x.shape[axis], run, x.size)
+    else:
+        run(0, x.shape[axis])
 
 
 def _disjoint(kernel, stride, dilation):
@@ -306,8 +331,15 @@ def max_pool2d_forward(x, kernel_size, stride, padding, dilation=(1, 1), ceil_mo
     # is all −inf with padding in it (a padding position could then tie for
     # the max, and PyTorch's choice, the first in-bounds element, needs the
     # tracked arg-max below).
-    m1 = _elementwise_max(xp, _column_views(xpad, Wo, kw, sw, dw))
-    out = _elementwise_max(xp, _row_views(m1, Ho, kh, sh, dh))
+    N, C = x.shape[:2]
+    m1 = _empty_in_order_of(xp, xpad, (N, C, Hp, Wo))
+    out = _empty_in_order_of(xp, xpad, (N, C, Ho, Wo))
+
+    def pool_planes(sl):
+        _elementwise_max(xp, _column_views(xpad[sl], Wo, kw, sw, dw), m1[sl])
+        _elementwise_max(xp, _row_views(m1[sl], Ho, kh, sh, dh), out[sl])
+
+    _for_planes(xp, xpad, pool_planes)
     crop = None if xpad is x else (ph, pw, H, W)
     if crop is None or not bool((out == -np.inf).any()):
         return out, ("separable", xpad, m1, out, kernel_size, stride, dilation, crop)
@@ -343,14 +375,16 @@ def _separable_max_backward(xp, x, m1, out, dout, kernel_size, stride, dilation)
     Hp, Wp = x.shape[2], x.shape[3]
     # empty_like / zeros_like keep the memory order of x (NCHW or a
     # convolution output's channel-major order), so every pass runs in order.
-    alloc = xp.empty_like if _covers(Hp, Ho, kh, sh, dh) else xp.zeros_like
-    dm1 = alloc(m1, dtype=dout.dtype)
-    _route_to_first_max(xp, dout, _row_views(m1, Ho, kh, sh, dh), out,
-                        _row_views(dm1, Ho, kh, sh, dh), _disjoint(kh, sh, dh))
-    alloc = xp.empty_like if _covers(Wp, Wo, kw, sw, dw) else xp.zeros_like
-    dx = alloc(x, dtype=dout.dtype)
-    _route_to_first_max(xp, dm1, _column_views(x, Wo, kw, sw, dw), m1,
-                        _column_views(dx, Wo, kw, sw, dw), _disjoint(kw, sw, dw))
+    dm1 = (xp.empty_like if _covers(Hp, Ho, kh, sh, dh) else xp.zeros_like)(m1, dtype=dout.dtype)
+    dx = (xp.empty_like if _covers(Wp, Wo, kw, sw, dw) else xp.zeros_like)(x, dtype=dout.dtype)
+
+    def route_planes(sl):
+        _route_to_first_max(xp, dout[sl], _row_views(m1[sl], Ho, kh, sh, dh), out[sl],
+                            _row_views(dm1[sl], Ho, kh, sh, dh), _disjoint(kh, sh, dh))
+        _route_to_first_max(xp, dm1[sl], _column_views(x[sl], Wo, kw, sw, dw), m1[sl],
+                            _column_views(dx[sl], Wo, kw, sw, dw), _disjoint(kw, sw, dw))
+
+    _for_planes(xp, x, route_planes)
     return dx
 
 

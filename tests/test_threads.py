@@ -1,0 +1,112 @@
+"""glassnet.threads: the opt-in splitting of memory-bound kernel passes.
+
+Every split pass writes disjoint slices, so results with several threads
+must be bitwise equal to one thread's, for NCHW and channel-major inputs.
+"""
+import threading
+
+import numpy as np
+import pytest
+
+import glassnet.threads as th
+from glassnet.kernels import activations as A
+from glassnet.kernels import conv as C
+from glassnet.kernels import pool as P
+
+
+@pytest.fixture
+def two_threads():
+    th.set_num_threads(2)
+    yield
+    th.set_num_threads(1)
+
+
+def channel_major(a):
+    """Same values, stored as (C, N, H, W) like a convolution output."""
+    return np.ascontiguousarray(a.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
+
+
+def test_off_by_default_and_validated():
+    assert th.get_num_threads() == 1
+    with pytest.raises(ValueError, match="positive"):
+        th.set_num_threads(0)
+    assert th.get_num_threads() == 1
+
+
+def test_parallel_for_covers_each_index_once(two_threads):
+    n = 1001
+    seen = np.zeros(n, dtype=np.int64)
+    callers = set()
+
+    def work(lo, hi):
+        callers.add(threading.get_ident())
+        seen[lo:hi] += 1
+
+    th.parallel_for(n, work, elements=th.MIN_PARALLEL_ELEMENTS)
+    assert (seen == 1).all()
+    assert len(callers) == 2  # the calling thread and one worker
+
+
+def test_parallel_for_small_work_stays_on_the_calling_thread(two_threads):
+    callers = []
+    th.parallel_for(10, lambda lo, hi: callers.append((threading.get_ident(), lo, hi)), elements=10)
+    assert callers == [(threading.get_ident(), 0, 10)]
+
+
+def test_parallel_for_reraises_a_workers_error(two_threads):
+    def work(lo, hi):
+        if lo > 0:
+            raise RuntimeError("boom in the second range")
+
+    with pytest.raises(RuntimeError, match="second range"):
+        th.parallel_for(100, work, elements=th.MIN_PARALLEL_ELEMENTS)
+
+
+def test_memory_order_flat():
+    a = np.arange(24.0).reshape(2, 3, 2, 2)
+    assert np.shares_memory(th.memory_order_flat(a), a)
+    cm = channel_major(a)
+    flat = th.memory_order_flat(cm)
+    assert np.shares_memory(flat, cm) and np.array_equal(flat, a.transpose(1, 0, 2, 3).reshape(-1))
+    assert th.memory_order_flat(a[:, :, :, ::2]) is None
+
+
+def test_elementwise_mixed_layouts_falls_back_and_is_right(two_threads):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((8, 16, 32, 32)).astype(np.float32)
+    out = np.empty_like(x)
+    th.elementwise(np.maximum, out, channel_major(x), np.float32(0))  # out NCHW, input channel-major
+    assert np.array_equal(out, np.maximum(x, 0))
+
+
+def _run(fn, threads):
+    th.set_num_threads(threads)
+    try:
+        return fn()
+    finally:
+        th.set_num_threads(1)
+
+
+@pytest.mark.parametrize("layout", ["nchw", "channel_major"])
+def test_conv_relu_and_pool_bitwise_equal_with_threads(layout):
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((16, 24, 20, 20)).astype(np.float32)
+    if layout == "channel_major":
+        x = channel_major(x)
+    w = (rng.standard_normal((32, 24, 3, 3)) * 0.1).astype(np.float32)
+    b = rng.standard_normal(32).astype(np.float32)
+
+    def everything():
+        y, conv_cache = C.conv2d_forward(x, w, b, (1, 1), (1, 1))
+        r, relu_cache = A.relu_forward(y)
+        p, pool_cache = P.max_pool2d_forward(r, (3, 3), (2, 2), (1, 1))
+        dp = np.ones_like(p) * np.float32(0.5)
+        dr = P.max_pool2d_backward(dp, pool_cache)
+        dy = A.relu_backward(dr, relu_cache)
+        dx, dw, db = C.conv2d_backward(dy, conv_cache)
+        return y, r, p, dr, dy, dx, dw, db
+
+    serial = _run(everything, 1)
+    threaded = _run(everything, 2)
+    for a, b_ in zip(serial, threaded):
+        assert a.shape == b_.shape and np.array_equal(a, b_)
