@@ -110,3 +110,24 @@ def test_conv_relu_and_pool_bitwise_equal_with_threads(layout):
     threaded = _run(everything, 2)
     for a, b_ in zip(serial, threaded):
         assert a.shape == b_.shape and np.array_equal(a, b_)
+
+
+@pytest.mark.parametrize("layout", ["nchw", "channel_major"])
+@pytest.mark.parametrize("training", [True, False])
+def test_batch_norm_bitwise_equal_with_threads(layout, training):
+    from glassnet.kernels import norm as Nm
+
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((8, 16, 24, 24)).astype(np.float32)
+    if layout == "channel_major":
+        x = channel_major(x)
+    gamma, beta = rng.standard_normal(16).astype(np.float32), rng.standard_normal(16).astype(np.float32)
+    dout = rng.standard_normal(x.shape).astype(np.float32)
+
+    def everything():
+        rm, rv = np.zeros(16, np.float32), np.ones(16, np.float32)
+        y, cache = Nm.batch_norm_forward(x, gamma, beta, rm, rv, training, 0.1, 1e-5)
+        return (y, rm, rv) + tuple(Nm.batch_norm_backward(dout, cache))
+
+    for a, b_ in zip(_run(everything, 1), _run(everything, 2)):
+        assert np.array_equal(a, b_)

@@ -17,22 +17,25 @@ upstream gradient ``dL/dy``. Sums ``Σ`` run over the ``m`` values of a channel.
 """
 from __future__ import annotations
 
+import numpy as np
+
 from ..backend import get_array_module
+from ..threads import parallel_for
 
 
 def _channel_sum(a):
     """Σ over every axis but the channel axis 1 of an (N, C, *) array, as (C,).
 
-    Sums the contiguous trailing axes first (one fast inner reduction per
-    (n, c) row), then the batch axis; for a channel-major array (stored as
-    (C, N, *), as convolutions return them) one reduction per channel."""
-    n, c = a.shape[0], a.shape[1]
-    if a.ndim > 2 and a.flags.c_contiguous:
-        return a.reshape(n, c, -1).sum(axis=2).sum(axis=0)
-    channel_major = a.swapaxes(0, 1)  # a convolution output: stored (C, N, *)
+    For a channel-major array (stored as (C, N, *), as convolutions return
+    them) one contiguous reduction per channel; otherwise the trailing axes
+    first (one fast inner reduction per (n, c) plane), then the batch axis."""
+    c = a.shape[1]
+    channel_major = a.swapaxes(0, 1)
     if a.ndim > 2 and channel_major.flags.c_contiguous:
         return channel_major.reshape(c, -1).sum(axis=1)
-    return a.sum(axis=(0,) + tuple(range(2, a.ndim)))
+    if a.ndim > 2:
+        return a.sum(axis=tuple(range(2, a.ndim))).sum(axis=0)
+    return a.sum(axis=0)
 
 
 def _channel_layout(x):
@@ -44,6 +47,21 @@ def _channel_layout(x):
 
 
 # ----------------------------------------------------------------- batch norm
+def _channels(a, c0, c1):
+    """Channels ``c0:c1`` of a per-channel (C,) array, or None."""
+    return None if a is None else a[c0:c1]
+
+
+def _for_channels(xp, x, work):
+    """``work(c0, c1)`` over the channel axis 1 of ``x``, split over the kernel
+    threads (:mod:`glassnet.threads`) for NumPy arrays. Batch norm treats
+    each channel on its own, so every range is independent."""
+    if xp is np:
+        parallel_for(x.shape[1], work, x.size)
+    else:
+        work(0, x.shape[1])
+
+
 def batch_norm_forward(x, gamma, beta, running_mean, running_var, training, momentum, eps):
     """y = γ (x − μ)/√(σ² + ε) + β, per channel (axis 1).
 
@@ -61,51 +79,69 @@ def batch_norm_forward(x, gamma, beta, running_mean, running_var, training, mome
     ``training=False``: μ, σ² are ``running_mean``, ``running_var`` (required).
 
     ``gamma`` / ``beta`` may be ``None`` (``affine=False``: γ = 1, β = 0).
+    Channels are independent, so large inputs are split by channel over the
+    kernel threads.
 
     Shape: x (N, C), (N, C, L) or (N, C, H, W) — any (N, C, *);
-    gamma, beta, running_mean, running_var (C,). Output: x's shape and dtype.
+    gamma, beta, running_mean, running_var (C,). Output: x's shape and dtype
+    (and its memory order).
     """
     xp = get_array_module(x)
     dt = x.dtype
-    axes, shape = _channel_layout(x)
     m = x.size // x.shape[1]
+    if training and m <= 1:
+        raise ValueError(
+            f"batch_norm: expected more than 1 value per channel when training, "
+            f"got input of shape {tuple(x.shape)}"
+        )
+    if not training and (running_mean is None or running_var is None):
+        raise ValueError("batch_norm: running_mean and running_var are required when not training")
+    out = xp.empty_like(x)
+    x_hat = xp.empty_like(x)
+    inv_std = xp.empty(x.shape[1], dtype=dt)
+
+    def normalise(c0, c1):
+        sl = (slice(None), slice(c0, c1))
+        _batch_norm_channels(xp, x[sl], x_hat[sl], out[sl], inv_std[c0:c1], _channels(gamma, c0, c1),
+                             _channels(beta, c0, c1), _channels(running_mean, c0, c1),
+                             _channels(running_var, c0, c1), training, momentum, eps, m)
+
+    _for_channels(xp, x, normalise)
+    cache = (x_hat, inv_std, gamma, beta is not None, bool(training), m)
+    return out, cache
+
+
+def _batch_norm_channels(xp, x, x_hat, out, inv_std, gamma, beta, running_mean, running_var,
+                         training, momentum, eps, m):
+    """The forward for a block of channels, writing ``x_hat``, ``out`` and
+    ``inv_std`` (and the running statistics, in place)."""
+    dt = x.dtype
+    _, shape = _channel_layout(x)
     if training:
-        if m <= 1:
-            raise ValueError(
-                f"batch_norm: expected more than 1 value per channel when training, "
-                f"got input of shape {tuple(x.shape)}"
-            )
         mean = _channel_sum(x) / dt.type(m)
-        xc = x - mean.reshape(shape)
-        sq = xc * xc
-        var = _channel_sum(sq) / dt.type(m)
-        del sq
+        xp.subtract(x, mean.reshape(shape), out=x_hat)  # x − μ
+        xp.multiply(x_hat, x_hat, out=out)  # (x − μ)², out as scratch
+        var = _channel_sum(out) / dt.type(m)
+        mom = float(momentum)
         if running_mean is not None:
-            mom = float(momentum)
             running_mean[...] = (1 - mom) * running_mean + mom * mean.astype(running_mean.dtype)
         if running_var is not None:
-            mom = float(momentum)
             unbiased = var * dt.type(m / (m - 1))
             running_var[...] = (1 - mom) * running_var + mom * unbiased.astype(running_var.dtype)
     else:
-        if running_mean is None or running_var is None:
-            raise ValueError("batch_norm: running_mean and running_var are required when not training")
         mean = running_mean.astype(dt, copy=False)
         var = running_var.astype(dt, copy=False)
-        xc = x - mean.reshape(shape)
-    inv_std = (1 / xp.sqrt(var + dt.type(eps))).astype(dt, copy=False)  # 1/σ, shape (C,)
-    x_hat = xc
-    x_hat *= inv_std.reshape(shape)  # xc is ours: normalise in place
+        xp.subtract(x, mean.reshape(shape), out=x_hat)
+    inv_std[...] = 1 / xp.sqrt(var + dt.type(eps))  # 1/σ
+    x_hat *= inv_std.reshape(shape)
     if gamma is not None:
-        out = x_hat * gamma.reshape(shape)
+        xp.multiply(x_hat, gamma.reshape(shape), out=out)
         if beta is not None:
             out += beta.reshape(shape)
     elif beta is not None:
-        out = x_hat + beta.reshape(shape)
+        xp.add(x_hat, beta.reshape(shape), out=out)
     else:
-        out = x_hat.copy()  # x_hat stays in the cache; the output is the caller's
-    cache = (x_hat, inv_std, gamma, beta is not None, bool(training), m)
-    return out, cache
+        out[...] = x_hat  # x_hat stays in the cache; the output is the caller's
 
 
 def batch_norm_backward(dout, cache):
@@ -123,26 +159,41 @@ def batch_norm_backward(dout, cache):
         dL/dx = (γ/σ) · dŷ
 
     (γ = 1 when there is no affine weight). Returns ``(dx, dgamma, dbeta)``;
-    ``dgamma`` / ``dbeta`` are ``None`` when the layer has no γ / β.
+    ``dgamma`` / ``dbeta`` are ``None`` when the layer has no γ / β. Split by
+    channel over the kernel threads, like the forward.
     """
     x_hat, inv_std, gamma, has_beta, training, m = cache
-    axes, shape = _channel_layout(dout)
-    sum_d = _channel_sum(dout)                  # Σ dŷ
-    prod = dout * x_hat
-    sum_dx = _channel_sum(prod)                 # Σ dŷ ⊙ x̂
-    del prod
+    xp = get_array_module(dout)
+    dx = xp.empty_like(x_hat, dtype=dout.dtype)
+    sum_d = xp.empty(dout.shape[1], dtype=dout.dtype)
+    sum_dx = xp.empty(dout.shape[1], dtype=dout.dtype)
+
+    def gradients(c0, c1):
+        sl = (slice(None), slice(c0, c1))
+        _batch_norm_backward_channels(xp, dout[sl], x_hat[sl], dx[sl], sum_d[c0:c1], sum_dx[c0:c1],
+                                      inv_std[c0:c1], _channels(gamma, c0, c1), training, m)
+
+    _for_channels(xp, dout, gradients)
+    dgamma = sum_dx if gamma is not None else None
+    dbeta = sum_d if has_beta else None
+    return dx, dgamma, dbeta
+
+
+def _batch_norm_backward_channels(xp, dout, x_hat, dx, sum_d, sum_dx, inv_std, gamma, training, m):
+    """The backward for a block of channels, writing ``dx``, Σ dŷ and Σ dŷ ⊙ x̂."""
+    _, shape = _channel_layout(dout)
+    sum_d[...] = _channel_sum(dout)                 # Σ dŷ
+    xp.multiply(dout, x_hat, out=dx)                # dŷ ⊙ x̂, dx as scratch
+    sum_dx[...] = _channel_sum(dx)                  # Σ dŷ ⊙ x̂
     scale = inv_std if gamma is None else gamma * inv_std  # γ/σ
     if training:
-        # (γ/σ)/m · (m·dŷ − Σdŷ − x̂·Σ(dŷ⊙x̂)), in place on one buffer
-        dx = x_hat * sum_dx.reshape(shape)
+        # (γ/σ)/m · (m·dŷ − Σdŷ − x̂·Σ(dŷ⊙x̂)), in place on dx
+        xp.multiply(x_hat, sum_dx.reshape(shape), out=dx)
         dx += sum_d.reshape(shape)
         dx -= dout * dout.dtype.type(m)
         dx *= (-scale / m).reshape(shape).astype(dout.dtype, copy=False)
     else:
-        dx = dout * scale.reshape(shape)
-    dgamma = sum_dx if gamma is not None else None
-    dbeta = sum_d if has_beta else None
-    return dx.astype(dout.dtype, copy=False), dgamma, dbeta
+        xp.multiply(dout, scale.reshape(shape).astype(dout.dtype, copy=False), out=dx)
 
 
 # ------------------------------------------------- local response normalization
