@@ -27,7 +27,7 @@ import numpy as np
 __all__ = ["set_num_threads", "get_num_threads", "parallel_for", "memory_order_flat",
            "elementwise", "blas_threads_spin", "MIN_PARALLEL_ELEMENTS"]
 
-MIN_PARALLEL_ELEMENTS = 1 << 16  # below this a pass runs on the calling thread
+MIN_PARALLEL_ELEMENTS = 1 << 18  # below this (1 MiB of float32) a pass runs on the calling thread
 _num_threads = 1
 _pool: ThreadPoolExecutor | None = None
 

@@ -410,13 +410,39 @@ def test_base_class_step_is_abstract():
         Optimizer([P(np.ones(2))], {"lr": 0.1}).step()
 
 
-def test_chunked_update_is_bitwise_the_plain_update():
-    """Large parameters are updated slice by slice; the arithmetic must not change."""
-    from glassnet.optim.optimizer import _CHUNK, _sub_scaled_
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("kw", [dict(momentum=0.9), dict(momentum=0.9, nesterov=True, weight_decay=5e-4),
+                                dict(momentum=0.5, dampening=0.1, maximize=True), dict(weight_decay=0.01)])
+def test_sliced_sgd_update_is_bitwise_the_whole_array_update(kw, threads):
+    """Large parameters are updated slice by slice (over the kernel threads);
+    the arithmetic must be exactly the whole-array rule's."""
+    import glassnet.threads as th
+    from glassnet.optim.optimizer import _CHUNK
 
     rng = np.random.default_rng(0)
-    p = rng.standard_normal(3 * _CHUNK + 7).astype(np.float32).reshape(-1, 1)
-    g = rng.standard_normal(p.shape).astype(np.float32)
-    expected = p - np.float32(0.01) * g
-    _sub_scaled_(p, np.float32(0.01), g)
-    np.testing.assert_array_equal(p, expected)
+    p0 = rng.standard_normal((3 * _CHUNK + 7, 1)).astype(np.float32)
+    grads = [rng.standard_normal(p0.shape).astype(np.float32) for _ in range(3)]
+    f32 = np.float32
+    lr, mu, tau, wd = f32(0.01), f32(kw.get("momentum", 0)), kw.get("dampening", 0), kw.get("weight_decay", 0)
+    expected, buf = p0.copy(), None
+    for g in grads:  # the documented update rule on whole arrays
+        g = -g if kw.get("maximize") else g
+        if wd:
+            g = expected * f32(wd) + g
+        if mu:
+            if buf is None:
+                buf = g.copy()
+            else:
+                buf = buf * mu + (f32(1 - tau) * g if tau else g)
+            g = g + mu * buf if kw.get("nesterov") else buf
+        expected = expected - lr * g
+    param = P(p0.copy())
+    opt = SGD([param], lr=0.01, **kw)
+    th.set_num_threads(threads)
+    try:
+        for g in grads:
+            param.grad = g.copy()
+            opt.step()
+    finally:
+        th.set_num_threads(1)
+    np.testing.assert_array_equal(param.data, expected)

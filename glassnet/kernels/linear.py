@@ -22,7 +22,10 @@ def linear_forward(x, weight, bias=None, need_dx=True):
     x2 = x.reshape(-1, x.shape[-1])
     # (W · Xᵀ)ᵀ, not X · Wᵀ: OpenBLAS copies a transposed weight for the
     # latter, 7× slower for small batches through big layers (VGG's FC6).
-    out = xp.ascontiguousarray((weight @ x2.T).T)
+    # The product is written straight into the transposed view of a
+    # row-major output, so no transposing copy follows.
+    out = xp.empty((x2.shape[0], weight.shape[0]), dtype=x.dtype)
+    xp.matmul(weight, x2.T, out=out.T)
     if bias is not None:
         out += bias
     return out.reshape(*x.shape[:-1], weight.shape[0]), (x, weight, bias is not None, need_dx)

@@ -31,6 +31,8 @@ from typing import Any, Iterable, Iterator
 
 import numpy as np
 
+from ..threads import parallel_for
+
 from ..backend import device_of, get_array_module, to_device
 from ..errors import ShapeError
 
@@ -385,15 +387,23 @@ def _scalar(dtype, value):
 _CHUNK = 1 << 18  # elements per slice of an in-place update (1 MiB of float32)
 
 
-def _sub_scaled_(target, alpha, x) -> None:
-    """``target -= alpha · x`` in place, slice by slice for large contiguous arrays,
-    so the ``alpha · x`` temporary stays cache-sized instead of parameter-sized
-    (VGG's FC6 weight alone is 411 MB). Same arithmetic, same result."""
-    if target.size <= _CHUNK or not (target.flags.c_contiguous and x.flags.c_contiguous) \
-            or target.shape != x.shape:
-        target -= alpha * x
+def for_slices(work, *arrays) -> None:
+    """``work(*slices)`` over matching 1-D slices of ``CHUNK`` elements of
+    same-shaped C-contiguous NumPy ``arrays``, so an update's temporaries stay
+    cache-sized instead of parameter-sized (VGG's FC6 weight alone is
+    411 MB); the slices are shared out over the kernel threads
+    (:mod:`glassnet.threads`). Small or other arrays: one ``work(*arrays)``.
+    Element-wise updates give the same result either way."""
+    first = arrays[0]
+    if first.size <= _CHUNK or not all(isinstance(a, np.ndarray) and a.flags.c_contiguous
+                                       and a.shape == first.shape for a in arrays):
+        work(*arrays)
         return
-    t, v = target.reshape(-1), x.reshape(-1)
-    for start in range(0, t.size, _CHUNK):
-        stop = start + _CHUNK
-        t[start:stop] -= alpha * v[start:stop]
+    flats = [a.reshape(-1) for a in arrays]
+    n_slices = -(-first.size // _CHUNK)
+
+    def run(lo, hi):
+        for i in range(lo, hi):
+            work(*[f[i * _CHUNK:(i + 1) * _CHUNK] for f in flats])
+
+    parallel_for(n_slices, run, first.size)

@@ -1,9 +1,27 @@
 """Stochastic gradient descent with momentum, Nesterov momentum and weight decay."""
 from __future__ import annotations
 
-from .optimizer import Optimizer, _check_number, _scalar, _sub_scaled_
+import numpy as np
+
+from .optimizer import Optimizer, _check_number, _scalar, for_slices
 
 __all__ = ["SGD"]
+
+
+def _decayed(p, g, weight_decay, maximize):
+    """g with the sign flip (maximize) and the L2 term λ·p applied."""
+    if maximize:
+        g = -g
+    if weight_decay != 0:
+        d = p * _scalar(p.dtype, weight_decay)
+        d += g
+        g = d
+    return g
+
+
+def _plain_update(p, g, lr, weight_decay, maximize):
+    """p ← p − lr·g without momentum (in place)."""
+    p -= lr * _decayed(p, g, weight_decay, maximize)
 
 
 class SGD(Optimizer):
@@ -67,27 +85,30 @@ class SGD(Optimizer):
             nesterov = group["nesterov"]
             for p, g in self._params_with_grad(group):
                 dt = p.data.dtype
-                if group["maximize"]:
-                    g = -g
-                if weight_decay != 0:
-                    d = p.data * _scalar(dt, weight_decay)
-                    d += g
-                    g = d
-                if momentum != 0:
-                    state = self.state[p]
-                    buf = state.get("momentum_buffer")
-                    if buf is None:
-                        buf = g.copy()
-                        state["momentum_buffer"] = buf
+                lr = _scalar(dt, group["lr"])
+                mu = _scalar(dt, momentum)
+                if momentum == 0:
+                    for_slices(lambda p_, g_: _plain_update(p_, g_, lr, weight_decay, group["maximize"]),
+                               p.data, g)
+                    continue
+                state = self.state[p]
+                buf = state.get("momentum_buffer")
+                first = buf is None
+                if first:
+                    buf = state["momentum_buffer"] = np.empty_like(g)
+
+                def update(p_, g_, b_):
+                    g_ = _decayed(p_, g_, weight_decay, group["maximize"])
+                    if first:
+                        b_[...] = g_                          # b ← g at t = 1
                     else:
-                        buf *= _scalar(dt, momentum)
+                        b_ *= mu                              # b ← μ·b + (1 − τ)·g
                         if dampening:
-                            buf += _scalar(dt, 1 - dampening) * g
+                            b_ += _scalar(dt, 1 - dampening) * g_
                         else:
-                            buf += g
-                    if nesterov:
-                        g = g + _scalar(dt, momentum) * buf
-                    else:
-                        g = buf
-                _sub_scaled_(p.data, _scalar(dt, group["lr"]), g)
+                            b_ += g_
+                    step = g_ + mu * b_ if nesterov else b_
+                    p_ -= lr * step                           # p ← p − lr·g
+
+                for_slices(update, p.data, g, buf)
         return loss
