@@ -228,10 +228,20 @@ def _channels_first_padded(x, t, b, l, r):
     """(N, C, H, W) -> (C, N, H + t + b, W + l + r), zero-padded, in one copy."""
     xp = get_array_module(x)
     n, c, h, w = x.shape
+    x_cn = x.transpose(1, 0, 2, 3)  # already contiguous for a convolution's output
     if not (t or b or l or r):
-        return xp.ascontiguousarray(x.transpose(1, 0, 2, 3))
-    xpad = xp.zeros((c, n, h + t + b, w + l + r), dtype=x.dtype)
-    xpad[:, :, t : t + h, l : l + w] = x.transpose(1, 0, 2, 3)
+        return xp.ascontiguousarray(x_cn)
+    xpad = xp.empty((c, n, h + t + b, w + l + r), dtype=x.dtype)
+
+    def fill_channels(c0, c1):  # zero border, copied interior (threads split the channels)
+        block = xpad[c0:c1]
+        block[:, :, :t] = 0
+        block[:, :, t + h:] = 0
+        block[:, :, t : t + h, :l] = 0
+        block[:, :, t : t + h, l + w:] = 0
+        block[:, :, t : t + h, l : l + w] = x_cn[c0:c1]
+
+    _for_channels(xp, c, fill_channels, xpad.size)
     return xpad
 
 
@@ -267,10 +277,11 @@ def _col2im(cols, x_shape, kh, kw, sh, sw, pads, dh, dw, ho, wo):
     xp = get_array_module(cols)
     n, c, h, w = x_shape
     t, b, l, r = pads
-    dxpad = xp.zeros((c, n, h + t + b, w + l + r), dtype=cols.dtype)
+    dxpad = xp.empty((c, n, h + t + b, w + l + r), dtype=cols.dtype)
     cols = cols.reshape(c, kh, kw, n, ho, wo)
 
     def add_channels(c0, c1):  # channels c0:c1 of every patch (threads split this range)
+        dxpad[c0:c1] = 0
         for i in range(kh):
             r0 = i * dh
             for j in range(kw):
@@ -291,11 +302,18 @@ def _for_channels(xp, c, work, elements):
 
 
 def _crop(dxpad, t, l, h, w):
-    """The (C, N, H, W) interior of a padded channel-major gradient (the array
-    itself when there is no padding)."""
-    if dxpad.shape[2:] == (h, w):
+    """The (C, N, H, W) interior of a padded channel-major gradient, as a
+    contiguous array (the array itself when there is no padding to strip)."""
+    if dxpad.shape[2:] == (h, w) and dxpad.flags.c_contiguous:
         return dxpad
-    return dxpad[:, :, t : t + h, l : l + w].copy()
+    xp = get_array_module(dxpad)
+    out = xp.empty(dxpad.shape[:2] + (h, w), dtype=dxpad.dtype)
+
+    def copy_channels(c0, c1):
+        out[c0:c1] = dxpad[c0:c1, :, t : t + h, l : l + w]
+
+    _for_channels(xp, out.shape[0], copy_channels, out.size)
+    return out
 
 
 def _col2im_wide_rows(cols, x_shape, kh, kw, pads, dh, dw, ho):
@@ -314,18 +332,18 @@ def _col2im_wide_rows(cols, x_shape, kh, kw, pads, dh, dw, ho):
     t, b, l, r = pads
     hp, wp = h + t + b, w + l + r
     run = ho * wp
-    flat = xp.zeros((c, n, hp * wp + (kw - 1) * dw), dtype=cols.dtype)
+    flat = xp.empty((c, n, hp * wp + (kw - 1) * dw), dtype=cols.dtype)
     cols = cols.reshape(c, kh, kw, n, run)
 
     def add_channels(c0, c1):
+        flat[c0:c1] = 0
         for i in range(kh):
             for j in range(kw):
                 start = i * dh * wp + j * dw
                 flat[c0:c1, :, start : start + run] += cols[c0:c1, i, j]
 
     _for_channels(xp, c, add_channels, cols.size)
-    dxpad = flat[:, :, : hp * wp].reshape(c, n, hp, wp)
-    return dxpad[:, :, t : t + h, l : l + w].copy()
+    return _crop(flat[:, :, : hp * wp].reshape(c, n, hp, wp), t, l, h, w)
 
 
 def im2col(x, kh, kw, stride=(1, 1), padding=(0, 0), dilation=(1, 1)):
