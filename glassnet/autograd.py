@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import threading
 
+from . import threads
 from .backend import get_array_module
 
 _state = threading.local()
@@ -122,7 +123,7 @@ def run_backward(root, grad) -> None:
             key = id(parent)
             if key in grads:
                 # never add in place: a backward may hand the same array to two parents
-                grads[key] = grads[key] + pg
+                grads[key] = threads.add(grads[key], pg)
                 owned.add(key)
                 continue
             grads[key] = pg

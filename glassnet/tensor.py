@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import autograd
+from . import autograd, threads
 from .backend import (
     device_of,
     get_array_module,
@@ -283,10 +283,10 @@ class Tensor:
 
     def __add__(self, other):
         # add gate: distributes the gradient unchanged to both inputs
-        return self._binary(other, "add", lambda a, b: a + b, lambda g, a, b, o: (g, g))
+        return self._binary(other, "add", threads.add, lambda g, a, b, o: (g, g))
 
     def __radd__(self, other):
-        return self._binary(other, "add", lambda a, b: a + b, lambda g, a, b, o: (g, g), reverse=True)
+        return self._binary(other, "add", threads.add, lambda g, a, b, o: (g, g), reverse=True)
 
     def __sub__(self, other):
         return self._binary(other, "sub", lambda a, b: a - b, lambda g, a, b, o: (g, -g))

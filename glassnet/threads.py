@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 __all__ = ["set_num_threads", "get_num_threads", "parallel_for", "memory_order_flat",
-           "elementwise", "blas_threads_spin", "MIN_PARALLEL_ELEMENTS"]
+           "elementwise", "add", "blas_threads_spin", "MIN_PARALLEL_ELEMENTS"]
 
 MIN_PARALLEL_ELEMENTS = 1 << 18  # below this (1 MiB of float32) a pass runs on the calling thread
 _num_threads = 1
@@ -120,3 +120,14 @@ def elementwise(fn, out, *inputs) -> None:
         fn(*[f[lo:hi] if isinstance(f, np.ndarray) and f.ndim else f for f in flat_in], out=flat_out[lo:hi])
 
     parallel_for(flat_out.size, part, flat_out.size)
+
+
+def add(a, b):
+    """``a + b``; for two large NumPy arrays of one shape, dtype and layout
+    (a residual connection, two gradients meeting) split over the threads."""
+    if (_num_threads < 2 or not isinstance(a, np.ndarray) or not isinstance(b, np.ndarray)
+            or a.shape != b.shape or a.dtype != b.dtype or a.size < MIN_PARALLEL_ELEMENTS):
+        return a + b
+    out = np.empty_like(a)
+    elementwise(np.add, out, a, b)
+    return out

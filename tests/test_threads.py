@@ -131,3 +131,13 @@ def test_batch_norm_bitwise_equal_with_threads(layout, training):
 
     for a, b_ in zip(_run(everything, 1), _run(everything, 2)):
         assert np.array_equal(a, b_)
+
+
+def test_add_splits_same_layout_arrays_and_falls_back_otherwise(two_threads):
+    rng = np.random.default_rng(3)
+    a = channel_major(rng.standard_normal((8, 16, 32, 32)).astype(np.float32))
+    b = channel_major(rng.standard_normal((8, 16, 32, 32)).astype(np.float32))
+    s = th.add(a, b)
+    assert np.array_equal(s, a + b) and th.memory_order_flat(s) is not None
+    assert np.array_equal(th.add(a, np.ascontiguousarray(b)), a + b)  # mixed layouts
+    assert np.array_equal(th.add(a, np.float32(2)), a + 2)  # broadcast scalar
