@@ -141,3 +141,21 @@ def test_add_splits_same_layout_arrays_and_falls_back_otherwise(two_threads):
     assert np.array_equal(s, a + b) and th.memory_order_flat(s) is not None
     assert np.array_equal(th.add(a, np.ascontiguousarray(b)), a + b)  # mixed layouts
     assert np.array_equal(th.add(a, np.float32(2)), a + 2)  # broadcast scalar
+
+
+def test_glassnet_command_quiets_openblas_before_numpy_loads():
+    """The console entry point sets OPENBLAS_THREAD_TIMEOUT before NumPy is
+    imported (and keeps a value that is already set)."""
+    import os
+    import subprocess
+    import sys
+
+    probe = ("import sys, glassnet_command; assert 'numpy' not in sys.modules; "
+             "sys.argv = ['glassnet', 'models']; glassnet_command.main(); "
+             "import os, glassnet.threads as t; print(os.environ.get('OPENBLAS_THREAD_TIMEOUT'), t.blas_threads_spin())")
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_THREAD_TIMEOUT", "GOTO_THREAD_TIMEOUT")}
+    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.splitlines()[-1].split() == ["4", "False"]
+    env["OPENBLAS_THREAD_TIMEOUT"] = "28"
+    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.splitlines()[-1].split() == ["28", "True"]
