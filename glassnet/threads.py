@@ -45,8 +45,26 @@ def set_num_threads(n: int | None) -> int:
         _pool = None
     if n > 1:
         _pool = ThreadPoolExecutor(max_workers=n - 1, thread_name_prefix="glassnet")
+        _register_fork_reset()
     _num_threads = n
     return n
+
+
+_fork_reset_registered = False
+
+
+def _register_fork_reset() -> None:
+    """A forked child has none of the parent's worker threads: it starts
+    with splitting off (1 thread) instead of waiting on a pool that is gone."""
+    global _fork_reset_registered
+    if not _fork_reset_registered and hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=_reset_in_child)
+        _fork_reset_registered = True
+
+
+def _reset_in_child() -> None:
+    global _num_threads, _pool
+    _num_threads, _pool = 1, None
 
 
 def get_num_threads() -> int:

@@ -159,3 +159,23 @@ def test_glassnet_command_quiets_openblas_before_numpy_loads():
     env["OPENBLAS_THREAD_TIMEOUT"] = "28"
     out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.splitlines()[-1].split() == ["28", "True"]
+
+
+def test_a_forked_child_runs_without_the_parents_workers(two_threads):
+    import os
+
+    if not hasattr(os, "fork"):
+        pytest.skip("no fork on this platform")
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: must not wait on the parent's (absent) worker threads
+        try:
+            seen = np.zeros(1000)
+            th.parallel_for(1000, lambda lo, hi: seen.__setitem__(slice(lo, hi), 1), elements=1 << 30)
+            os.write(w, f"{th.get_num_threads()} {int(seen.sum())}".encode())
+        finally:
+            os._exit(0)
+    os.close(w)
+    os.waitpid(pid, 0)
+    assert os.read(r, 100).decode() == "1 1000"
+    assert th.get_num_threads() == 2
