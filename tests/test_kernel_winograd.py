@@ -1,0 +1,184 @@
+"""Winograd F(2×2, 3×3): the transforms, the convolution, and its use inside
+conv2d_forward / conv2d_backward (forward and dL/dX), against the naive loop
+reference, the im2col path, float64 gradcheck and PyTorch.
+
+The model-sized thresholds that pick Winograd are lowered here (``forced``)
+so that small shapes take the Winograd path.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import glassnet as gn
+import glassnet.nn.functional as F
+import glassnet.threads as th
+from glassnet.analysis import gradcheck
+from glassnet.kernels import conv as convmod
+from glassnet.kernels import winograd as wg
+from tests.test_kernel_conv import naive_conv_backward, naive_conv_forward
+from tests.torch_oracle import require_torch
+
+
+@pytest.fixture
+def forced(monkeypatch):
+    """Winograd for every eligible 3×3 stride-1 convolution, however small."""
+    monkeypatch.setattr(convmod, "WINOGRAD_MIN_CHANNELS", 1)
+    monkeypatch.setattr(convmod, "WINOGRAD_MIN_CHANNELS_X_WIDTH", 1)
+    convmod.set_winograd(True)
+    yield
+    convmod.set_winograd(True)
+
+
+def test_filter_transform_is_g_g_gt():
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((3, 2, 3, 3))
+    u = wg.transform_filters(w)
+    assert u.shape == (16, 3, 2)
+    for o in range(3):
+        for c in range(2):
+            expected = wg._G @ w[o, c] @ wg._G.T
+            np.testing.assert_allclose(u[:, o, c].reshape(4, 4), expected, rtol=1e-14, atol=1e-14)
+
+
+def test_input_transform_is_bt_d_b_per_tile():
+    b_t = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], dtype=float)
+    rng = np.random.default_rng(1)
+    xpad = rng.standard_normal((2, 3, 8, 10))  # 3 x 4 tiles
+    v = wg.transform_input(xpad, 3, 4).reshape(4, 4, 2, 3, 3, 4)
+    for c in range(2):
+        for n in range(3):
+            for i in range(3):
+                for j in range(4):
+                    d = xpad[c, n, 2 * i:2 * i + 4, 2 * j:2 * j + 4]
+                    np.testing.assert_allclose(v[:, :, c, n, i, j], b_t @ d @ b_t.T, rtol=1e-14, atol=1e-14)
+
+
+@pytest.mark.parametrize("shape,c_out,pads,bias", [
+    ((2, 3, 8, 8), 4, (1, 1, 1, 1), True),
+    ((1, 2, 7, 9), 3, (1, 1, 1, 1), False),  # odd output sizes: a partial last tile
+    ((2, 3, 6, 5), 2, (0, 0, 0, 0), True),
+    ((1, 2, 5, 5), 3, (2, 2, 2, 2), True),
+    ((1, 2, 6, 7), 2, (0, 1, 2, 1), True),  # asymmetric
+    ((3, 4, 1, 1), 2, (1, 1, 1, 1), True),  # one pixel
+])
+def test_winograd_conv_matches_naive_float64(shape, c_out, pads, bias):
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal(shape)
+    w = rng.standard_normal((c_out, shape[1], 3, 3))
+    b = rng.standard_normal(c_out) if bias else None
+    t, bt, l, r = pads
+    ref = naive_conv_forward(x, w, b, (1, 1), ((t, bt), (l, r)), (1, 1), 1)
+    y = wg.winograd_conv3x3(x.transpose(1, 0, 2, 3), w, b, pads, ref.shape[2:])
+    assert y.shape == (c_out, shape[0]) + ref.shape[2:] and y.flags.c_contiguous
+    np.testing.assert_allclose(y.transpose(1, 0, 2, 3), ref, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("padding", [(1, 1), (0, 0), (2, 2), ((0, 1), (2, 1))])
+def test_conv2d_kernel_with_winograd_forward_and_backward_match_naive(forced, padding):
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 3, 7, 6))
+    w = rng.standard_normal((4, 3, 3, 3))
+    b = rng.standard_normal(4)
+    out, cache = convmod.conv2d_forward(x, w, b, (1, 1), padding)
+    assert cache[8] is None  # no X_col cached: the forward went through Winograd
+    ref = naive_conv_forward(x, w, b, (1, 1), padding, (1, 1), 1)
+    np.testing.assert_allclose(out, ref, rtol=1e-12, atol=1e-12)
+    dout = rng.standard_normal(out.shape)
+    dx, dw, db = convmod.conv2d_backward(dout, cache)
+    rdx, rdw, rdb = naive_conv_backward(dout, x, w, True, (1, 1), padding, (1, 1), 1)
+    np.testing.assert_allclose(dx, rdx, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(dw, rdw, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(db, rdb, rtol=1e-12, atol=1e-12)
+
+
+def test_not_used_where_it_does_not_apply(forced):
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((1, 2, 9, 9))
+    for w_shape, kw in [((2, 2, 3, 3), dict(stride=(2, 2), padding=(1, 1))),
+                        ((2, 2, 3, 3), dict(padding=(3, 3))),
+                        ((2, 2, 3, 3), dict(dilation=(2, 2))),
+                        ((2, 1, 3, 3), dict(groups=2, padding=(1, 1))),
+                        ((2, 2, 5, 5), dict(padding=(2, 2)))]:
+        _, cache = convmod.conv2d_forward(x, rng.standard_normal(w_shape), None, **kw)
+        assert cache[8] is not None  # the im2col path cached X_col
+
+
+def test_switch_off_gives_the_im2col_path(forced):
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 3, 6, 6)).astype(np.float32)
+    w = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    y_wino, c_wino = convmod.conv2d_forward(x, w, None, (1, 1), (1, 1))
+    convmod.set_winograd(False)
+    y_col, c_col = convmod.conv2d_forward(x, w, None, (1, 1), (1, 1))
+    assert c_wino[8] is None and c_col[8] is not None
+    assert y_wino.dtype == np.float32
+    np.testing.assert_allclose(y_wino, y_col, rtol=1e-5, atol=1e-5)
+
+
+def test_model_sized_decisions():
+    """Winograd where it was measured to pay (VGG's wide 128-512 channel
+    layers), im2col elsewhere (ResNet-18 at 224 px, small maps, few channels)."""
+    use = convmod._use_winograd
+    limit = convmod.get_workspace_limit()
+    s1 = (3, 3, 1, 1, 1, 1, 1)
+    assert use(*s1, (1, 1, 1, 1), 256, 256, 1, 56, 56, 4, limit)  # VGG conv3_x
+    assert use(*s1, (1, 1, 1, 1), 512, 512, 2, 28, 28, 4, limit)  # VGG conv4_x
+    assert use(*s1, (1, 1, 1, 1), 128, 128, 1, 112, 112, 4, limit)  # VGG conv2_x
+    assert not use(*s1, (1, 1, 1, 1), 512, 512, 1, 14, 14, 4, limit)  # VGG conv5_x
+    assert not use(*s1, (1, 1, 1, 1), 128, 128, 8, 28, 28, 4, limit)  # ResNet-18 layer2
+    assert not use(*s1, (1, 1, 1, 1), 64, 64, 1, 224, 224, 4, limit)  # VGG conv1_2: 64 channels
+    assert not use(*s1, (1, 1, 1, 1), 512, 512, 64, 28, 28, 4, 1 << 20)  # over the workspace limit
+
+
+def test_gradcheck_float64_through_functional(forced):
+    rng = np.random.default_rng(6)
+    x = gn.tensor(rng.standard_normal((2, 2, 5, 4)), requires_grad=True)
+    w = gn.tensor(rng.standard_normal((3, 2, 3, 3)), requires_grad=True)
+    b = gn.tensor(rng.standard_normal(3), requires_grad=True)
+    assert gradcheck(lambda x, w, b: F.conv2d(x, w, b, padding=1), (x, w, b))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_matches_torch_float32_random_shapes(forced, seed):
+    torch = require_torch()
+    rng = np.random.default_rng(seed)
+    n, c, c_out = rng.integers(1, 4), rng.integers(1, 6), rng.integers(1, 6)
+    h, w_ = rng.integers(1, 12, size=2)
+    p = int(rng.integers(0, 3))
+    if h + 2 * p < 3 or w_ + 2 * p < 3:
+        p = 2
+    x = rng.standard_normal((n, c, h, w_)).astype(np.float32)
+    w = rng.standard_normal((c_out, c, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(c_out).astype(np.float32)
+    out, cache = convmod.conv2d_forward(x, w, b, (1, 1), (p, p))
+    assert cache[8] is None
+    dout = rng.standard_normal(out.shape).astype(np.float32)
+    dx, dw, db = convmod.conv2d_backward(dout, cache)
+    tx = torch.tensor(x, requires_grad=True)
+    tw = torch.tensor(w, requires_grad=True)
+    tb = torch.tensor(b, requires_grad=True)
+    ty = torch.nn.functional.conv2d(tx, tw, tb, padding=p)
+    ty.backward(torch.tensor(dout))
+    for mine, ref in [(out, ty), (dx, tx.grad), (dw, tw.grad), (db, tb.grad)]:
+        ref = ref.detach().numpy()
+        assert mine.dtype == np.float32
+        np.testing.assert_allclose(mine, ref, rtol=1e-4, atol=1e-4 * max(1.0, float(np.abs(ref).max())))
+
+
+def test_bitwise_equal_with_threads(forced):
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((16, 32, 32, 32)).astype(np.float32)  # large enough to be split
+    w = rng.standard_normal((24, 32, 3, 3)).astype(np.float32)
+    dout = rng.standard_normal((16, 24, 32, 32)).astype(np.float32)
+
+    def run(threads):
+        th.set_num_threads(threads)
+        try:
+            y, cache = convmod.conv2d_forward(x, w, None, (1, 1), (1, 1))
+            return (y,) + convmod.conv2d_backward(dout, cache)[:2]
+        finally:
+            th.set_num_threads(1)
+
+    for a, b in zip(run(1), run(2)):
+        assert np.array_equal(a, b)
