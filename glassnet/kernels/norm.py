@@ -38,26 +38,6 @@ def _channel_sum(a):
     return a.sum(axis=0)
 
 
-def _channel_rows(a):
-    """A (C, m) view of a channel-major (N, C, *) array (stored as (C, N, *),
-    as convolutions return them), or None."""
-    if a.ndim < 3:
-        return None
-    swapped = a.swapaxes(0, 1)
-    return swapped.reshape(a.shape[1], -1) if swapped.flags.c_contiguous else None
-
-
-def _channel_dot(xp, a, b, scratch):
-    """Σ over every axis but the channel axis 1 of ``a ⊙ b``, as (C,): one
-    dot product per channel row for channel-major arrays (no product array
-    written and read back), else ``scratch = a ⊙ b`` and its channel sums."""
-    rows_a, rows_b = _channel_rows(a), _channel_rows(b)
-    if rows_a is not None and rows_b is not None and hasattr(xp, "vecdot"):
-        return xp.vecdot(rows_a, rows_b)
-    xp.multiply(a, b, out=scratch)
-    return _channel_sum(scratch)
-
-
 def _channel_layout(x):
     """Reduction axes (all but the channel axis 1) and the per-channel
     broadcast shape ``(1, C, 1, ...)`` for an (N, C, *) array."""
@@ -140,7 +120,8 @@ def _batch_norm_channels(xp, x, x_hat, out, inv_std, gamma, beta, running_mean, 
     if training:
         mean = _channel_sum(x) / dt.type(m)
         xp.subtract(x, mean.reshape(shape), out=x_hat)  # x − μ
-        var = _channel_dot(xp, x_hat, x_hat, scratch=out) / dt.type(m)  # Σ (x − μ)² / m
+        xp.multiply(x_hat, x_hat, out=out)  # (x − μ)², out as scratch
+        var = _channel_sum(out) / dt.type(m)
         mom = float(momentum)
         if running_mean is not None:
             running_mean[...] = (1 - mom) * running_mean + mom * mean.astype(running_mean.dtype)
@@ -201,8 +182,9 @@ def batch_norm_backward(dout, cache):
 def _batch_norm_backward_channels(xp, dout, x_hat, dx, sum_d, sum_dx, inv_std, gamma, training, m):
     """The backward for a block of channels, writing ``dx``, Σ dŷ and Σ dŷ ⊙ x̂."""
     _, shape = _channel_layout(dout)
-    sum_d[...] = _channel_sum(dout)                        # Σ dŷ
-    sum_dx[...] = _channel_dot(xp, dout, x_hat, scratch=dx)  # Σ dŷ ⊙ x̂
+    sum_d[...] = _channel_sum(dout)                 # Σ dŷ
+    xp.multiply(dout, x_hat, out=dx)                # dŷ ⊙ x̂, dx as scratch
+    sum_dx[...] = _channel_sum(dx)                  # Σ dŷ ⊙ x̂
     scale = inv_std if gamma is None else gamma * inv_std  # γ/σ
     if training:
         # (γ/σ)/m · (m·dŷ − Σdŷ − x̂·Σ(dŷ⊙x̂)), in place on dx
