@@ -269,3 +269,26 @@ def test_weight_without_bias_matches_torch():
     assert _rel_err(out.numpy(), tout.detach().numpy()) <= 1e-5
     assert _rel_err(xt.grad, txt.grad.numpy()) <= 1e-4
     assert _rel_err(m.weight.grad, tm.weight.grad.numpy()) <= 1e-4
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_batch_norm_kernel_same_on_channel_major_input(training):
+    """Convolutions hand batch norm channel-major arrays (stored (C, N, H, W));
+    its per-channel sums take a different path there, which must agree with
+    the NCHW path in float64 to rounding, and keep its input's layout."""
+    from glassnet.kernels import norm as K
+
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((4, 6, 9, 7)) * 3 + 1
+    cm = np.ascontiguousarray(x.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
+    dout = rng.standard_normal(x.shape)
+    gamma, beta = rng.standard_normal(6), rng.standard_normal(6)
+    results = []
+    for inp in (x, cm):
+        rm, rv = np.zeros(6), np.ones(6)
+        y, cache = K.batch_norm_forward(inp, gamma, beta, rm, rv, training, 0.1, 1e-5)
+        dx, dg, db = K.batch_norm_backward(dout, cache)
+        results.append((y, rm, rv, dx, dg, db))
+    assert not results[1][0].flags.c_contiguous  # the output keeps the channel-major order
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
