@@ -141,20 +141,13 @@ def transform_output(m, n, tiles_h, tiles_w, bias=None):
     return y
 
 
-def winograd_conv3x3(x_cn, weight, bias, pads, out_hw):
-    """Stride-1 3×3 convolution of a channel-major input by F(2×2, 3×3).
-
-    Shape: x_cn (C, N, H, W) (any strides; read once into a padded copy);
-    weight (C_out, C, 3, 3); bias (C_out,) or None; pads (top, bottom, left,
-    right); out_hw (Ho, Wo) = (H + top + bottom − 2, W + left + right − 2).
-    Returns (C_out, N, Ho, Wo), C-contiguous.
-    """
+def _zero_padded(x_cn, pads, hp, wp):
+    """``x_cn`` (C, N, H, W) placed at (top, left) in a zero (C, N, hp, wp)
+    array; ``hp ≥ H + top + bottom`` (an odd output size needs one zero row or
+    column more than the padding gives). Split over the threads by channel."""
     xp = get_array_module(x_cn)
     c, n, h, w = x_cn.shape
-    t, b, l, r = pads
-    ho, wo = out_hw
-    th, tw = -(-ho // 2), -(-wo // 2)
-    hp, wp = 2 * th + 2, 2 * tw + 2  # ≥ h + t + b: odd outputs get a zero row/column more
+    t, _, l, _ = pads
     xpad = xp.empty((c, n, hp, wp), dtype=x_cn.dtype)
 
     def pad_channels(c0, c1):
@@ -166,8 +159,22 @@ def winograd_conv3x3(x_cn, weight, bias, pads, out_hw):
         block[:, :, t:t + h, l:l + w] = x_cn[c0:c1]
 
     _for_blocks(xp, c, pad_channels, xpad.size)
-    v = transform_input(xpad, th, tw)
-    del xpad
+    return xpad
+
+
+def winograd_conv3x3(x_cn, weight, bias, pads, out_hw):
+    """Stride-1 3×3 convolution of a channel-major input by F(2×2, 3×3).
+
+    Shape: x_cn (C, N, H, W) (any strides; read once into a padded copy);
+    weight (C_out, C, 3, 3); bias (C_out,) or None; pads (top, bottom, left,
+    right); out_hw (Ho, Wo) = (H + top + bottom − 2, W + left + right − 2).
+    Returns (C_out, N, Ho, Wo), C-contiguous.
+    """
+    xp = get_array_module(x_cn)
+    n = x_cn.shape[1]
+    ho, wo = out_hw
+    th, tw = -(-ho // 2), -(-wo // 2)
+    v = transform_input(_zero_padded(x_cn, pads, 2 * th + 2, 2 * tw + 2), th, tw)
     m = xp.matmul(transform_filters(weight), v)  # 16 GEMMs (C_out, C)·(C, tiles)
     del v
     y = transform_output(m, n, th, tw, bias)

@@ -27,7 +27,7 @@ dtype, so a saved dict never aliases live optimizer state.
 from __future__ import annotations
 
 import copy
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterator
 
 import numpy as np
 
