@@ -446,3 +446,34 @@ def test_sliced_sgd_update_is_bitwise_the_whole_array_update(kw, threads):
     finally:
         th.set_num_threads(1)
     np.testing.assert_array_equal(param.data, expected)
+
+
+@pytest.mark.parametrize("cls_kw", [("Adam", dict()), ("Adam", dict(weight_decay=0.1, amsgrad=True)),
+                                    ("AdamW", dict(maximize=True)), ("Adam", dict(betas=(0.3, 0.9)))])
+def test_sliced_adam_update_is_bitwise_the_whole_array_update(cls_kw, monkeypatch):
+    """Large parameters are updated slice by slice over the kernel threads;
+    the result must equal the update on whole arrays bit for bit."""
+    import glassnet.optim as optim_pkg
+    import glassnet.optim.optimizer as optimizer_mod
+    import glassnet.threads as th
+
+    name, kw = cls_kw
+    rng = np.random.default_rng(1)
+    p0 = rng.standard_normal((3 * optimizer_mod._CHUNK + 7,)).astype(np.float32)
+    grads = [rng.standard_normal(p0.shape).astype(np.float32) for _ in range(3)]
+
+    def run(chunk, threads):
+        monkeypatch.setattr(optimizer_mod, "_CHUNK", chunk)
+        param = P(p0.copy())
+        opt = getattr(optim_pkg, name)([param], lr=0.01, **kw)
+        th.set_num_threads(threads)
+        try:
+            for g in grads:
+                param.grad = g.copy()
+                opt.step()
+        finally:
+            th.set_num_threads(1)
+        return param.data
+
+    whole = run(1 << 40, 1)
+    np.testing.assert_array_equal(run(1 << 18, 2), whole)

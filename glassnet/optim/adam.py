@@ -2,9 +2,49 @@
 from __future__ import annotations
 
 from ..backend import get_array_module
-from .optimizer import Optimizer, _check_number, _scalar
+from .optimizer import Optimizer, _check_number, _scalar, for_slices
 
 __all__ = ["Adam", "AdamW"]
+
+
+def _adam_update(p, g, m, v, vmax=None, *, dt, lr, beta1, beta2, eps, weight_decay, decoupled, maximize,
+                 step_size, bias_correction2_sqrt):
+    """One Adam/AdamW update of ``p``, ``m``, ``v`` (and ``vmax``) in place,
+    on whole arrays or matching slices; the formulas are in the class docstrings."""
+    xp = get_array_module(p)
+    if maximize:
+        g = -g
+    if weight_decay != 0:
+        if decoupled:
+            p *= _scalar(dt, 1 - lr * weight_decay)
+        else:
+            d = p * _scalar(dt, weight_decay)
+            d += g
+            g = d
+    # m ← lerp(m, g, 1 − β₁), in torch's two-branch form.
+    w = 1 - beta1
+    tmp = g - m
+    if w < 0.5:
+        tmp *= _scalar(dt, w)
+        m += tmp
+    else:
+        tmp *= _scalar(dt, 1 - w)
+        xp.subtract(g, tmp, out=m)
+    # v ← β₂·v + (1 − β₂)·g·g
+    v *= _scalar(dt, beta2)
+    xp.multiply(g, _scalar(dt, 1 - beta2), out=tmp)
+    tmp *= g
+    v += tmp
+    if vmax is not None:
+        xp.maximum(vmax, v, out=vmax)
+        v = vmax
+    denom = tmp
+    xp.sqrt(v, out=denom)
+    denom /= _scalar(dt, bias_correction2_sqrt)
+    denom += _scalar(dt, eps)
+    update = m * _scalar(dt, -step_size)
+    update /= denom
+    p += update
 
 
 class Adam(Optimizer):
@@ -87,47 +127,14 @@ class Adam(Optimizer):
                 step = int(state["step"]) + 1
                 state["step"] = step
 
-                if group["maximize"]:
-                    g = -g
-                if weight_decay != 0:
-                    if self._decoupled_weight_decay:
-                        p.data *= _scalar(dt, 1 - lr * weight_decay)
-                    else:
-                        d = p.data * _scalar(dt, weight_decay)
-                        d += g
-                        g = d
-
-                # m ← lerp(m, g, 1 − β₁), in torch's two-branch form.
-                w = 1 - beta1
-                tmp = g - m
-                if w < 0.5:
-                    tmp *= _scalar(dt, w)
-                    m += tmp
-                else:
-                    tmp *= _scalar(dt, 1 - w)
-                    xp.subtract(g, tmp, out=m)
-                # v ← β₂·v + (1 − β₂)·g·g
-                v *= _scalar(dt, beta2)
-                xp.multiply(g, _scalar(dt, 1 - beta2), out=tmp)
-                tmp *= g
-                v += tmp
-
                 bias_correction1 = 1 - beta1 ** step
                 bias_correction2 = 1 - beta2 ** step
-                step_size = lr / bias_correction1
-                bias_correction2_sqrt = bias_correction2 ** 0.5
-
-                if amsgrad:
-                    vmax = state["max_exp_avg_sq"]
-                    xp.maximum(vmax, v, out=vmax)
-                    v = vmax
-                denom = tmp
-                xp.sqrt(v, out=denom)
-                denom /= _scalar(dt, bias_correction2_sqrt)
-                denom += _scalar(dt, eps)
-                update = m * _scalar(dt, -step_size)
-                update /= denom
-                p.data += update
+                consts = dict(dt=dt, lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay,
+                              decoupled=self._decoupled_weight_decay, maximize=group["maximize"],
+                              step_size=lr / bias_correction1, bias_correction2_sqrt=bias_correction2 ** 0.5)
+                arrays = (p.data, g, m, v) + ((state["max_exp_avg_sq"],) if amsgrad else ())
+                # element-wise: 1 MiB slices (over the kernel threads) give the same result
+                for_slices(lambda *a: _adam_update(*a, **consts), *arrays)
         return loss
 
 
