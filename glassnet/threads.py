@@ -2,10 +2,11 @@
 
 BLAS already runs every GEMM on all cores, but NumPy runs element-wise
 loops and copies on one. With :func:`set_num_threads` ``(n > 1)`` the kernels
-split their large memory-bound passes — im2col and col2im, max pooling,
-ReLU — into ``n`` contiguous parts, run by a pool of threads (NumPy releases
-the GIL inside those loops). Each part writes its own slice of the output,
-so results are bitwise the same as with one thread.
+split their large memory-bound passes — im2col and col2im, the Winograd
+transforms, max pooling, ReLU, batch norm (by channel), residual adds and
+the SGD/Adam updates (by slice) — into ``n`` contiguous parts, run by a pool
+of threads (NumPy releases the GIL inside those loops). Each part writes its
+own slice of the output, so results are bitwise the same as with one thread.
 
 Off by default: importing glassnet starts no threads and changes no
 setting. It pays only when BLAS's own threads go to sleep after a GEMM.
