@@ -416,7 +416,6 @@ def test_base_class_step_is_abstract():
 def test_sliced_sgd_update_is_bitwise_the_whole_array_update(kw, threads):
     """Large parameters are updated slice by slice (over the kernel threads);
     the arithmetic must be exactly the whole-array rule's."""
-    import glassnet.threads as th
     from glassnet.optim.optimizer import _CHUNK
 
     rng = np.random.default_rng(0)
@@ -436,8 +435,16 @@ def test_sliced_sgd_update_is_bitwise_the_whole_array_update(kw, threads):
                 buf = buf * mu + (f32(1 - tau) * g if tau else g)
             g = g + mu * buf if kw.get("nesterov") else buf
         expected = expected - lr * g
+    np.testing.assert_array_equal(_steps_with_threads(SGD, kw, p0, grads, threads), expected)
+
+
+def _steps_with_threads(cls, kw, p0, grads, threads):
+    """The parameter after one ``cls(lr=0.01, **kw)`` step per gradient, with
+    ``threads`` kernel threads."""
+    import glassnet.threads as th
+
     param = P(p0.copy())
-    opt = SGD([param], lr=0.01, **kw)
+    opt = cls([param], lr=0.01, **kw)
     th.set_num_threads(threads)
     try:
         for g in grads:
@@ -445,7 +452,7 @@ def test_sliced_sgd_update_is_bitwise_the_whole_array_update(kw, threads):
             opt.step()
     finally:
         th.set_num_threads(1)
-    np.testing.assert_array_equal(param.data, expected)
+    return param.data
 
 
 @pytest.mark.parametrize("cls_kw", [("Adam", dict()), ("Adam", dict(weight_decay=0.1, amsgrad=True)),
@@ -455,7 +462,6 @@ def test_sliced_adam_update_is_bitwise_the_whole_array_update(cls_kw, monkeypatc
     the result must equal the update on whole arrays bit for bit."""
     import glassnet.optim as optim_pkg
     import glassnet.optim.optimizer as optimizer_mod
-    import glassnet.threads as th
 
     name, kw = cls_kw
     rng = np.random.default_rng(1)
@@ -464,16 +470,7 @@ def test_sliced_adam_update_is_bitwise_the_whole_array_update(cls_kw, monkeypatc
 
     def run(chunk, threads):
         monkeypatch.setattr(optimizer_mod, "_CHUNK", chunk)
-        param = P(p0.copy())
-        opt = getattr(optim_pkg, name)([param], lr=0.01, **kw)
-        th.set_num_threads(threads)
-        try:
-            for g in grads:
-                param.grad = g.copy()
-                opt.step()
-        finally:
-            th.set_num_threads(1)
-        return param.data
+        return _steps_with_threads(getattr(optim_pkg, name), kw, p0, grads, threads)
 
     whole = run(1 << 40, 1)
     np.testing.assert_array_equal(run(1 << 18, 2), whole)

@@ -97,6 +97,7 @@ import numpy as np
 from ..backend import get_array_module
 from ..errors import ShapeError
 from ..threads import parallel_for
+from .winograd import padded_extent as winograd_padded_extent
 from .winograd import winograd_conv3x3
 from .winograd import workspace_bytes as winograd_workspace_bytes
 
@@ -529,6 +530,17 @@ def _use_winograd(kh, kw, sh, sw, dh, dw, groups, pads, c_in, c_out, n, ho, wo, 
             and winograd_workspace_bytes(c_in, c_out, n, (ho, wo), itemsize) <= limit)
 
 
+def _winograd_conv(x, weight, bias, pads, out_hw):
+    """Winograd F(2×2, 3×3) on ``x`` (N, C, H, W): zero-padded channel-major
+    (the padding plus the zeros that whole tiles need), then
+    :func:`~glassnet.kernels.winograd.winograd_conv3x3`. Returns (C_out, N, Ho, Wo)."""
+    h, w = x.shape[2], x.shape[3]
+    t, _, l, _ = pads
+    xpad = _channels_first_padded(x, t, winograd_padded_extent(out_hw[0]) - h - t,
+                                  l, winograd_padded_extent(out_hw[1]) - w - l)
+    return winograd_conv3x3(xpad, weight, bias, out_hw)
+
+
 def conv2d_forward(
     x,
     weight,
@@ -580,7 +592,7 @@ def conv2d_forward(
         # 3×3 stride-1 layers with many channels: Winograd F(2×2, 3×3), 2.25×
         # fewer multiply-adds (see glassnet.kernels.winograd); the backward
         # builds X_col for dW itself.
-        out_cn = winograd_conv3x3(x.transpose(1, 0, 2, 3), weight, bias, pads, (ho, wo))
+        out_cn = _winograd_conv(x, weight, bias, pads, (ho, wo))
         cache = (x, weight, bias is not None, (sh, sw), pads, (dh, dw), groups, limit, None, bias_in_gemm, need_dx)
         return out_cn.transpose(1, 0, 2, 3), cache
     per_sample = (c * kh * kw + int(bias_in_gemm)) * L * x.itemsize
@@ -650,7 +662,7 @@ def conv2d_backward(dout, cache):
         # swapped: W'[c, o, i, j] = W[o, c, 2 − i, 2 − j].
         t, b, l, r = pads
         w_flipped = xp.ascontiguousarray(weight[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
-        dx_cn = winograd_conv3x3(d_o, w_flipped, None, (2 - t, 2 - b, 2 - l, 2 - r), (h, w))
+        dx_cn = _winograd_conv(d_o.transpose(1, 0, 2, 3), w_flipped, None, (2 - t, 2 - b, 2 - l, 2 - r), (h, w))
         need_dx = False  # the loop below computes dW only
     dweight = None
     # Stride-1 layers on wide images: col2im over full-width rows (see

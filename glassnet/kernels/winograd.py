@@ -141,40 +141,25 @@ def transform_output(m, n, tiles_h, tiles_w, bias=None):
     return y
 
 
-def _zero_padded(x_cn, pads, hp, wp):
-    """``x_cn`` (C, N, H, W) placed at (top, left) in a zero (C, N, hp, wp)
-    array; ``hp ≥ H + top + bottom`` (an odd output size needs one zero row or
-    column more than the padding gives). Split over the threads by channel."""
-    xp = get_array_module(x_cn)
-    c, n, h, w = x_cn.shape
-    t, _, l, _ = pads
-    xpad = xp.empty((c, n, hp, wp), dtype=x_cn.dtype)
-
-    def pad_channels(c0, c1):
-        block = xpad[c0:c1]
-        block[:, :, :t] = 0
-        block[:, :, t + h:] = 0
-        block[:, :, t:t + h, :l] = 0
-        block[:, :, t:t + h, l + w:] = 0
-        block[:, :, t:t + h, l:l + w] = x_cn[c0:c1]
-
-    _for_blocks(xp, c, pad_channels, xpad.size)
-    return xpad
+def padded_extent(out):
+    """Padded input length that whole 4×4 tiles (stride 2) need for ``out``
+    outputs: ``2·⌈out/2⌉ + 2`` (an odd ``out`` gets one zero row or column
+    more than the convolution's padding gives)."""
+    return 2 * (-(-out // 2)) + 2
 
 
-def winograd_conv3x3(x_cn, weight, bias, pads, out_hw):
-    """Stride-1 3×3 convolution of a channel-major input by F(2×2, 3×3).
+def winograd_conv3x3(xpad, weight, bias, out_hw):
+    """Stride-1 3×3 convolution of a zero-padded channel-major input by F(2×2, 3×3).
 
-    Shape: x_cn (C, N, H, W) (any strides; read once into a padded copy);
-    weight (C_out, C, 3, 3); bias (C_out,) or None; pads (top, bottom, left,
-    right); out_hw (Ho, Wo) = (H + top + bottom − 2, W + left + right − 2).
-    Returns (C_out, N, Ho, Wo), C-contiguous.
+    Shape: xpad (C, N, padded_extent(Ho), padded_extent(Wo)), the input with
+    its convolution padding and zeros beyond; weight (C_out, C, 3, 3); bias
+    (C_out,) or None; out_hw (Ho, Wo). Returns (C_out, N, Ho, Wo), C-contiguous.
     """
-    xp = get_array_module(x_cn)
-    n = x_cn.shape[1]
+    xp = get_array_module(xpad)
+    n = xpad.shape[1]
     ho, wo = out_hw
     th, tw = -(-ho // 2), -(-wo // 2)
-    v = transform_input(_zero_padded(x_cn, pads, 2 * th + 2, 2 * tw + 2), th, tw)
+    v = transform_input(xpad, th, tw)
     m = xp.matmul(transform_filters(weight), v)  # 16 GEMMs (C_out, C)·(C, tiles)
     del v
     y = transform_output(m, n, th, tw, bias)
