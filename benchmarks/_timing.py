@@ -117,7 +117,7 @@ def _once(fn, number):
 
 def time_interleaved(fns: dict, repeat: int = 7, warmup: int = 2, min_sample_s: float = 0.02,
                      number: int | None = None, prime_below_s: float = 0.05, prime: bool | None = None,
-                     max_number: int = 1000) -> dict:
+                     max_number: int = 1000, blocks: bool = False) -> dict:
     """Time the callables in ``fns`` (name -> zero-argument callable), interleaved.
 
     ``warmup`` untimed rounds run first (also interleaved); they also decide,
@@ -139,6 +139,11 @@ def time_interleaved(fns: dict, repeat: int = 7, warmup: int = 2, min_sample_s: 
     With ``number`` and ``prime`` given, every contender is called exactly
     ``warmup + repeat·(number + prime)`` times (``bench_mlp`` relies on it).
 
+    ``blocks=True`` takes all ``repeat`` samples of one contender, then all
+    of the next (each block after one untimed call): only the first sample
+    after a switch of library could meet the other library's spinning
+    threads, and that call is untimed.
+
     Returns name -> :class:`Stats` of per-call seconds.
     """
     names = list(fns)
@@ -158,6 +163,12 @@ def time_interleaved(fns: dict, repeat: int = 7, warmup: int = 2, min_sample_s: 
     if prime is None:
         prime = min(first.values()) < prime_below_s
     out = {k: Stats(number=nums[k]) for k in names}
+    if blocks:
+        for k in names:
+            fns[k]()
+            for _ in range(repeat):
+                out[k].samples.append(_once(fns[k], nums[k]))
+        return out
     for _ in range(repeat):
         for k in names:
             if prime:
