@@ -1,0 +1,51 @@
+"""The benchmark scripts run end to end (smallest settings) and report what
+they promise: the correctness checks pass, a ratio table and JSON come out.
+
+They assert nothing about speed; this only keeps them from rotting.
+"""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.data_required import require_fashion_mnist
+from tests.torch_oracle import require_torch
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _run(script, *args, tmp_path, timeout=300):
+    out = tmp_path / "out.json"
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), *args, "--json", str(out)],
+                          capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stdout, json.loads(out.read_text())
+
+
+def test_bench_models_fresh_processes(tmp_path):
+    require_torch()
+    stdout, data = _run("bench_models.py", "--only", "mlp", "--quick", "--no-profile", "--rounds", "2",
+                        "--threads", "2", tmp_path=tmp_path)
+    assert "fresh process per framework, 2 alternating rounds" in stdout
+    assert "OPENBLAS_THREAD_TIMEOUT=" in stdout and "glassnet kernel threads: 2" in stdout
+    case = data["results"]["cases"]["mlp"]
+    assert len(case["glassnet"]["samples_s"]) == len(case["torch"]["samples_s"]) == 2
+    assert case["ratio_median"] > 0 and case["check"]["logits_max_rel_diff"] < 1e-4
+
+
+def test_bench_conv_all_networks_layer_kinds(tmp_path):
+    require_torch()
+    stdout, data = _run("bench_conv.py", "--only", "resnet", "--quick", "--repeat", "1", tmp_path=tmp_path)
+    names = [r["layer"] for r in data["results"]["conv"]] + [r["layer"] for r in data["results"]["pool"]]
+    assert "resnet.conv1" in names and "resnet.maxpool" in names
+    assert "7x7/2" in stdout and "3x3/2" in stdout and "allclose" in stdout
+
+
+def test_time_to_accuracy_smoke(tmp_path):
+    require_torch()
+    require_fashion_mnist()
+    stdout, data = _run("time_to_accuracy.py", "--limit-train", "1000", "--limit-test", "500", "--max-epochs", "1",
+                        tmp_path=tmp_path)
+    assert "glassnet/torch" in stdout
