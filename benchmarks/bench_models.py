@@ -77,7 +77,6 @@ import _blas_env  # noqa: F401  (first: sets OPENBLAS_THREAD_TIMEOUT before NumP
 
 import argparse
 import os
-import statistics
 import sys
 import time
 
@@ -257,8 +256,10 @@ def check_case(case, gmodel, tmodel, x, y) -> dict:
 # steps
 # --------------------------------------------------------------------------
 def make_steps(case, gmodel, tmodel, x, y):
-    """(glassnet step, torch step) zero-argument callables; models put in the
-    right mode. Either model may be None (its step is then None)."""
+    """(glassnet step, torch step, final_losses): zero-argument step callables,
+    models put in the right mode, and a function returning the last step's
+    losses (training cases; ``{}`` otherwise). Either model may be None (its
+    step is then None)."""
     last = {}
     train = CASES[case][4]
     g_step = t_step = None
@@ -321,10 +322,7 @@ def make_steps(case, gmodel, tmodel, x, y):
         """The last step's losses (training cases), or {}."""
         return {k: (float(v.data) if k == "glassnet" else v.item()) for k, v in last.items()}
 
-    if g_step is None:
-        g_step = lambda: None  # noqa: E731  (carries final_losses only)
-    g_step.final_losses = final_losses
-    return g_step, t_step
+    return g_step, t_step, final_losses
 
 
 # --------------------------------------------------------------------------
@@ -493,12 +491,12 @@ def child_time(case, framework, repeat, warmup, seed):
     x, y = make_batch(case, seed)
     gmodel = build_glassnet(case, seed)  # the torch model gets the same weights
     tmodel = build_torch(case, gmodel.state_dict()) if framework == "torch" else None
-    g_step, t_step = make_steps(case, gmodel if framework == "glassnet" else None, tmodel, x, y)
+    g_step, t_step, final_losses = make_steps(case, gmodel if framework == "glassnet" else None, tmodel, x, y)
     step = g_step if framework == "glassnet" else t_step
     if framework == "torch":
         del gmodel
     st = time_interleaved({framework: step}, repeat=repeat, warmup=warmup)[framework]
-    return {"samples": st.samples, "number": st.number, "final_losses": g_step.final_losses()}
+    return {"samples": st.samples, "number": st.number, "final_losses": final_losses()}
 
 
 def time_in_processes(case, args, repeat, warmup, rounds):
@@ -593,11 +591,11 @@ def main(argv=None):
         gmodel = build_glassnet(case, args.seed)
         tmodel = build_torch(case, gmodel.state_dict())
         info = check_case(case, gmodel, tmodel, x, y)
-        g_step, t_step = make_steps(case, gmodel, tmodel, x, y)
+        g_step, t_step, final_losses = make_steps(case, gmodel, tmodel, x, y)
         rep = repeat_of(case)
         if args.order == "interleaved":
             st = time_interleaved({"glassnet": g_step, "torch": t_step}, repeat=rep, warmup=warmup)
-            fl = g_step.final_losses()
+            fl = final_losses()
         else:
             st, fl = time_in_processes(case, args, max(1, -(-rep // args.rounds)), warmup, args.rounds)
         g, t = st["glassnet"], st["torch"]
@@ -613,7 +611,7 @@ def main(argv=None):
               f"ratio {res['ratio_median']:.2f}  [{chk}; {time.perf_counter() - t_start:.0f} s]", flush=True)
         if not args.no_profile:
             p = profile_glassnet(g_step, prof_steps)
-            fl = g_step.final_losses()
+            fl = final_losses()
             assert all(np.isfinite(v) for v in fl.values()), f"{case}: loss diverged while profiling ({fl})"
             profiles[case] = p
             res["profile"] = {"step_s": p["step_s"], "phases": p["phases"],

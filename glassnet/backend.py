@@ -34,6 +34,12 @@ def get_array_module(*arrays):
     return np
 
 
+def is_channel_major(a) -> bool:
+    """Whether ``a`` (N, C, …) is stored as a C-contiguous (C, N, …) array, as
+    convolutions return their outputs (and not also plain C-contiguous)."""
+    return a.ndim >= 2 and not a.flags.c_contiguous and a.swapaxes(0, 1).flags.c_contiguous
+
+
 def cupy_available() -> bool:
     """True when CuPy imports and sees at least one GPU."""
     if _cupy is None:

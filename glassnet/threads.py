@@ -25,6 +25,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from .backend import is_channel_major
+
 __all__ = ["set_num_threads", "get_num_threads", "parallel_for", "memory_order_flat",
            "elementwise", "add", "blas_threads_spin", "MIN_PARALLEL_ELEMENTS"]
 
@@ -83,14 +85,15 @@ def blas_threads_spin() -> bool:
         return True
 
 
-def parallel_for(n: int, work, elements: int) -> None:
+def parallel_for(n: int, work, elements: int, xp=np) -> None:
     """Call ``work(lo, hi)`` over ``range(n)`` cut into contiguous ranges, one
     per thread, the calling thread taking the first; plain ``work(0, n)``
-    when splitting is off or the pass touches fewer than
-    :data:`MIN_PARALLEL_ELEMENTS` ``elements``. The ranges must write
-    disjoint memory. Exceptions from any range are re-raised."""
+    when splitting is off, the pass touches fewer than
+    :data:`MIN_PARALLEL_ELEMENTS` ``elements``, or the arrays belong to
+    another module ``xp`` than NumPy (CuPy). The ranges must write disjoint
+    memory. Exceptions from any range are re-raised."""
     parts = min(_num_threads, n)
-    if parts < 2 or elements < MIN_PARALLEL_ELEMENTS:
+    if parts < 2 or elements < MIN_PARALLEL_ELEMENTS or xp is not np:
         work(0, n)
         return
     bounds = [n * i // parts for i in range(parts + 1)]
@@ -110,10 +113,8 @@ def memory_order_flat(a):
         return None
     if a.flags.c_contiguous:
         return a.reshape(-1)
-    if a.ndim >= 2:
-        swapped = a.swapaxes(0, 1)
-        if swapped.flags.c_contiguous:
-            return swapped.reshape(-1)
+    if is_channel_major(a):
+        return a.swapaxes(0, 1).reshape(-1)
     return None
 
 
@@ -123,9 +124,10 @@ def _same_layout(arrays):
 
 
 def elementwise(fn, out, *inputs) -> None:
-    """``fn(*inputs, out=out)`` for a NumPy ufunc-like ``fn``, split over the
-    threads along memory order when ``out`` and every input are dense blocks
-    of one layout (otherwise one call). ``inputs`` may include scalars."""
+    """``fn(*inputs, out=out)`` for a ufunc-like ``fn`` (NumPy or CuPy), split
+    over the threads along memory order when ``out`` and every input are
+    NumPy arrays that are dense blocks of one layout (otherwise one call).
+    ``inputs`` may include scalars."""
     arrays = [out] + [a for a in inputs if isinstance(a, np.ndarray) and a.ndim]
     flats = [memory_order_flat(a) for a in arrays]
     if _num_threads < 2 or any(f is None for f in flats) or not _same_layout(arrays):

@@ -267,23 +267,11 @@ def load_checkpoint(path_stem, model, optimizer=None, scheduler=None) -> dict:
 
     # ---- optimizer
     opt_sd = None
-    if optimizer is not None:
-        om = meta.get("optimizer")
-        if not om:
-            problems.append("the checkpoint holds no optimizer state")
-        elif om.get("class") != type(optimizer).__name__:
-            problems.append(f"optimizer is a {om.get('class')} in the checkpoint but a "
-                            f"{type(optimizer).__name__} here")
-        else:
-            opt_sd = _check_optimizer(om, optimizer, arrays, problems)
+    if optimizer is not None and _saved_state_fits("optimizer", meta, optimizer, problems):
+        opt_sd = _check_optimizer(meta["optimizer"], optimizer, arrays, problems)
     # ---- scheduler
     if scheduler is not None:
-        sm = meta.get("scheduler")
-        if not sm:
-            problems.append("the checkpoint holds no scheduler state")
-        elif sm.get("class") != type(scheduler).__name__:
-            problems.append(f"scheduler is a {sm.get('class')} in the checkpoint but a "
-                            f"{type(scheduler).__name__} here")
+        _saved_state_fits("scheduler", meta, scheduler, problems)
     if problems:
         raise CheckpointError(f"{st_path}: checkpoint does not fit (nothing was loaded):\n  "
                               + "\n  ".join(problems))
@@ -297,6 +285,19 @@ def load_checkpoint(path_stem, model, optimizer=None, scheduler=None) -> dict:
     except (StateDictError, ValueError, TypeError) as exc:  # pragma: no cover - validated above
         raise CheckpointError(f"{st_path}: loading failed: {exc}") from exc
     return meta
+
+
+def _saved_state_fits(kind, meta, obj, problems) -> bool:
+    """Whether the checkpoint holds ``kind`` ("optimizer"/"scheduler") state of
+    ``obj``'s class; else a problem is noted."""
+    saved = meta.get(kind)
+    if not saved:
+        problems.append(f"the checkpoint holds no {kind} state")
+        return False
+    if saved.get("class") != type(obj).__name__:
+        problems.append(f"{kind} is a {saved.get('class')} in the checkpoint but a {type(obj).__name__} here")
+        return False
+    return True
 
 
 def _check_optimizer(om, optimizer, arrays, problems):

@@ -9,8 +9,6 @@ gradient (``dout``); ``⊙`` is the elementwise product.
 """
 from __future__ import annotations
 
-import numpy as np
-
 from ..backend import get_array_module
 from ..threads import elementwise
 
@@ -49,17 +47,14 @@ def tanh_backward(dout, cache):
 def relu_forward(x):
     """f = max(0, x).  Shape: any (split over the kernel threads when large)."""
     xp = get_array_module(x)
-    if xp is not np:
-        out = xp.maximum(x, 0)
-        return out, out
-    out = np.empty_like(x)  # keeps x's memory order (e.g. a conv output's)
-    elementwise(np.maximum, out, x, x.dtype.type(0))
+    out = xp.empty_like(x)  # keeps x's memory order (e.g. a conv output's)
+    elementwise(xp.maximum, out, x, x.dtype.type(0))
     return out, out
 
 
 def _masked(dout, f, out):
     """out = dout ⊙ 1[f > 0]."""
-    return np.multiply(dout, f > 0, out=out)
+    return get_array_module(dout).multiply(dout, f > 0, out=out)
 
 
 def relu_backward(dout, cache):
@@ -67,9 +62,7 @@ def relu_backward(dout, cache):
     ``x > 0`` exactly where ``f > 0``, so the cache is the output)."""
     out = cache
     xp = get_array_module(dout)
-    if xp is not np:
-        return dout * (out > 0)
-    dx = np.empty_like(dout, dtype=np.result_type(dout, out))
+    dx = xp.empty_like(dout, dtype=xp.result_type(dout, out))
     elementwise(_masked, dx, dout, out)
     return dx
 

@@ -92,8 +92,6 @@ The asymmetric form is what PyTorch's ``padding='same'`` needs when
 """
 from __future__ import annotations
 
-import numpy as np
-
 from ..backend import get_array_module
 from ..errors import ShapeError
 from ..threads import parallel_for
@@ -255,7 +253,7 @@ def _channels_first_padded(x, t, b, l, r):
         block[:, :, t : t + h, l + w:] = 0
         block[:, :, t : t + h, l : l + w] = x_cn[c0:c1]
 
-    _for_channels(xp, c, fill_channels, xpad.size)
+    parallel_for(c, fill_channels, xpad.size, xp=xp)
     return xpad
 
 
@@ -279,7 +277,7 @@ def _im2col(x, kh, kw, sh, sw, pads, dh, dw, ho, wo, ones_row=False):
                 q0 = j * dw
                 cols[c0:c1, i, j] = xpad[c0:c1, :, r0 : r0 + sh * (ho - 1) + 1 : sh, q0 : q0 + sw * (wo - 1) + 1 : sw]
 
-    _for_channels(xp, c, copy_channels, buf.size)
+    parallel_for(c, copy_channels, buf.size, xp=xp)
     if ones_row:
         buf[k] = 1
     return buf
@@ -302,17 +300,8 @@ def _col2im(cols, x_shape, kh, kw, sh, sw, pads, dh, dw, ho, wo):
                 q0 = j * dw
                 dxpad[c0:c1, :, r0 : r0 + sh * (ho - 1) + 1 : sh, q0 : q0 + sw * (wo - 1) + 1 : sw] += cols[c0:c1, i, j]
 
-    _for_channels(xp, c, add_channels, cols.size)
+    parallel_for(c, add_channels, cols.size, xp=xp)
     return _crop(dxpad, t, l, h, w)
-
-
-def _for_channels(xp, c, work, elements):
-    """``work(c0, c1)`` over the channel range, split over the kernel threads
-    (:mod:`glassnet.threads`) for NumPy arrays; channel blocks are disjoint."""
-    if xp is np:
-        parallel_for(c, work, elements)
-    else:
-        work(0, c)
 
 
 def _crop(dxpad, t, l, h, w):
@@ -326,7 +315,7 @@ def _crop(dxpad, t, l, h, w):
     def copy_channels(c0, c1):
         out[c0:c1] = dxpad[c0:c1, :, t : t + h, l : l + w]
 
-    _for_channels(xp, out.shape[0], copy_channels, out.size)
+    parallel_for(out.shape[0], copy_channels, out.size, xp=xp)
     return out
 
 
@@ -356,7 +345,7 @@ def _col2im_wide_rows(cols, x_shape, kh, kw, pads, dh, dw, ho):
                 start = i * dh * wp + j * dw
                 flat[c0:c1, :, start : start + run] += cols[c0:c1, i, j]
 
-    _for_channels(xp, c, add_channels, cols.size)
+    parallel_for(c, add_channels, cols.size, xp=xp)
     return _crop(flat[:, :, : hp * wp].reshape(c, n, hp, wp), t, l, h, w)
 
 
@@ -663,7 +652,7 @@ def conv2d_backward(dout, cache):
         t, b, l, r = pads
         w_flipped = xp.ascontiguousarray(weight[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
         dx_cn = _winograd_conv(d_o.transpose(1, 0, 2, 3), w_flipped, None, (2 - t, 2 - b, 2 - l, 2 - r), (h, w))
-        need_dx = False  # the loop below computes dW only
+    dx_by_col2im = need_dx and dx_cn is None  # else the loop below computes dW only
     dweight = None
     # Stride-1 layers on wide images: col2im over full-width rows (see
     # _col2im_wide_rows); the extra GEMM columns cost (W_pad − Wo)/Wo <= 5 %.
@@ -678,7 +667,7 @@ def conv2d_backward(dout, cache):
         part = _weight_grad(xp, dO, cols, groups)  # dO · X_colᵀ (last column: Σ dO = db)
         dweight = part if dweight is None else dweight + part
         del cols
-        if not need_dx:
+        if not dx_by_col2im:
             continue
         if wide_rows:
             # dO padded to full-width rows (zeros in the extra columns), so

@@ -17,9 +17,7 @@ upstream gradient ``dL/dy``. Sums ``Σ`` run over the ``m`` values of a channel.
 """
 from __future__ import annotations
 
-import numpy as np
-
-from ..backend import get_array_module
+from ..backend import get_array_module, is_channel_major
 from ..threads import parallel_for
 
 
@@ -29,37 +27,22 @@ def _channel_sum(a):
     For a channel-major array (stored as (C, N, *), as convolutions return
     them) one contiguous reduction per channel; otherwise the trailing axes
     first (one fast inner reduction per (n, c) plane), then the batch axis."""
-    c = a.shape[1]
-    channel_major = a.swapaxes(0, 1)
-    if a.ndim > 2 and channel_major.flags.c_contiguous:
-        return channel_major.reshape(c, -1).sum(axis=1)
+    if a.ndim > 2 and is_channel_major(a):
+        return a.swapaxes(0, 1).reshape(a.shape[1], -1).sum(axis=1)
     if a.ndim > 2:
         return a.sum(axis=tuple(range(2, a.ndim))).sum(axis=0)
     return a.sum(axis=0)
 
 
-def _channel_layout(x):
-    """Reduction axes (all but the channel axis 1) and the per-channel
-    broadcast shape ``(1, C, 1, ...)`` for an (N, C, *) array."""
-    axes = (0,) + tuple(range(2, x.ndim))
-    shape = (1, x.shape[1]) + (1,) * (x.ndim - 2)
-    return axes, shape
+def _channel_shape(x):
+    """The per-channel broadcast shape ``(1, C, 1, ...)`` of an (N, C, *) array."""
+    return (1, x.shape[1]) + (1,) * (x.ndim - 2)
 
 
 # ----------------------------------------------------------------- batch norm
 def _channels(a, c0, c1):
     """Channels ``c0:c1`` of a per-channel (C,) array, or None."""
     return None if a is None else a[c0:c1]
-
-
-def _for_channels(xp, x, work):
-    """``work(c0, c1)`` over the channel axis 1 of ``x``, split over the kernel
-    threads (:mod:`glassnet.threads`) for NumPy arrays. Batch norm treats
-    each channel on its own, so every range is independent."""
-    if xp is np:
-        parallel_for(x.shape[1], work, x.size)
-    else:
-        work(0, x.shape[1])
 
 
 def batch_norm_forward(x, gamma, beta, running_mean, running_var, training, momentum, eps):
@@ -106,7 +89,7 @@ def batch_norm_forward(x, gamma, beta, running_mean, running_var, training, mome
                              _channels(beta, c0, c1), _channels(running_mean, c0, c1),
                              _channels(running_var, c0, c1), training, momentum, eps, m)
 
-    _for_channels(xp, x, normalise)
+    parallel_for(x.shape[1], normalise, x.size, xp=xp)  # channels are independent
     cache = (x_hat, inv_std, gamma, beta is not None, bool(training), m)
     return out, cache
 
@@ -116,7 +99,7 @@ def _batch_norm_channels(xp, x, x_hat, out, inv_std, gamma, beta, running_mean, 
     """The forward for a block of channels, writing ``x_hat``, ``out`` and
     ``inv_std`` (and the running statistics, in place)."""
     dt = x.dtype
-    _, shape = _channel_layout(x)
+    shape = _channel_shape(x)
     if training:
         mean = _channel_sum(x) / dt.type(m)
         xp.subtract(x, mean.reshape(shape), out=x_hat)  # x − μ
@@ -173,7 +156,7 @@ def batch_norm_backward(dout, cache):
         _batch_norm_backward_channels(xp, dout[sl], x_hat[sl], dx[sl], sum_d[c0:c1], sum_dx[c0:c1],
                                       inv_std[c0:c1], _channels(gamma, c0, c1), training, m)
 
-    _for_channels(xp, dout, gradients)
+    parallel_for(dout.shape[1], gradients, dout.size, xp=xp)
     dgamma = sum_dx if gamma is not None else None
     dbeta = sum_d if has_beta else None
     return dx, dgamma, dbeta
@@ -181,7 +164,7 @@ def batch_norm_backward(dout, cache):
 
 def _batch_norm_backward_channels(xp, dout, x_hat, dx, sum_d, sum_dx, inv_std, gamma, training, m):
     """The backward for a block of channels, writing ``dx``, Σ dŷ and Σ dŷ ⊙ x̂."""
-    _, shape = _channel_layout(dout)
+    shape = _channel_shape(dout)
     sum_d[...] = _channel_sum(dout)                 # Σ dŷ
     xp.multiply(dout, x_hat, out=dx)                # dŷ ⊙ x̂, dx as scratch
     sum_dx[...] = _channel_sum(dx)                  # Σ dŷ ⊙ x̂

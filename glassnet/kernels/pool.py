@@ -28,7 +28,7 @@ import math
 
 import numpy as np
 
-from ..backend import get_array_module
+from ..backend import get_array_module, is_channel_major
 from ..errors import ShapeError
 from ..threads import parallel_for
 
@@ -141,17 +141,10 @@ def _pad_array(xp, x, Hp, Wp, ph, pw, fill):
     N, C, H, W = x.shape
     if (Hp, Wp, ph, pw) == (H, W, 0, 0):
         return x
-    if _channel_major(x):  # keep a convolution output's (C, N, H, W) memory order
-        out = xp.full((C, N, Hp, Wp), fill, dtype=x.dtype).transpose(1, 0, 2, 3)
-    else:
-        out = xp.full((N, C, Hp, Wp), fill, dtype=x.dtype)
+    out = _empty_in_order_of(xp, x, (N, C, Hp, Wp))  # keeps a convolution output's memory order
+    out[...] = fill
     out[:, :, ph:ph + H, pw:pw + W] = x
     return out
-
-
-def _channel_major(x):
-    """Whether ``x`` (N, C, H, W) is stored as a contiguous (C, N, H, W) array."""
-    return x.ndim == 4 and not x.flags.c_contiguous and x.transpose(1, 0, 2, 3).flags.c_contiguous
 
 
 def _tiles(x, Ho, Wo, kh, kw):
@@ -197,7 +190,7 @@ def _elementwise_max(xp, views, out):
 def _empty_in_order_of(xp, x, shape):
     """An empty (N, C, h, w) array stored in the memory order of ``x`` (NCHW,
     or a convolution output's channel-major order)."""
-    if _channel_major(x):
+    if is_channel_major(x):
         return xp.empty((shape[1], shape[0]) + tuple(shape[2:]), dtype=x.dtype).transpose(1, 0, 2, 3)
     return xp.empty(shape, dtype=x.dtype)
 
@@ -207,15 +200,12 @@ def _for_planes(xp, x, work):
     ``x`` (C for channel-major arrays, else N) into ranges, split over the
     kernel threads (:mod:`glassnet.threads`). Pooling acts per (n, c) plane,
     so every range is independent and writes its own slice."""
-    axis = 1 if _channel_major(x) else 0
+    axis = 1 if is_channel_major(x) else 0
 
     def run(lo, hi):
         work((slice(None),) * axis + (slice(lo, hi),))
 
-    if xp is np:
-        parallel_for(x.shape[axis], run, x.size)
-    else:
-        run(0, x.shape[axis])
+    parallel_for(x.shape[axis], run, x.size, xp=xp)
 
 
 def _disjoint(kernel, stride, dilation):

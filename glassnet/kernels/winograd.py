@@ -41,15 +41,6 @@ from ..threads import parallel_for
 _G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
 
 
-def _for_blocks(xp, n, work, elements):
-    """``work(lo, hi)`` over ``range(n)`` (channels), split over the kernel
-    threads for NumPy arrays."""
-    if xp is np:
-        parallel_for(n, work, elements)
-    else:
-        work(0, n)
-
-
 def transform_filters(weight):
     """U = G g Gᵀ for every (output, input) channel pair, as one GEMM:
     ``U[ab] = Σ_ij G[a,i]·G[b,j]·g[ij]``, i.e. the (16 × 9) matrix G ⊗ G
@@ -103,7 +94,7 @@ def transform_input(xpad, tiles_h, tiles_w):
             xp.subtract(even[..., 1:], odd[..., :tw], out=v_tiles[4 * a + 2, c0:c1])
             xp.subtract(odd[..., :tw], odd[..., 1:], out=v_tiles[4 * a + 3, c0:c1])
 
-    _for_blocks(xp, c, transform_channels, 4 * v[0].size)
+    parallel_for(c, transform_channels, 4 * v[0].size, xp=xp)
     return v
 
 
@@ -137,7 +128,7 @@ def transform_output(m, n, tiles_h, tiles_w, bias=None):
                 even += b
                 odd += b
 
-    _for_blocks(xp, c_out, transform_channels, 4 * m[0].size)
+    parallel_for(c_out, transform_channels, 4 * m[0].size, xp=xp)
     return y
 
 
