@@ -211,30 +211,24 @@ def main(argv=None):
           f"(max |diff| {drift:.2g})")
 
     # ---- profile: where glassnet's step time goes ------------------------------
-    def g_phases(clock):
-        out = gmodel(gx)
-        clock("forward (model)")
-        loss = gloss_fn(out, gy)
-        clock("loss (CE fwd)")
-        gopt.zero_grad()
-        clock("zero_grad")
-        loss.backward()
-        clock("backward")
-        gopt.step()
-        clock("optimizer step")
+    # The two libraries share the step's API (model(x), loss_fn(out, y),
+    # zero_grad, backward, step), so one function times both.
+    def phases(model, x, y, loss_fn, opt):
+        def run(clock):
+            out = model(x)
+            clock("forward (model)")
+            loss = loss_fn(out, y)
+            clock("loss (CE fwd)")
+            opt.zero_grad()
+            clock("zero_grad")
+            loss.backward()
+            clock("backward")
+            opt.step()
+            clock("optimizer step")
+        return run
 
-    def t_phases(clock):
-        out = tmodel(tx)
-        clock("forward (model)")
-        loss = tloss_fn(out, ty)
-        clock("loss (CE fwd)")
-        topt.zero_grad()
-        clock("zero_grad")
-        loss.backward()
-        clock("backward")
-        topt.step()
-        clock("optimizer step")
-
+    g_phases = phases(gmodel, gx, gy, gloss_fn, gopt)
+    t_phases = phases(tmodel, tx, ty, tloss_fn, topt)
     prof = time_phases({"glassnet": g_phases, "torch": t_phases}, repeat=repeat, warmup=warmup)
     gp, tp = prof["glassnet"], prof["torch"]
     gtot = sum(s.median for k, s in gp.items() if k != "total")

@@ -6,16 +6,11 @@ import pytest
 
 from glassnet.optim import SGD, Adam
 from glassnet.optim import lr_scheduler as gsched
+from tests.test_optim import P  # the minimal parameter (array + grad) the optimizer tests use
 from tests.torch_oracle import require_torch
 
 EPOCHS = 30
 LRS = (0.1, 0.05)
-
-
-class P:
-    def __init__(self, data, grad=None):
-        self.data = data
-        self.grad = grad
 
 
 @pytest.fixture(scope="module")
