@@ -49,3 +49,16 @@ def test_time_to_accuracy_smoke(tmp_path):
     stdout, data = _run("time_to_accuracy.py", "--limit-train", "1000", "--limit-test", "500", "--max-epochs", "1",
                         tmp_path=tmp_path)
     assert "glassnet/torch" in stdout
+
+
+def test_bench_gpu_without_a_gpu_says_so():
+    """bench_gpu.py needs CuPy and a GPU (scripts/gpu_check.sh runs it on one);
+    without them it exits 2 with a message instead of a traceback."""
+    from glassnet.backend import cupy_available
+
+    if cupy_available():
+        pytest.skip("a GPU is present: scripts/gpu_check.sh runs bench_gpu.py in full")
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_gpu.py"), "--only", "mlp"],
+                          capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "needs CuPy and a GPU" in proc.stderr

@@ -103,3 +103,16 @@ def test_cli_train_on_fashion_mnist(tmp_path, capsys):
     assert weights["model.1.weight"].shape == (512, 784)
     assert (out / "checkpoints" / "last.json").exists()
     assert (out / "checkpoints" / "best.safetensors").exists() and (out / "checkpoints" / "best.json").exists()
+
+
+def test_cli_train_device_cuda_needs_a_gpu(tmp_path, capsys):
+    from glassnet.backend import cupy_available
+
+    if cupy_available():
+        pytest.skip("a GPU is present: tests/test_cupy_backend.py trains on it")
+    code = main(["train", "--model", "mlp", "--device", "cuda", "--epochs", "1", "--out", str(tmp_path / "run"),
+                 "--no-progress"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "--device cuda" in err and "CuPy" in err
+    assert not (tmp_path / "run").exists()  # refused before anything was written

@@ -18,7 +18,7 @@ The run folder ``runs/NAME`` holds:
 ``--resume runs/NAME`` reads ``config.json`` and continues exactly where the
 last checkpoint left off; options given with it must agree with the saved
 config (except ``--no-progress``, ``--data-root``, ``--download``,
-``--tensorboard``, ``--threads``). Exit
+``--tensorboard``, ``--threads``, ``--device``). Exit
 status 130 after Ctrl-C (a checkpoint is saved first), 1 when the loss
 diverges (NaN/inf).
 """
@@ -46,9 +46,10 @@ BASE_DEFAULTS = {
     "plateau_metric": "val_accuracy", "val_size": 5000, "seed": 0, "dtype": "float32",
     "limit_train": None, "limit_test": None, "out": None, "no_progress": False, "tensorboard": False,
     "checkpoint_every": 200, "model_arg": [], "augment": False, "recipe": None, "threads": None,
+    "device": "cpu",
 }
 #: options that may differ from the saved config when resuming
-RESUME_FREE = {"resume", "no_progress", "data_root", "download", "tensorboard", "threads"}
+RESUME_FREE = {"resume", "no_progress", "data_root", "download", "tensorboard", "threads", "device"}
 
 
 def add_parser(sub) -> None:
@@ -95,6 +96,9 @@ def add_parser(sub) -> None:
                         "bitwise the same); default: every core, or 1 when OpenBLAS's threads spin "
                         "after each GEMM (OPENBLAS_THREAD_TIMEOUT unset or >= 20; the glassnet "
                         "command sets it to 4)")
+    t.add_argument("--device", choices=["cpu", "cuda"],
+                   help="where the model trains: cpu (NumPy, default) or cuda (CuPy on the first GPU; "
+                        "pip install glassnet[gpu]); a run may resume on the other device")
     t.add_argument("--tensorboard", action="store_true",
                    help="also write TensorBoard scalars to <out>/tensorboard (pip install glassnet[tensorboard])")
     t.set_defaults(handler=run)
@@ -226,7 +230,7 @@ def _resume_config(explicit: dict) -> dict:
 def run(args) -> int:
     import glassnet as gn
 
-    from ..backend import retain_freed_memory
+    from ..backend import cupy_available, retain_freed_memory
     from ..data import DataLoader
     from ..models import get_model
     from ..train import Trainer, TrainingDivergedError, evaluate
@@ -242,6 +246,10 @@ def run(args) -> int:
     except (ValueError, KeyError) as exc:
         print(f"glassnet train: error: {exc}", file=sys.stderr)
         return 2
+    if cfg["device"] == "cuda" and not cupy_available():
+        print("glassnet train: error: --device cuda needs CuPy and a GPU (pip install glassnet[gpu]); "
+              "none was found", file=sys.stderr)
+        return 2
     threads = explicit.get("threads")
     set_num_threads(threads if threads is not None else (1 if blas_threads_spin() else None))
     out = Path(cfg["out"] or f"runs/{cfg['model']}-{time.strftime('%Y%m%d-%H%M%S')}")
@@ -250,7 +258,7 @@ def run(args) -> int:
     gn.manual_seed(cfg["seed"])
     train, val, test, num_classes, (mean, std) = _load_data(cfg)
     model = get_model(cfg["model"], num_classes=num_classes, in_channels=1, **cfg["model_kwargs"])
-    model.to(dtype=np.dtype(cfg["dtype"]))
+    model.to(device=cfg["device"], dtype=np.dtype(cfg["dtype"]))
     optimizer = _make_optimizer(cfg, model.parameters())
     scheduler = _make_scheduler(cfg, optimizer)
     if not resuming:

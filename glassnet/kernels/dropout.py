@@ -9,6 +9,8 @@ def dropout_forward(x, p, rng, training=True):
     """f = x ⊙ m / (1 − p), with m_i ~ Bernoulli(1 − p); identity when not training.
 
     ``rng`` is a ``numpy.random.Generator`` (or CuPy's) used to draw the mask.
+    A NumPy generator's mask is drawn on the CPU and copied to a CuPy input's
+    device, so one seed gives the same mask on either backend.
 
     Shape: any; output has the input's shape.
     """
@@ -21,7 +23,7 @@ def dropout_forward(x, p, rng, training=True):
         mask = xp.zeros_like(x)
     else:
         keep = rng.random(x.shape, dtype=x.dtype) >= x.dtype.type(p)
-        mask = keep.astype(x.dtype) * x.dtype.type(1 / (1 - p))
+        mask = xp.asarray(keep.astype(x.dtype) * x.dtype.type(1 / (1 - p)))
     return x * mask, mask
 
 
@@ -52,7 +54,7 @@ def dropout2d_forward(x, p, rng, training=True):
         mask = xp.zeros(mask_shape, dtype=x.dtype)
     else:
         keep = rng.random(tuple(x.shape[:2]), dtype=x.dtype) >= x.dtype.type(p)
-        mask = (keep.astype(x.dtype) * x.dtype.type(1 / (1 - p))).reshape(mask_shape)
+        mask = xp.asarray((keep.astype(x.dtype) * x.dtype.type(1 / (1 - p))).reshape(mask_shape))
     return x * mask, mask
 
 
