@@ -2,13 +2,18 @@
 
     python benchmarks/bench_gpu.py                    # every case of bench_models
     python benchmarks/bench_gpu.py --only resnet18,vgg16 --repeat 20
+    python benchmarks/bench_gpu.py --only vgg16-fwd --batch 32 --profile
 
 The same cases as ``bench_models.py`` (training steps with SGD momentum, and
 forward passes), on the first GPU. Each case first checks that the two
 libraries agree (eval logits from the same weights), then times them in
 alternating blocks (glassnet's block of steps, then PyTorch's, ``--rounds``
 times), synchronising the device around every step; medians of all steps.
-Also prints the peak GPU memory each library's allocator held.
+Also prints the peak GPU memory each library's allocator held, and how
+long glassnet takes just to *issue* a step (Python and kernel launches,
+without waiting for the GPU): when that is close to the step time, the step
+is bound by the host, not by the GPU. ``--profile`` adds glassnet's per-op
+breakdown, the device synchronised at every op boundary.
 
 PyTorch runs in plain float32 (TF32 off for convolutions and matrix
 products), as glassnet does; ``--tf32`` times PyTorch with TF32 allowed.
@@ -46,7 +51,8 @@ def _gpu_names() -> dict:
 
 
 def glassnet_step(case, model, x, y):
-    """A zero-argument glassnet step on the GPU (train: forward, loss, backward, SGD)."""
+    """A glassnet step on the GPU (train: forward, loss, backward, SGD); like
+    bench_models' steps it takes an optional ``clock(phase)`` for profiles."""
     import cupy
 
     import glassnet as gn
@@ -57,19 +63,30 @@ def glassnet_step(case, model, x, y):
     if not CASES[case][4]:
         model.eval()
 
-        def step():
+        def step(clock=None):
             with gn.no_grad():
-                return model(gx)
+                out = model(gx)
+            if clock:
+                clock("forward")
+            return out
         return step
     model.train()
     loss_fn = gnn.CrossEntropyLoss()
     opt = SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
 
-    def step():
+    def step(clock=None):
         loss = loss_fn(model(gx), gy)
+        if clock:
+            clock("forward+loss")
         opt.zero_grad()
+        if clock:
+            clock("zero_grad")
         loss.backward()
+        if clock:
+            clock("backward")
         opt.step()
+        if clock:
+            clock("optimizer step")
         return loss
     return step
 
@@ -141,11 +158,24 @@ def time_blocks(steps: dict, sync: dict, repeat: int, warmup: int, rounds: int) 
     return times
 
 
+def issue_time(step, sync, repeat: int) -> float:
+    """Median time to issue ``step`` without waiting for the device (it is
+    synchronised before each call and after, untimed)."""
+    times = []
+    for _ in range(repeat):
+        sync()
+        t0 = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t0)
+        sync()
+    return float(np.median(times))
+
+
 def run_case(case, args) -> dict:
     import cupy
     import torch
 
-    x, y = make_batch(case, args.seed)
+    x, y = make_batch(case, args.seed, args.batch)
     gmodel = build_glassnet(case, args.seed)
     tmodel = build_torch(case, gmodel.state_dict()).cuda()
     gmodel.to("cuda")
@@ -159,7 +189,18 @@ def run_case(case, args) -> dict:
     if losses and not np.all(np.isfinite(losses)):
         raise AssertionError(f"{case}: loss became non-finite while timing: {losses}")
     gm, tm = float(np.median(times["glassnet"])), float(np.median(times["torch"]))
-    return {"case": case, "glassnet_s": gm, "torch_s": tm, "ratio": ratio(gm, tm), "logits_rel_err": rel,
+    issue = issue_time(g, sync["glassnet"], args.repeat)
+    if args.profile:
+        from bench_models import print_profile, profile_glassnet
+
+        def synced_clock():
+            sync["glassnet"]()
+            return time.perf_counter()
+
+        print_profile(case, profile_glassnet(g, args.repeat, clock=synced_clock), args.top,
+                      batch=len(x), where=" (CuPy)")
+    return {"case": case, "batch": len(x), "glassnet_s": gm, "torch_s": tm, "ratio": ratio(gm, tm),
+            "glassnet_issue_s": issue, "logits_rel_err": rel,
             "glassnet_pool_mib": pool.total_bytes() / 2**20,
             "torch_peak_reserved_mib": torch.cuda.max_memory_reserved() / 2**20,
             "steps_timed": len(times["glassnet"])}
@@ -172,6 +213,11 @@ def main(argv=None) -> int:
     ap.add_argument("--rounds", type=int, default=3, help="blocks per library (default 3)")
     ap.add_argument("--warmup", type=int, default=3, help="untimed steps first (default 3)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--batch", type=int, help="batch size for every case (default: each case's own)")
+    ap.add_argument("--profile", action="store_true", help="also print glassnet's per-op breakdown")
+    ap.add_argument("--top", type=int, default=12, help="ops shown per breakdown (default 12)")
+    ap.add_argument("--no-winograd", action="store_true",
+                    help="glassnet's 3×3 convolutions by im2col + GEMM only (glassnet.kernels.conv.set_winograd)")
     ap.add_argument("--tf32", action="store_true", help="let PyTorch use TF32 (its cuDNN default)")
     ap.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     args = ap.parse_args(argv)
@@ -186,6 +232,10 @@ def main(argv=None) -> int:
     if not torch.cuda.is_available():
         print("bench_gpu: this PyTorch build has no CUDA", file=sys.stderr)
         return 2
+    if args.no_winograd:
+        from glassnet.kernels.conv import set_winograd
+
+        set_winograd(False)
     torch.backends.cudnn.allow_tf32 = args.tf32
     torch.backends.cuda.matmul.allow_tf32 = args.tf32
     torch.backends.cudnn.benchmark = False
@@ -196,6 +246,7 @@ def main(argv=None) -> int:
         ap.error(f"unknown case(s) {unknown}; choose from {', '.join(CASES)}")
     env = _gpu_names()
     env["torch_tf32"] = args.tf32
+    env["glassnet_winograd"] = not args.no_winograd
     print("glassnet (CuPy) vs PyTorch (CUDA): " + ", ".join(f"{k} {v}" for k, v in env.items()))
     print(f"median per step over {args.rounds} alternating blocks of {args.repeat} steps "
           f"({args.warmup} warm-up steps), device synchronised around each step")
@@ -203,12 +254,15 @@ def main(argv=None) -> int:
     for case in cases:
         r = run_case(case, args)
         results.append(r)
-        rows.append([case, fmt_ms(r["glassnet_s"]), fmt_ms(r["torch_s"]), f"{r['ratio']:.2f}",
+        rows.append([case, r["batch"], fmt_ms(r["glassnet_s"]), fmt_ms(r["torch_s"]), f"{r['ratio']:.2f}",
+                     fmt_ms(r["glassnet_issue_s"]),
                      f"{r['glassnet_pool_mib']:.0f}", f"{r['torch_peak_reserved_mib']:.0f}",
                      f"{r['logits_rel_err']:.1e}"])
         print(f"  {case}: glassnet {fmt_ms(r['glassnet_s'])}, torch {fmt_ms(r['torch_s'])}", flush=True)
-    print_table(["case", "glassnet", "torch", "ratio", "glassnet MiB", "torch MiB", "logits rel err"], rows,
-                title="GPU step times (ratio = glassnet / torch; MiB = memory each allocator held)")
+    print_table(["case", "batch", "glassnet ms", "torch ms", "ratio", "glassnet issue ms", "glassnet MiB",
+                 "torch MiB", "logits rel err"], rows,
+                title="GPU step times (ratio = glassnet / torch; issue = glassnet's host time to launch a "
+                      "step; MiB = memory each allocator held)")
     if args.json:
         dump_json(args.json, env, vars(args), results)
     return 0

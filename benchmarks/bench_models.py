@@ -331,10 +331,11 @@ def make_steps(case, gmodel, tmodel, x, y):
 class OpProfiler:
     """Times every ``apply_kernel`` forward/backward and every tape backward of a ``Tensor._make`` op."""
 
-    def __init__(self):
+    def __init__(self, clock=time.perf_counter):
         self.times: dict = {}  # (op, "fwd"/"bwd") -> seconds in the current step
         self._patched = []
         self._in_kernel = 0
+        self._clock = clock  # a GPU profile passes one that synchronises the device first
 
     def _add(self, key, dt):
         self.times[key] = self.times.get(key, 0.0) + dt
@@ -345,7 +346,7 @@ class OpProfiler:
         Tensor = tmod.Tensor
         orig_make = Tensor.__dict__["_make"]
         prof = self
-        perf = time.perf_counter
+        perf = self._clock
 
         def timed_backward(backward, op):
             def bw(*a, **k):
@@ -389,16 +390,17 @@ class OpProfiler:
         self._patched.clear()
 
 
-def profile_glassnet(g_step, steps: int) -> dict:
+def profile_glassnet(g_step, steps: int, clock=time.perf_counter) -> dict:
     """Per (op, dir) and per phase times of the median one of ``steps`` instrumented steps.
 
     The figures all come from the single step whose total is the median, so
     the parts add up to the step (medians taken part by part would not).
+    ``clock`` reads the time (a GPU profile synchronises the device in it).
     """
     import gc
 
     records = []
-    with OpProfiler() as prof:
+    with OpProfiler(clock) as prof:
         g_step()  # warm the patched path
         for _ in range(steps):
             prof.times = {}
@@ -406,9 +408,9 @@ def profile_glassnet(g_step, steps: int) -> dict:
             gc_was = gc.isenabled()
             gc.disable()
             try:
-                t0 = time.perf_counter()
-                g_step(lambda ph: marks.append((ph, time.perf_counter())))
-                t1 = time.perf_counter()
+                t0 = clock()
+                g_step(lambda ph: marks.append((ph, clock())))
+                t1 = clock()
             finally:
                 if gc_was:
                     gc.enable()
@@ -422,7 +424,7 @@ def profile_glassnet(g_step, steps: int) -> dict:
     return {**med, "steps": len(records), "all_steps_s": [r["step_s"] for r in records]}
 
 
-def print_profile(case, prof, top: int):
+def print_profile(case, prof, top: int, batch: int | None = None, where: str = ""):
     step = prof["step_s"]
     ops: dict = {}
     for (op, d), t in prof["ops"].items():
@@ -451,7 +453,7 @@ def print_profile(case, prof, top: int):
     shown.append(["step (instrumented)", "", "", fmt_ms(step), "100%"])
     what = "training step" if CASES[case][4] else "forward pass"
     print_table(["op", "fwd ms", "bwd ms", "total ms", "share"], shown,
-                title=f"glassnet {case}: where one {what} goes (batch {CASES[case][1]}; the median "
+                title=f"glassnet{where} {case}: where one {what} goes (batch {batch or CASES[case][1]}; the median "
                       f"of {prof['steps']} instrumented steps; '-': not timed)")
 
 
