@@ -63,10 +63,13 @@ for the SmallCNN's dW):
 
 Winograd for wide 3×3 layers
 ----------------------------
-A 3×3, stride-1 convolution with many channels on wide maps (VGG's 128–512
-channel layers; see ``WINOGRAD_MIN_CHANNELS``) goes through Winograd's
-F(2×2, 3×3) instead (:mod:`glassnet.kernels.winograd`): 16 GEMMs with 2.25×
-fewer multiply-adds, input and output transforms instead of im2col. Its
+A 3×3, stride-1 convolution with many channels on wide maps (VGG's 64–512
+channel layers, ResNet's first stage; see ``WINOGRAD_*`` for the rule) goes
+through Winograd's
+F(4×4, 3×3) (:mod:`glassnet.kernels.winograd_f4`: 36 GEMMs with 4× fewer
+multiply-adds) on maps at least 56 wide, else F(2×2, 3×3)
+(:mod:`glassnet.kernels.winograd`: 16 GEMMs with 2.25× fewer multiply-adds),
+input and output transforms instead of im2col. Its
 dL/dX is the same algorithm on dL/dY with the flipped filters; dL/dW still
 comes from ``dO · X_colᵀ``, with X_col built in the backward.
 :func:`set_winograd` turns it off; both paths agree to float rounding.
@@ -95,9 +98,8 @@ from __future__ import annotations
 from ..backend import get_array_module
 from ..errors import ShapeError
 from ..threads import parallel_for
-from .winograd import padded_extent as winograd_padded_extent
-from .winograd import winograd_conv3x3
-from .winograd import workspace_bytes as winograd_workspace_bytes
+from . import winograd as winograd_f2
+from . import winograd_f4
 
 DEFAULT_WORKSPACE_LIMIT = 256 * 2**20  # bytes of one im2col buffer
 _workspace_limit = DEFAULT_WORKSPACE_LIMIT
@@ -488,46 +490,61 @@ def _weight_grad(xp, d_o, cols, groups):
 
 _winograd = True
 # When Winograd pays (measured on 2 cores, forward and backward of VGG16,
-# ResNet-18 and AlexNet layers): its 16 GEMMs have only C (or C_out) as inner
-# dimension, and its transforms run over rows of Wo/2 tiles, so it needs many
-# channels *and* wide maps. 256 channels at 56 px: 41 -> 30 ms forward; 512
-# at 28 px: 42 -> 28 ms; but 128 at 28 px (ResNet's layer2, batch 8): 12.8 ->
-# 14.4 ms, and 512 at 14 px: 12.1 -> 12.9 ms.
-WINOGRAD_MIN_CHANNELS = 128  # min(C_in, C_out)
+# ResNet-18, AlexNet and the FMNIST CNN's layers): its GEMMs have only C (or
+# C_out) as inner dimension, and its transforms run over rows of tiles, so it
+# needs many channels *and* wide maps.
+# F(4×4, 3×3) (4× fewer multiply-adds, 36 GEMMs): from 64 channels on maps
+# at least 56 wide. 64 ch at 224 px: 30.5 -> 23.1 ms forward; 128 at 112:
+# 19.2 (F2) -> 15.3; 256 at 56: 14.3 (F2) -> 11.3; ResNet-18 layer1 (64 at 56,
+# batch 8): 14.3 -> 12.5. At 28 px and below its 36-GEMM batch and filter
+# transform cost more than they save (128 at 28, batch 8: 10.8 (F2) -> 12.8).
+# F(2×2, 3×3) (2.25×, 16 GEMMs) below that, from 128 channels: 512 at 28 px:
+# 20.2 -> 15.5 ms; but 128 at 28 px, batch 8: 11.9 -> 10.8 only, and 512 at
+# 14 px: 6.5 -> 8.1 (slower), hence the channels × width product.
+WINOGRAD_F4_MIN_CHANNELS = 64  # min(C_in, C_out)
+WINOGRAD_F4_MIN_WIDTH = 56  # Wo
+WINOGRAD_MIN_CHANNELS = 128  # F(2×2, 3×3): min(C_in, C_out)
 WINOGRAD_MIN_CHANNELS_X_WIDTH = 8192  # min(C_in, C_out) · Wo: 128 ch from 64 px, 256 from 32, 512 from 16
+_WINOGRAD = {2: winograd_f2, 4: winograd_f4}  # output block side -> algorithm module
 
 
 def set_winograd(flag: bool) -> None:
-    """Whether 3×3 stride-1 convolutions with at least
-    :data:`WINOGRAD_MIN_CHANNELS` input and output channels use Winograd's
-    F(2×2, 3×3) (default True) instead of im2col + GEMM. Both agree to float
-    rounding."""
+    """Whether 3×3 stride-1 convolutions with many channels on wide maps use
+    Winograd's F(4×4, 3×3) or F(2×2, 3×3) (default True) instead of im2col +
+    GEMM. All agree to float rounding (F(4×4, 3×3): ~1e-5 relative in float32)."""
     global _winograd
     _winograd = bool(flag)
 
 
-def _use_winograd(kh, kw, sh, sw, dh, dw, groups, pads, c_in, c_out, n, ho, wo, itemsize, limit):
-    """Winograd for this convolution (also asked for dX, with the channels
-    swapped and the input size as the output size): 3×3, stride 1, no
-    dilation, one group, padding ≤ 2 on each side (so dX's 2 − p ≥ 0), many
-    channels on wide enough maps (see above), buffers under the workspace limit."""
-    if not (_winograd and (kh, kw, sh, sw, dh, dw, groups) == (3, 3, 1, 1, 1, 1, 1)):
-        return False
+def _winograd_block(kh, kw, sh, sw, dh, dw, groups, pads, c_in, c_out, n, ho, wo, itemsize, limit):
+    """The Winograd algorithm for this convolution, as its output block side:
+    4 for F(4×4, 3×3), 2 for F(2×2, 3×3), 0 for none (im2col). Also asked for
+    dX, with the channels swapped and the input size as the output size.
+    Winograd needs 3×3, stride 1, no dilation, one group, padding ≤ 2 on each
+    side (so dX's 2 − p ≥ 0), many channels on wide enough maps (see above),
+    and its buffers under the workspace limit."""
+    if not (_winograd and (kh, kw, sh, sw, dh, dw, groups) == (3, 3, 1, 1, 1, 1, 1) and max(pads) <= 2):
+        return 0
     channels = min(c_in, c_out)
-    return (max(pads) <= 2 and channels >= WINOGRAD_MIN_CHANNELS
-            and channels * wo >= WINOGRAD_MIN_CHANNELS_X_WIDTH
-            and winograd_workspace_bytes(c_in, c_out, n, (ho, wo), itemsize) <= limit)
+    if (channels >= WINOGRAD_F4_MIN_CHANNELS and wo >= WINOGRAD_F4_MIN_WIDTH
+            and winograd_f4.workspace_bytes(c_in, c_out, n, (ho, wo), itemsize) <= limit):
+        return 4
+    if (channels >= WINOGRAD_MIN_CHANNELS and channels * wo >= WINOGRAD_MIN_CHANNELS_X_WIDTH
+            and winograd_f2.workspace_bytes(c_in, c_out, n, (ho, wo), itemsize) <= limit):
+        return 2
+    return 0
 
 
-def _winograd_conv(x, weight, bias, pads, out_hw):
-    """Winograd F(2×2, 3×3) on ``x`` (N, C, H, W): zero-padded channel-major
-    (the padding plus the zeros that whole tiles need), then
-    :func:`~glassnet.kernels.winograd.winograd_conv3x3`. Returns (C_out, N, Ho, Wo)."""
+def _winograd_conv(x, weight, bias, pads, out_hw, block=2):
+    """Winograd F(block × block, 3×3) on ``x`` (N, C, H, W): zero-padded
+    channel-major (the padding plus the zeros that whole tiles need), then
+    the algorithm's ``winograd_conv3x3``. Returns (C_out, N, Ho, Wo)."""
+    algorithm = _WINOGRAD[block]
     h, w = x.shape[2], x.shape[3]
     t, _, l, _ = pads
-    xpad = _channels_first_padded(x, t, winograd_padded_extent(out_hw[0]) - h - t,
-                                  l, winograd_padded_extent(out_hw[1]) - w - l)
-    return winograd_conv3x3(xpad, weight, bias, out_hw)
+    xpad = _channels_first_padded(x, t, algorithm.padded_extent(out_hw[0]) - h - t,
+                                  l, algorithm.padded_extent(out_hw[1]) - w - l)
+    return algorithm.winograd_conv3x3(xpad, weight, bias, out_hw)
 
 
 def conv2d_forward(
@@ -577,11 +594,13 @@ def conv2d_forward(
     bias_in_gemm = bias is not None and groups == 1 and not pointwise
     if bias_in_gemm:
         w_row = xp.concatenate([w_row, bias.reshape(c_out, 1)], axis=1)
-    if _use_winograd(kh, kw, sh, sw, dh, dw, groups, pads, c, c_out, n, ho, wo, x.itemsize, limit):
-        # 3×3 stride-1 layers with many channels: Winograd F(2×2, 3×3), 2.25×
-        # fewer multiply-adds (see glassnet.kernels.winograd); the backward
-        # builds X_col for dW itself.
-        out_cn = _winograd_conv(x, weight, bias, pads, (ho, wo))
+    block = _winograd_block(kh, kw, sh, sw, dh, dw, groups, pads, c, c_out, n, ho, wo, x.itemsize, limit)
+    if block:
+        # 3×3 stride-1 layers with many channels: Winograd F(4×4, 3×3) or
+        # F(2×2, 3×3), 4× or 2.25× fewer multiply-adds (see
+        # glassnet.kernels.winograd_f4 / .winograd); the backward builds
+        # X_col for dW itself.
+        out_cn = _winograd_conv(x, weight, bias, pads, (ho, wo), block)
         cache = (x, weight, bias is not None, (sh, sw), pads, (dh, dw), groups, limit, None, bias_in_gemm, need_dx)
         return out_cn.transpose(1, 0, 2, 3), cache
     per_sample = (c * kh * kw + int(bias_in_gemm)) * L * x.itemsize
@@ -645,13 +664,15 @@ def conv2d_backward(dout, cache):
     per_sample = (c * kh * kw + int(bias_in_gemm)) * L * x.itemsize
     chunk = n if (pointwise or cols_cache is not None) else _chunk_size(n, per_sample, limit)
     dx_cn = None  # dX, channel-major (C, N, H, W) like the columns; returned transposed
-    if need_dx and _use_winograd(kh, kw, sh, sw, dh, dw, groups, pads, c_out, c, n, h, w, x.itemsize, limit):
+    block = need_dx and _winograd_block(kh, kw, sh, sw, dh, dw, groups, pads, c_out, c, n, h, w, x.itemsize, limit)
+    if block:
         # dL/dX of a stride-1 convolution is the stride-1 convolution of dL/dY,
         # padded by 2 − p, with the flipped filters, input and output channels
         # swapped: W'[c, o, i, j] = W[o, c, 2 − i, 2 − j].
         t, b, l, r = pads
         w_flipped = xp.ascontiguousarray(weight[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
-        dx_cn = _winograd_conv(d_o.transpose(1, 0, 2, 3), w_flipped, None, (2 - t, 2 - b, 2 - l, 2 - r), (h, w))
+        dx_cn = _winograd_conv(d_o.transpose(1, 0, 2, 3), w_flipped, None, (2 - t, 2 - b, 2 - l, 2 - r), (h, w),
+                               block)
     dx_by_col2im = need_dx and dx_cn is None  # else the loop below computes dW only
     dweight = None
     # Stride-1 layers on wide images: col2im over full-width rows (see
