@@ -88,6 +88,28 @@ def test_f4_is_the_direct_convolution_of_a_tile():
     np.testing.assert_allclose(y, direct, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("shape,c_out,pads", [
+    ((2, 3, 8, 8), 4, (1, 1, 1, 1)),
+    ((1, 2, 7, 9), 3, (1, 1, 1, 1)),  # partial last tiles: the output gradient's blocks overhang
+    ((2, 3, 6, 5), 2, (0, 0, 0, 0)),
+    ((1, 2, 6, 7), 2, (0, 1, 2, 1)),  # asymmetric
+])
+def test_f4_weight_gradient_matches_naive_float64(shape, c_out, pads):
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal(shape)
+    w = rng.standard_normal((c_out, shape[1], 3, 3))
+    t, b, l, r = pads
+    y = naive_conv_forward(x, w, None, (1, 1), ((t, b), (l, r)), (1, 1), 1)
+    dout = rng.standard_normal(y.shape)
+    _, rdw, _ = naive_conv_backward(dout, x, w, False, (1, 1), ((t, b), (l, r)), (1, 1), 1)
+    ho, wo = y.shape[2:]
+    xpad = convmod._channels_first_padded(x, t, wg4.padded_extent(ho) - shape[2] - t,
+                                          l, wg4.padded_extent(wo) - shape[3] - l)
+    dw = wg4.weight_gradient(xpad, np.ascontiguousarray(dout.transpose(1, 0, 2, 3)))
+    assert dw.shape == w.shape and dw.flags.c_contiguous
+    np.testing.assert_allclose(dw, rdw, rtol=1e-11, atol=1e-11)
+
+
 def test_input_transform_is_bt_d_b_per_tile():
     b_t = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], dtype=float)
     rng = np.random.default_rng(1)

@@ -38,7 +38,10 @@ import numpy as np
 from ..backend import get_array_module
 from ..threads import parallel_for
 
+_BT = np.array([[1.0, 0.0, -1.0, 0.0], [0.0, 1.0, 1.0, 0.0], [0.0, -1.0, 1.0, 0.0], [0.0, 1.0, 0.0, -1.0]])
 _G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
+_AT = np.array([[1.0, 1.0, 1.0, 0.0], [0.0, 1.0, -1.0, -1.0]])
+TILE, OUT = 4, 2  # input tile side, output block side
 
 
 def transform_filters(weight):
