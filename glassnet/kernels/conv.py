@@ -61,17 +61,15 @@ for the SmallCNN's dW):
   group;
 * memory chunking is a slice of the batch axis.
 
-Winograd for wide 3×3 layers
-----------------------------
-A 3×3, stride-1 convolution with many channels on wide maps (VGG's 64–512
-channel layers, ResNet's first stage; see ``WINOGRAD_*`` for the rule) goes
-through Winograd's
-F(4×4, 3×3) (:mod:`glassnet.kernels.winograd_f4`: 36 GEMMs with 4× fewer
-multiply-adds) on maps at least 56 wide, else F(2×2, 3×3)
-(:mod:`glassnet.kernels.winograd`: 16 GEMMs with 2.25× fewer multiply-adds),
-input and output transforms instead of im2col. Its
-dL/dX is the same algorithm on dL/dY with the flipped filters; dL/dW still
-comes from ``dO · X_colᵀ``, with X_col built in the backward.
+Winograd for 3×3 and 5×5 layers with many channels
+---------------------------------------------------
+A stride-1 3×3 or 5×5 convolution with many channels (VGG's 64–512 channel
+layers, ResNet's 3×3 layers on maps 14–56 wide, AlexNet's conv2–conv5; see
+``WINOGRAD_RULES``) goes through Winograd's F(4×4, 3×3), F(3×3, 3×3) or
+F(3×3, 5×5) instead (:mod:`glassnet.kernels.winograd_tiles`): t² GEMMs
+with 2.8–4× fewer multiply-adds, input and output transforms instead of
+im2col. Its dL/dX is the same kind of algorithm on dL/dY with the flipped
+filters, and its dL/dW the algorithm's weight gradient (no X_col at all).
 :func:`set_winograd` turns it off; both paths agree to float rounding.
 
 Memory cap
@@ -98,8 +96,7 @@ from __future__ import annotations
 from ..backend import get_array_module
 from ..errors import ShapeError
 from ..threads import parallel_for
-from . import winograd as winograd_f2
-from . import winograd_f4
+from .winograd_tiles import F3X3_3X3, F3X3_5X5, F4X4_3X3
 
 DEFAULT_WORKSPACE_LIMIT = 256 * 2**20  # bytes of one im2col buffer
 _workspace_limit = DEFAULT_WORKSPACE_LIMIT
@@ -489,62 +486,67 @@ def _weight_grad(xp, d_o, cols, groups):
 
 
 _winograd = True
-# When Winograd pays (measured on 2 cores, forward and backward of VGG16,
-# ResNet-18, AlexNet and the FMNIST CNN's layers): its GEMMs have only C (or
-# C_out) as inner dimension, and its transforms run over rows of tiles, so it
-# needs many channels *and* wide maps.
-# F(4×4, 3×3) (4× fewer multiply-adds, 36 GEMMs): from 64 channels on maps
-# at least 56 wide. 64 ch at 224 px: 30.5 -> 23.1 ms forward; 128 at 112:
-# 19.2 (F2) -> 15.3; 256 at 56: 14.3 (F2) -> 11.3; ResNet-18 layer1 (64 at 56,
-# batch 8): 14.3 -> 12.5. At 28 px and below its 36-GEMM batch and filter
-# transform cost more than they save (128 at 28, batch 8: 10.8 (F2) -> 12.8).
-# F(2×2, 3×3) (2.25×, 16 GEMMs) below that, from 128 channels: 512 at 28 px:
-# 20.2 -> 15.5 ms; but 128 at 28 px, batch 8: 11.9 -> 10.8 only, and 512 at
-# 14 px: 6.5 -> 8.1 (slower), hence the channels × width product.
-WINOGRAD_F4_MIN_CHANNELS = 64  # min(C_in, C_out)
-WINOGRAD_F4_MIN_WIDTH = 56  # Wo
-WINOGRAD_MIN_CHANNELS = 128  # F(2×2, 3×3): min(C_in, C_out)
-WINOGRAD_MIN_CHANNELS_X_WIDTH = 8192  # min(C_in, C_out) · Wo: 128 ch from 64 px, 256 from 32, 512 from 16
-_WINOGRAD = {2: winograd_f2, 4: winograd_f4}  # output block side -> algorithm module
+#: Which Winograd algorithm a stride-1 convolution uses: the first rule whose
+#: kernel size matches and whose thresholds hold — min(C_in, C_out) ≥ min
+#: channels, Wo ≥ min width, and at least min tiles (N·⌈Ho/m⌉·⌈Wo/m⌉) — with
+#: its buffers under the workspace limit; im2col when none does. Measured on
+#: 2 cores (forward, ms, im2col -> Winograd; dL/dW gains alike):
+#: F(4×4, 3×3) on VGG16's conv1_2 (64 ch, 224 px) 30.5 -> 23.1, conv2_2 (128,
+#: 112) 22.8 -> 14.7, conv3_2 (256, 56) 20.4 -> 11.1, conv4_2 (512, 28, batch
+#: 2) 38.6 -> 21.1, ResNet-18's layer1 (64, 56, batch 8) 14.3 -> 12.5; but
+#: 64 ch at 28 px 5.6 -> 6.2 (slower). F(3×3, 3×3) on AlexNet's 13 px layers
+#: (batch 16) 19.1 -> 15.1, 27.6 -> 20.8, 18.0 -> 14.7 and ResNet-18's layer3
+#: (256, 14, batch 8) 10.6 -> 8.1; but VGG16's conv5 (512, 14, batch 1: 25
+#: tiles) 6.2 -> 8.2 (slower). F(3×3, 5×5) on AlexNet's conv2 (64 -> 192, 27
+#: px, batch 16) 40.9 -> 23.5. Few channels never pay (the FMNIST CNN's 32 ->
+#: 64 at 14 px, batch 128: 8.0 -> 11.4).
+WINOGRAD_RULES = [
+    # (kernel, algorithm, min channels, min width, min tiles)
+    (3, F4X4_3X3, 64, 56, 0),
+    (3, F4X4_3X3, 128, 28, 0),
+    (3, F3X3_3X3, 128, 13, 200),
+    (5, F3X3_5X5, 64, 13, 200),
+]
 
 
 def set_winograd(flag: bool) -> None:
-    """Whether 3×3 stride-1 convolutions with many channels on wide maps use
-    Winograd's F(4×4, 3×3) or F(2×2, 3×3) (default True) instead of im2col +
-    GEMM. All agree to float rounding (F(4×4, 3×3): ~1e-5 relative in float32)."""
+    """Whether stride-1 3×3 and 5×5 convolutions with many channels use
+    Winograd's algorithms (default True, see :data:`WINOGRAD_RULES`) instead
+    of im2col + GEMM. Both agree to float rounding (~1e-5 relative in float32)."""
     global _winograd
     _winograd = bool(flag)
 
 
-def _winograd_block(kh, kw, sh, sw, dh, dw, groups, pads, c_in, c_out, n, ho, wo, itemsize, limit):
-    """The Winograd algorithm for this convolution, as its output block side:
-    4 for F(4×4, 3×3), 2 for F(2×2, 3×3), 0 for none (im2col). Also asked for
-    dX, with the channels swapped and the input size as the output size.
-    Winograd needs 3×3, stride 1, no dilation, one group, padding ≤ 2 on each
-    side (so dX's 2 − p ≥ 0), many channels on wide enough maps (see above),
-    and its buffers under the workspace limit."""
-    if not (_winograd and (kh, kw, sh, sw, dh, dw, groups) == (3, 3, 1, 1, 1, 1, 1) and max(pads) <= 2):
-        return 0
+def _winograd_for(kh, kw, sh, sw, dh, dw, groups, pads, c_in, c_out, n, ho, wo, itemsize, limit):
+    """The Winograd algorithm (a :class:`~glassnet.kernels.winograd_tiles.WinogradTiles`)
+    for this convolution, or None for im2col. Also asked for dX, with the
+    channels swapped and the input size as the output size. Winograd needs a
+    square kernel, stride 1, no dilation, one group and padding ≤ k − 1 on
+    each side (so dX's k − 1 − p ≥ 0); then :data:`WINOGRAD_RULES` decide."""
+    if not (_winograd and kh == kw and (sh, sw, dh, dw, groups) == (1, 1, 1, 1, 1) and max(pads) <= kh - 1):
+        return None
     channels = min(c_in, c_out)
-    if (channels >= WINOGRAD_F4_MIN_CHANNELS and wo >= WINOGRAD_F4_MIN_WIDTH
-            and winograd_f4.workspace_bytes(c_in, c_out, n, (ho, wo), itemsize) <= limit):
-        return 4
-    if (channels >= WINOGRAD_MIN_CHANNELS and channels * wo >= WINOGRAD_MIN_CHANNELS_X_WIDTH
-            and winograd_f2.workspace_bytes(c_in, c_out, n, (ho, wo), itemsize) <= limit):
-        return 2
-    return 0
+    for kernel, algorithm, min_channels, min_width, min_tiles in WINOGRAD_RULES:
+        m = algorithm.m
+        if (kernel == kh and channels >= min_channels and wo >= min_width
+                and n * (-(-ho // m)) * (-(-wo // m)) >= min_tiles
+                and algorithm.workspace_bytes(c_in, c_out, n, (ho, wo), itemsize) <= limit):
+            return algorithm
+    return None
 
 
-def _winograd_conv(x, weight, bias, pads, out_hw, block=2):
-    """Winograd F(block × block, 3×3) on ``x`` (N, C, H, W): zero-padded
-    channel-major (the padding plus the zeros that whole tiles need), then
-    the algorithm's ``winograd_conv3x3``. Returns (C_out, N, Ho, Wo)."""
-    algorithm = _WINOGRAD[block]
+def _winograd_padded(x, pads, out_hw, algorithm):
+    """``x`` (N, C, H, W) zero-padded channel-major for ``algorithm``: the
+    convolution's top/left padding, and bottom/right zeros up to whole tiles."""
     h, w = x.shape[2], x.shape[3]
     t, _, l, _ = pads
-    xpad = _channels_first_padded(x, t, algorithm.padded_extent(out_hw[0]) - h - t,
+    return _channels_first_padded(x, t, algorithm.padded_extent(out_hw[0]) - h - t,
                                   l, algorithm.padded_extent(out_hw[1]) - w - l)
-    return algorithm.winograd_conv3x3(xpad, weight, bias, out_hw)
+
+
+def _winograd_conv(x, weight, bias, pads, out_hw, algorithm):
+    """``algorithm`` (Winograd) on ``x`` (N, C, H, W). Returns (C_out, N, Ho, Wo)."""
+    return algorithm.conv(_winograd_padded(x, pads, out_hw, algorithm), weight, bias, out_hw)
 
 
 def conv2d_forward(
@@ -594,13 +596,11 @@ def conv2d_forward(
     bias_in_gemm = bias is not None and groups == 1 and not pointwise
     if bias_in_gemm:
         w_row = xp.concatenate([w_row, bias.reshape(c_out, 1)], axis=1)
-    block = _winograd_block(kh, kw, sh, sw, dh, dw, groups, pads, c, c_out, n, ho, wo, x.itemsize, limit)
-    if block:
-        # 3×3 stride-1 layers with many channels: Winograd F(4×4, 3×3) or
-        # F(2×2, 3×3), 4× or 2.25× fewer multiply-adds (see
-        # glassnet.kernels.winograd_f4 / .winograd); the backward builds
-        # X_col for dW itself.
-        out_cn = _winograd_conv(x, weight, bias, pads, (ho, wo), block)
+    algorithm = _winograd_for(kh, kw, sh, sw, dh, dw, groups, pads, c, c_out, n, ho, wo, x.itemsize, limit)
+    if algorithm is not None:
+        # Stride-1 3×3 or 5×5 layers with many channels: Winograd, 2.8–4×
+        # fewer multiply-adds (see glassnet.kernels.winograd_tiles); no X_col.
+        out_cn = _winograd_conv(x, weight, bias, pads, (ho, wo), algorithm)
         cache = (x, weight, bias is not None, (sh, sw), pads, (dh, dw), groups, limit, None, bias_in_gemm, need_dx)
         return out_cn.transpose(1, 0, 2, 3), cache
     per_sample = (c * kh * kw + int(bias_in_gemm)) * L * x.itemsize
@@ -641,8 +641,8 @@ def conv2d_backward(dout, cache):
     taken from the cache when the forward kept it, else rebuilt with im2col
     chunk by chunk under the same workspace limit as the forward. Where the
     forward went through Winograd, so do dL/dX (the flipped filters on dL/dY)
-    and dL/dW (:func:`glassnet.kernels.winograd_f4.weight_gradient`), and
-    dL/db is Σ dO.
+    and dL/dW (:meth:`~glassnet.kernels.winograd_tiles.WinogradTiles.weight_gradient`),
+    and dL/db is Σ dO.
 
     Shape:
         dout: (N, C_out, Ho, Wo).
@@ -667,27 +667,27 @@ def conv2d_backward(dout, cache):
     per_sample = (c * kh * kw + int(bias_in_gemm)) * L * x.itemsize
     chunk = n if (pointwise or cols_cache is not None) else _chunk_size(n, per_sample, limit)
     dx_cn = None  # dX, channel-major (C, N, H, W) like the columns; returned transposed
-    block = need_dx and _winograd_block(kh, kw, sh, sw, dh, dw, groups, pads, c_out, c, n, h, w, x.itemsize, limit)
-    if block:
+    dx_algorithm = need_dx and _winograd_for(kh, kw, sh, sw, dh, dw, groups, pads, c_out, c, n, h, w,
+                                             x.itemsize, limit)
+    if dx_algorithm:
         # dL/dX of a stride-1 convolution is the stride-1 convolution of dL/dY,
-        # padded by 2 − p, with the flipped filters, input and output channels
-        # swapped: W'[c, o, i, j] = W[o, c, 2 − i, 2 − j].
+        # padded by k − 1 − p, with the flipped filters, input and output
+        # channels swapped: W'[c, o, i, j] = W[o, c, k − 1 − i, k − 1 − j].
         t, b, l, r = pads
+        k1 = kh - 1
         w_flipped = xp.ascontiguousarray(weight[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
-        dx_cn = _winograd_conv(d_o.transpose(1, 0, 2, 3), w_flipped, None, (2 - t, 2 - b, 2 - l, 2 - r), (h, w),
-                               block)
+        dx_cn = _winograd_conv(d_o.transpose(1, 0, 2, 3), w_flipped, None, (k1 - t, k1 - b, k1 - l, k1 - r),
+                               (h, w), dx_algorithm)
     dx_by_col2im = need_dx and dx_cn is None  # else the loop below computes dW only
     dweight = None
-    if (cols_cache is None
-            and _winograd_block(kh, kw, sh, sw, dh, dw, groups, pads, c, c_out, n, ho, wo, x.itemsize, limit)
-            and winograd_f4.workspace_bytes(c, c_out, n, (ho, wo), x.itemsize) <= limit):
+    dw_algorithm = cols_cache is None and _winograd_for(kh, kw, sh, sw, dh, dw, groups, pads, c, c_out, n,
+                                                       ho, wo, x.itemsize, limit)
+    if dw_algorithm:
         # The forward went through Winograd (it cached no X_col): dL/dW by
-        # F(4×4, 3×3) too, 4× fewer multiply-adds than dO · X_colᵀ (measured
-        # on VGG16's conv2_2 at batch 2: 53.9 -> 37.4 ms; conv3_2: 45.7 -> 28.0).
-        t, _, l, _ = pads
-        xpad = _channels_first_padded(x, t, winograd_f4.padded_extent(ho) - h - t,
-                                      l, winograd_f4.padded_extent(wo) - w - l)
-        dweight = winograd_f4.weight_gradient(xpad, d_o)
+        # the same algorithm, 2.8–4× fewer multiply-adds than dO · X_colᵀ
+        # (VGG16's conv2_2 at batch 2: 53.9 -> 37.4 ms; conv3_2: 45.7 -> 28.0).
+        xpad = _winograd_padded(x, pads, (ho, wo), dw_algorithm)
+        dweight = dw_algorithm.weight_gradient(xpad, d_o)
         del xpad
         if has_bias:
             dbias = d_o.sum(axis=(1, 2, 3))
