@@ -266,3 +266,26 @@ def test_bitwise_equal_with_threads(forced):
 
     for a, b in zip(run(1), run(2)):
         assert np.array_equal(a, b)
+
+
+def test_weight_gradient_reuses_the_forwards_input_transform(forced):
+    """The forward keeps V for dL/dW (unless set_cache_cols(False)); the
+    gradients are bitwise those of recomputing it."""
+    rng = np.random.default_rng(10)
+    k = forced.r
+    x = rng.standard_normal((2, 3, 9, 8)).astype(np.float32)
+    w = rng.standard_normal((4, 3, k, k)).astype(np.float32)
+    pad = (k - 1) // 2
+    out, cache = convmod.conv2d_forward(x, w, None, (1, 1), (pad, pad))
+    assert cache[11] is not None and cache[11][0] is forced
+    dout = rng.standard_normal(out.shape).astype(np.float32)
+    kept = convmod.conv2d_backward(dout, cache)
+    convmod.set_cache_cols(False)
+    try:
+        _, cache_without = convmod.conv2d_forward(x, w, None, (1, 1), (pad, pad))
+        assert cache_without[11] is None
+        recomputed = convmod.conv2d_backward(dout, cache_without)
+    finally:
+        convmod.set_cache_cols(True)
+    for a, b in zip(kept[:2], recomputed[:2]):
+        assert np.array_equal(a, b)

@@ -139,7 +139,8 @@ def get_workspace_limit() -> int:
 
 
 def set_cache_cols(flag: bool) -> None:
-    """Whether an unchunked forward keeps X_col in its cache (default True).
+    """Whether an unchunked forward keeps X_col (or, on the Winograd path, the
+    input transform V) in its cache for the backward (default True).
 
     Keeping it makes the backward ~20% faster; dropping it saves kH·kW times
     the input's memory per layer until the backward runs.
@@ -544,9 +545,11 @@ def _winograd_padded(x, pads, out_hw, algorithm):
                                   l, algorithm.padded_extent(out_hw[1]) - w - l)
 
 
-def _winograd_conv(x, weight, bias, pads, out_hw, algorithm):
-    """``algorithm`` (Winograd) on ``x`` (N, C, H, W). Returns (C_out, N, Ho, Wo)."""
-    return algorithm.conv(_winograd_padded(x, pads, out_hw, algorithm), weight, bias, out_hw)
+def _winograd_conv(x, weight, bias, pads, out_hw, algorithm, keep_input_transform=False):
+    """``algorithm`` (Winograd) on ``x`` (N, C, H, W). Returns (C_out, N, Ho, Wo)
+    (and the input transform V, with ``keep_input_transform``)."""
+    return algorithm.conv(_winograd_padded(x, pads, out_hw, algorithm), weight, bias, out_hw,
+                          keep_input_transform)
 
 
 def conv2d_forward(
@@ -600,8 +603,10 @@ def conv2d_forward(
     if algorithm is not None:
         # Stride-1 3×3 or 5×5 layers with many channels: Winograd, 2.8–4×
         # fewer multiply-adds (see glassnet.kernels.winograd_tiles); no X_col.
-        out_cn = _winograd_conv(x, weight, bias, pads, (ho, wo), algorithm)
-        cache = (x, weight, bias is not None, (sh, sw), pads, (dh, dw), groups, limit, None, bias_in_gemm, need_dx)
+        # The input transform V is kept for dL/dW (like X_col, unless set_cache_cols(False)).
+        out_cn, v = _winograd_conv(x, weight, bias, pads, (ho, wo), algorithm, keep_input_transform=True)
+        cache = (x, weight, bias is not None, (sh, sw), pads, (dh, dw), groups, limit, None, bias_in_gemm, need_dx,
+                 (algorithm, v) if _cache_cols else None)
         return out_cn.transpose(1, 0, 2, 3), cache
     per_sample = (c * kh * kw + int(bias_in_gemm)) * L * x.itemsize
     chunk = n if pointwise else _chunk_size(n, per_sample, limit)
@@ -624,7 +629,8 @@ def conv2d_forward(
         if chunk >= n and _cache_cols and not pointwise:
             cols_cache = cols
         del cols, o
-    cache = (x, weight, bias is not None, (sh, sw), pads, (dh, dw), groups, limit, cols_cache, bias_in_gemm, need_dx)
+    cache = (x, weight, bias is not None, (sh, sw), pads, (dh, dw), groups, limit, cols_cache, bias_in_gemm, need_dx,
+             None)
     return out_cn.transpose(1, 0, 2, 3), cache
 
 
@@ -649,7 +655,8 @@ def conv2d_backward(dout, cache):
         returns (dx, dweight, dbias): (N, C_in, H, W),
         (C_out, C_in/groups, kH, kW), (C_out,) or None without bias.
     """
-    x, weight, has_bias, (sh, sw), pads, (dh, dw), groups, limit, cols_cache, bias_in_gemm, need_dx = cache
+    (x, weight, has_bias, (sh, sw), pads, (dh, dw), groups, limit, cols_cache, bias_in_gemm, need_dx,
+     winograd_cache) = cache
     xp = get_array_module(dout)
     n, c, h, w = x.shape
     c_out, cg, kh, kw = weight.shape
@@ -686,9 +693,10 @@ def conv2d_backward(dout, cache):
         # The forward went through Winograd (it cached no X_col): dL/dW by
         # the same algorithm, 2.8–4× fewer multiply-adds than dO · X_colᵀ
         # (VGG16's conv2_2 at batch 2: 53.9 -> 37.4 ms; conv3_2: 45.7 -> 28.0).
-        xpad = _winograd_padded(x, pads, (ho, wo), dw_algorithm)
-        dweight = dw_algorithm.weight_gradient(xpad, d_o)
-        del xpad
+        if winograd_cache is not None and winograd_cache[0] is dw_algorithm:
+            dweight = dw_algorithm.weight_gradient(None, d_o, v=winograd_cache[1])  # the forward's V
+        else:
+            dweight = dw_algorithm.weight_gradient(_winograd_padded(x, pads, (ho, wo), dw_algorithm), d_o)
         if has_bias:
             dbias = d_o.sum(axis=(1, 2, 3))
         if not dx_by_col2im:

@@ -181,12 +181,14 @@ class WinogradTiles:
         parallel_for(c_out, scatter_channels, y.size, xp=xp)
         return y
 
-    def conv(self, xpad, weight, bias, out_hw):
+    def conv(self, xpad, weight, bias, out_hw, keep_input_transform=False):
         """Stride-1 r×r convolution of a zero-padded channel-major input.
 
         Shape: xpad (C, N, padded_extent(Ho), padded_extent(Wo)), the input
         with its convolution padding and zeros beyond; weight (C_out, C, r, r);
-        bias (C_out,) or None. Returns (C_out, N, Ho, Wo), C-contiguous.
+        bias (C_out,) or None. Returns (C_out, N, Ho, Wo), C-contiguous — and
+        with ``keep_input_transform`` also V (t², C, tiles), which
+        :meth:`weight_gradient` can reuse.
         """
         xp = get_array_module(xpad)
         n = xpad.shape[1]
@@ -194,11 +196,12 @@ class WinogradTiles:
         th, tw = -(-ho // self.m), -(-wo // self.m)
         v = self.transform_input(xpad, th, tw)
         mm = xp.matmul(self.transform_filters(weight), v)  # t² GEMMs (C_out, C)·(C, tiles)
-        del v
+        if not keep_input_transform:
+            del v
         y = self.transform_output(mm, n, th, tw, bias)
         if (self.m * th, self.m * tw) != (ho, wo):
             y = xp.ascontiguousarray(y[:, :, :ho, :wo])
-        return y
+        return (y, v) if keep_input_transform else y
 
     def transform_output_gradient(self, d_o, tiles_h, tiles_w):
         """E = (A ⊗ A) · e for every m×m block e of the output gradient (zeros
@@ -222,24 +225,25 @@ class WinogradTiles:
         aa = self._kron(xp, self.at.T, d_o.dtype)  # (t², m²)
         return (aa @ e.reshape(m * m, -1)).reshape(t * t, c_out, n * th * tw)
 
-    def weight_gradient(self, xpad, d_o):
+    def weight_gradient(self, xpad, d_o, v=None):
         """dL/dW = Gᵀ [Σ_tiles (A e Aᵀ) ⊙ (Bᵀ d B)] G: the input tiles' V, the
         output gradient's blocks' E, t² GEMMs ``E[ab] · V[ab]ᵀ`` summing over
         every tile, and the (r² × t²) matrix Gᵀ ⊗ Gᵀ back to r×r filters.
 
-        Shape: xpad as for :meth:`conv`; d_o (C_out, N, Ho, Wo), channel-major.
-        Returns (C_out, C, r, r).
+        Shape: xpad as for :meth:`conv` (unused when the forward's ``v`` is
+        passed); d_o (C_out, N, Ho, Wo), channel-major. Returns (C_out, C, r, r).
         """
-        xp = get_array_module(xpad)
-        c = xpad.shape[0]
+        xp = get_array_module(d_o)
         c_out, _, ho, wo = d_o.shape
         t, r = self.t, self.r
         th, tw = -(-ho // self.m), -(-wo // self.m)
-        v = self.transform_input(xpad, th, tw)
+        if v is None:
+            v = self.transform_input(xpad, th, tw)
+        c = v.shape[1]
         e = self.transform_output_gradient(d_o, th, tw)
         mm = xp.matmul(e, v.transpose(0, 2, 1))  # t² GEMMs (C_out, tiles)·(tiles, C)
         del v, e
-        gg = self._kron(xp, self.g.T, xpad.dtype)  # (r², t²)
+        gg = self._kron(xp, self.g.T, d_o.dtype)  # (r², t²)
         dw = (gg @ mm.reshape(t * t, c_out * c)).reshape(r, r, c_out, c)
         return xp.ascontiguousarray(dw.transpose(2, 3, 0, 1))
 
