@@ -220,15 +220,20 @@ def test_optimizer_matches_cpu(opt_name):
         assert not _is_gpu(value)
 
 
+@pytest.mark.parametrize("winograd_on_gpu", [False, True], ids=["gpu-im2col", "gpu-winograd"])
 @pytest.mark.parametrize("n, c, size, k, stride, padding", [
-    (1, 128, 64, 3, 1, 1),   # Winograd F(4×4, 3×3): forward, dX and dW
-    (8, 128, 14, 3, 1, 1),   # Winograd F(3×3, 3×3)
-    (3, 64, 27, 5, 1, 2),    # Winograd F(3×3, 5×5)
+    (1, 128, 64, 3, 1, 1),   # Winograd F(4×4, 3×3) on the CPU: forward, dX and dW
+    (8, 128, 14, 3, 1, 1),   # Winograd F(3×3, 3×3) on the CPU
+    (3, 64, 27, 5, 1, 2),    # Winograd F(3×3, 5×5) on the CPU
     (2, 16, 15, 3, 2, 1),    # im2col with a stride
     (2, 8, 9, 3, 1, 0),      # im2col, no padding
 ])
-def test_conv_kernel_float32_matches_cpu(n, c, size, k, stride, padding):
+def test_conv_kernel_float32_matches_cpu(n, c, size, k, stride, padding, winograd_on_gpu, monkeypatch):
+    """The GPU's im2col (its default) and its Winograd (forced on) against the CPU's path."""
+    from glassnet.kernels import conv as convmod
     from glassnet.kernels.conv import conv2d_backward, conv2d_forward
+
+    monkeypatch.setattr(convmod, "WINOGRAD_ON_GPU", winograd_on_gpu)
 
     rng = np.random.default_rng(1)
     x = rng.standard_normal((n, c, size, size), dtype=np.float32)
@@ -240,7 +245,8 @@ def test_conv_kernel_float32_matches_cpu(n, c, size, k, stride, padding):
     gout, gcache = conv2d_forward(_gpu(x), _gpu(w), _gpu(b), (stride, stride), (padding, padding))
     ggrads = conv2d_backward(_gpu(dout), gcache)
     assert _is_gpu(gout) and gout.dtype == np.float32
-    assert (gcache[8] is None) == (cache[8] is None)  # the same algorithm on both backends
+    # the CPU's algorithm on the GPU only when Winograd is allowed there
+    assert (gcache[8] is None) == (cache[8] is None and winograd_on_gpu)
     # float32 on both: Winograd rounds to ~2e-6 of the largest value, and
     # cuBLAS sums in another order than OpenBLAS
     _assert_close("conv output", gout, out, 5e-5)
