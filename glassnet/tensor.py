@@ -225,14 +225,17 @@ class Tensor:
             autograd.tracer(out, parents, op, backward_fn, (), {})
         return out
 
-    def backward(self, grad=None) -> None:
+    def backward(self, grad=None, retain_graph: bool = False) -> None:
         """Compute d(self)/d(leaf) for every leaf that requires grad, adding it
-        into ``leaf.grad``.
+        into ``leaf.grad``; then free the graph (the arrays each op saved for
+        its backward), as PyTorch does.
 
         Args:
             grad: dL/d(self). May be omitted for a one-element tensor (taken
                 as 1), as in PyTorch; otherwise an array or Tensor of
                 ``self.shape``.
+            retain_graph: keep the graph, so that backward() can run through
+                it again (the gradients then add up again).
         """
         if not self.requires_grad:
             raise RuntimeError(
@@ -253,7 +256,7 @@ class Tensor:
                 raise ValueError(
                     f"backward(): grad has shape {tuple(grad.shape)}, expected {self.shape}"
                 )
-        autograd.run_backward(self, grad)
+        autograd.run_backward(self, grad, retain_graph=retain_graph)
 
     # ------------------------------------------------------------- arithmetic
     def _coerce(self, other) -> "Tensor":

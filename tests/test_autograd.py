@@ -138,3 +138,34 @@ def test_numpy_on_left_defers_to_tensor():
     assert isinstance(y, gn.Tensor)
     y.sum().backward()
     np.testing.assert_allclose(x.grad, [3.0, 4.0])
+
+
+def test_backward_frees_the_graph_and_a_second_backward_says_so():
+    """As in PyTorch: backward() drops every op's saved arrays; going through
+    the same graph again is an error that names retain_graph."""
+    import weakref
+
+    import glassnet.nn.functional as F
+
+    x = gn.tensor(np.random.default_rng(0).standard_normal((2, 3, 6, 6)), requires_grad=True)
+    w = gn.tensor(np.random.default_rng(1).standard_normal((4, 3, 3, 3)), requires_grad=True)
+    h = F.conv2d(x, w, padding=1)
+    saved = weakref.ref(h._backward_fn)  # the closure holding the conv's cache (X_col)
+    loss = F.relu(h).sum()
+    loss.backward()
+    assert saved() is None  # freed, although `loss` and `h` are still alive
+    assert h._parents == () and loss._parents == ()
+    with pytest.raises(RuntimeError, match="retain_graph=True"):
+        loss.backward()
+    with pytest.raises(RuntimeError, match="second time"):
+        (h * 2).sum().backward()  # new ops on a freed intermediate reach the freed node
+
+
+def test_retain_graph_keeps_it_and_gradients_add_up():
+    x = gn.tensor(np.array([1.0, -2.0, 3.0]), requires_grad=True)
+    y = (x * x).sum()
+    y.backward(retain_graph=True)
+    y.backward()
+    np.testing.assert_allclose(x.grad, 2 * (2 * x.data))
+    with pytest.raises(RuntimeError, match="second time"):
+        y.backward()
