@@ -289,3 +289,26 @@ def test_weight_gradient_reuses_the_forwards_input_transform(forced):
         convmod.set_cache_cols(True)
     for a, b in zip(kept[:2], recomputed[:2]):
         assert np.array_equal(a, b)
+
+
+def test_winograd_forward_with_im2col_dx_matches_im2col():
+    """The rules can pick Winograd for the forward but not for dX (here the
+    forward's output is 56 wide, dX's only 54): dW then comes from Winograd
+    alone and dX from col2im, agreeing with the all-im2col path."""
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((1, 64, 54, 54))
+    w = rng.standard_normal((64, 64, 3, 3)) * 0.05
+    b = rng.standard_normal(64)
+    out, cache = convmod.conv2d_forward(x, w, b, (1, 1), (2, 2))
+    assert cache[11] is not None and cache[11][0] is F4X4_3X3
+    dout = rng.standard_normal(out.shape)
+    grads = convmod.conv2d_backward(dout, cache)
+    convmod.set_winograd(False)
+    try:
+        ref_out, ref_cache = convmod.conv2d_forward(x, w, b, (1, 1), (2, 2))
+        ref = convmod.conv2d_backward(dout, ref_cache)
+    finally:
+        convmod.set_winograd(True)
+    np.testing.assert_allclose(out, ref_out, rtol=1e-10, atol=1e-10)
+    for mine, theirs in zip(grads, ref):
+        np.testing.assert_allclose(mine, theirs, rtol=1e-10, atol=1e-10)

@@ -597,6 +597,19 @@ def conv2d_forward(
     sh, sw, pads, dh, dw = _normalise(stride, padding, dilation)
     ho, wo = _output_shape(h, w, kh, kw, sh, sw, pads, dh, dw)
     limit = _workspace_limit if workspace_limit_bytes is None else int(workspace_limit_bytes)
+    algorithm = _winograd_for(kh, kw, sh, sw, dh, dw, groups, pads, c, c_out, n, ho, wo, x.itemsize, limit,
+                              on_cpu=xp.__name__ == "numpy")
+    if algorithm is not None:
+        # Stride-1 3×3 or 5×5 layers with many channels: Winograd, 2.8–4×
+        # fewer multiply-adds (see glassnet.kernels.winograd_tiles); no X_col.
+        # The input transform V is kept for dL/dW (like X_col, unless set_cache_cols(False)).
+        if _cache_cols:
+            out_cn, v = _winograd_conv(x, weight, bias, pads, (ho, wo), algorithm, keep_input_transform=True)
+        else:
+            out_cn, v = _winograd_conv(x, weight, bias, pads, (ho, wo), algorithm), None
+        cache = (x, weight, bias is not None, (sh, sw), pads, (dh, dw), groups, limit, None, False, need_dx,
+                 None if v is None else (algorithm, v))
+        return out_cn.transpose(1, 0, 2, 3), cache
     L = ho * wo
     kg = cg * kh * kw
     w_row = xp.ascontiguousarray(weight).reshape(c_out, kg)
@@ -607,16 +620,6 @@ def conv2d_forward(
     bias_in_gemm = bias is not None and groups == 1 and not pointwise
     if bias_in_gemm:
         w_row = xp.concatenate([w_row, bias.reshape(c_out, 1)], axis=1)
-    on_cpu = xp.__name__ == "numpy"
-    algorithm = _winograd_for(kh, kw, sh, sw, dh, dw, groups, pads, c, c_out, n, ho, wo, x.itemsize, limit, on_cpu)
-    if algorithm is not None:
-        # Stride-1 3×3 or 5×5 layers with many channels: Winograd, 2.8–4×
-        # fewer multiply-adds (see glassnet.kernels.winograd_tiles); no X_col.
-        # The input transform V is kept for dL/dW (like X_col, unless set_cache_cols(False)).
-        out_cn, v = _winograd_conv(x, weight, bias, pads, (ho, wo), algorithm, keep_input_transform=True)
-        cache = (x, weight, bias is not None, (sh, sw), pads, (dh, dw), groups, limit, None, bias_in_gemm, need_dx,
-                 (algorithm, v) if _cache_cols else None)
-        return out_cn.transpose(1, 0, 2, 3), cache
     per_sample = (c * kh * kw + int(bias_in_gemm)) * L * x.itemsize
     chunk = n if pointwise else _chunk_size(n, per_sample, limit)
     # The GEMM's natural output is channel-major, (C_out, N·Ho·Wo). It is
@@ -683,7 +686,7 @@ def conv2d_backward(dout, cache):
     per_sample = (c * kh * kw + int(bias_in_gemm)) * L * x.itemsize
     chunk = n if (pointwise or cols_cache is not None) else _chunk_size(n, per_sample, limit)
     dx_cn = None  # dX, channel-major (C, N, H, W) like the columns; returned transposed
-    on_cpu = xp.__name__ == "numpy"
+    on_cpu = xp.__name__ == "numpy"  # Winograd's rules are the CPU's (see WINOGRAD_ON_GPU)
     dx_algorithm = need_dx and _winograd_for(kh, kw, sh, sw, dh, dw, groups, pads, c_out, c, n, h, w,
                                              x.itemsize, limit, on_cpu)
     if dx_algorithm:
@@ -695,7 +698,7 @@ def conv2d_backward(dout, cache):
         w_flipped = xp.ascontiguousarray(weight[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
         dx_cn = _winograd_conv(d_o.transpose(1, 0, 2, 3), w_flipped, None, (k1 - t, k1 - b, k1 - l, k1 - r),
                                (h, w), dx_algorithm)
-    dx_by_col2im = need_dx and dx_cn is None  # else the loop below computes dW only
+    dx_by_col2im = need_dx and dx_cn is None
     dweight = None
     dw_algorithm = cols_cache is None and _winograd_for(kh, kw, sh, sw, dh, dw, groups, pads, c, c_out, n,
                                                        ho, wo, x.itemsize, limit, on_cpu)
@@ -707,10 +710,9 @@ def conv2d_backward(dout, cache):
             dweight = dw_algorithm.weight_gradient(None, d_o, v=winograd_cache[1])  # the forward's V
         else:
             dweight = dw_algorithm.weight_gradient(_winograd_padded(x, pads, (ho, wo), dw_algorithm), d_o)
-        if has_bias:
-            dbias = d_o.sum(axis=(1, 2, 3))
-        if not dx_by_col2im:
-            return (None if dx_cn is None else dx_cn.transpose(1, 0, 2, 3)), dweight, dbias
+    dw_by_gemm = dweight is None  # else the loop below computes dX only (if col2im does it)
+    if not (dw_by_gemm or dx_by_col2im):
+        return (None if dx_cn is None else dx_cn.transpose(1, 0, 2, 3)), dweight, dbias
     # Stride-1 layers on wide images: col2im over full-width rows (see
     # _col2im_wide_rows); the extra GEMM columns cost (W_pad − Wo)/Wo <= 5 %.
     wide_rows = (not pointwise and (sh, sw) == (1, 1)
@@ -718,12 +720,13 @@ def conv2d_backward(dout, cache):
     for n0 in range(0, n, chunk):
         n1 = min(n, n0 + chunk)
         m = n1 - n0
-        cols = cols_cache if cols_cache is not None else _columns(
-            x[n0:n1], kh, kw, sh, sw, pads, dh, dw, ho, wo, bias_in_gemm)
         dO = d_o[:, n0:n1].reshape(c_out, m * L)
-        part = _weight_grad(xp, dO, cols, groups)  # dO · X_colᵀ (last column: Σ dO = db)
-        dweight = part if dweight is None else dweight + part
-        del cols
+        if dw_by_gemm:
+            cols = cols_cache if cols_cache is not None else _columns(
+                x[n0:n1], kh, kw, sh, sw, pads, dh, dw, ho, wo, bias_in_gemm)
+            part = _weight_grad(xp, dO, cols, groups)  # dO · X_colᵀ (last column: Σ dO = db)
+            dweight = part if dweight is None else dweight + part
+            del cols
         if not dx_by_col2im:
             continue
         if wide_rows:
@@ -749,7 +752,7 @@ def conv2d_backward(dout, cache):
             if dx_cn is None:
                 dx_cn = xp.empty((c, n, h, w), dtype=x.dtype)
             dx_cn[:, n0:n1] = part
-    if bias_in_gemm:
+    if bias_in_gemm and dw_by_gemm:
         dweight, dbias = dweight[:, :kg], dweight[:, kg].copy()
     dx = None if dx_cn is None else dx_cn.transpose(1, 0, 2, 3)
     return dx, xp.ascontiguousarray(dweight).reshape(weight.shape), dbias
