@@ -114,6 +114,7 @@ class WinogradTiles:
         self.m, self.r = m, r
         self.t = m + r - 1
         self.bt, self.g, self.at = toom_cook(m, r, points)
+        self._krons = {}  # (matrix name, array module, dtype) -> its Kronecker square, built once
 
     def __repr__(self):
         return f"WinogradTiles(F({self.m}×{self.m}, {self.r}×{self.r}))"
@@ -127,8 +128,14 @@ class WinogradTiles:
         tiles = n * (-(-out_hw[0] // self.m)) * (-(-out_hw[1] // self.m))
         return self.t * self.t * max(c, c_out) * tiles * itemsize
 
-    def _kron(self, xp, a, dtype):
-        return xp.asarray(np.kron(a, a), dtype=dtype)
+    def _kron(self, xp, name, dtype):
+        """``M ⊗ M`` for M = ``bt``, ``g``, ``at``, ``g.T`` or ``at.T`` (the
+        name), on ``xp``'s device in ``dtype``; built on first use."""
+        key = (name, xp.__name__, np.dtype(dtype))
+        if key not in self._krons:
+            matrix = {"bt": self.bt, "g": self.g, "at": self.at, "g.T": self.g.T, "at.T": self.at.T}[name]
+            self._krons[key] = xp.asarray(np.kron(matrix, matrix), dtype=dtype)
+        return self._krons[key]
 
     def transform_filters(self, weight):
         """U = G g Gᵀ for every (output, input) channel pair: (G ⊗ G) times the filters as columns.
@@ -138,7 +145,7 @@ class WinogradTiles:
         xp = get_array_module(weight)
         c_out, c = weight.shape[:2]
         w_cols = xp.ascontiguousarray(weight).reshape(c_out * c, self.r * self.r)
-        return (self._kron(xp, self.g, weight.dtype) @ w_cols.T).reshape(self.t * self.t, c_out, c)
+        return (self._kron(xp, "g", weight.dtype) @ w_cols.T).reshape(self.t * self.t, c_out, c)
 
     def transform_input(self, xpad, tiles_h, tiles_w):
         """V = (Bᵀ ⊗ Bᵀ) · D, with D[t·i + j] the input element at offset (i, j)
@@ -158,7 +165,7 @@ class WinogradTiles:
                     d[t * i + j, c0:c1] = xpad[c0:c1, :, i:i + m * (th - 1) + 1:m, j:j + m * (tw - 1) + 1:m]
 
         parallel_for(c, gather_channels, d.size, xp=xp)
-        return (self._kron(xp, self.bt, xpad.dtype) @ d.reshape(t * t, -1)).reshape(t * t, c, n * th * tw)
+        return (self._kron(xp, "bt", xpad.dtype) @ d.reshape(t * t, -1)).reshape(t * t, c, n * th * tw)
 
     def transform_output(self, mm, n, tiles_h, tiles_w, bias=None):
         """Y = (Aᵀ ⊗ Aᵀ) · M, each tile's m×m outputs scattered into place, plus the bias.
@@ -168,7 +175,7 @@ class WinogradTiles:
         xp = get_array_module(mm)
         c_out = mm.shape[1]
         t, m, th, tw = self.t, self.m, tiles_h, tiles_w
-        blocks = (self._kron(xp, self.at, mm.dtype) @ mm.reshape(t * t, -1)).reshape(m, m, c_out, n, th, tw)
+        blocks = (self._kron(xp, "at", mm.dtype) @ mm.reshape(t * t, -1)).reshape(m, m, c_out, n, th, tw)
         y = xp.empty((c_out, n, m * th, m * tw), dtype=mm.dtype)
 
         def scatter_channels(c0, c1):
@@ -222,7 +229,7 @@ class WinogradTiles:
                     e[m * a + b, c0:c1, :, :block.shape[2], :block.shape[3]] = block
 
         parallel_for(c_out, gather_channels, e.size, xp=xp)
-        aa = self._kron(xp, self.at.T, d_o.dtype)  # (t², m²)
+        aa = self._kron(xp, "at.T", d_o.dtype)  # (t², m²)
         return (aa @ e.reshape(m * m, -1)).reshape(t * t, c_out, n * th * tw)
 
     def weight_gradient(self, xpad, d_o, v=None):
@@ -243,7 +250,7 @@ class WinogradTiles:
         e = self.transform_output_gradient(d_o, th, tw)
         mm = xp.matmul(e, v.transpose(0, 2, 1))  # t² GEMMs (C_out, tiles)·(tiles, C)
         del v, e
-        gg = self._kron(xp, self.g.T, d_o.dtype)  # (r², t²)
+        gg = self._kron(xp, "g.T", d_o.dtype)  # (r², t²)
         dw = (gg @ mm.reshape(t * t, c_out * c)).reshape(r, r, c_out, c)
         return xp.ascontiguousarray(dw.transpose(2, 3, 0, 1))
 
