@@ -37,7 +37,7 @@ for _p in (HERE, ROOT, os.path.join(ROOT, "tests")):
         sys.path.append(_p)
 
 from _timing import dump_json, fmt_ms, print_table, ratio  # noqa: E402
-from bench_models import CASES, LR, MOMENTUM, build_glassnet, build_torch, make_batch  # noqa: E402
+from bench_models import CASES, build_glassnet, build_torch, make_batch, make_steps  # noqa: E402
 
 
 def _gpu_names() -> dict:
@@ -48,72 +48,6 @@ def _gpu_names() -> dict:
     return {"gpu": props["name"].decode() if isinstance(props["name"], bytes) else props["name"],
             "cupy": cupy.__version__, "cuda_runtime": cupy.cuda.runtime.runtimeGetVersion(),
             "torch": torch.__version__, "cudnn": torch.backends.cudnn.version(), "numpy": np.__version__}
-
-
-def glassnet_step(case, model, x, y):
-    """A glassnet step on the GPU (train: forward, loss, backward, SGD); like
-    bench_models' steps it takes an optional ``clock(phase)`` for profiles."""
-    import cupy
-
-    import glassnet as gn
-    import glassnet.nn as gnn
-    from glassnet.optim import SGD
-
-    gx, gy = gn.tensor(cupy.asarray(x)), gn.tensor(cupy.asarray(y))
-    if not CASES[case][4]:
-        model.eval()
-
-        def step(clock=None):
-            with gn.no_grad():
-                out = model(gx)
-            if clock:
-                clock("forward")
-            return out
-        return step
-    model.train()
-    loss_fn = gnn.CrossEntropyLoss()
-    opt = SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
-
-    def step(clock=None):
-        loss = loss_fn(model(gx), gy)
-        if clock:
-            clock("forward+loss")
-        opt.zero_grad()
-        if clock:
-            clock("zero_grad")
-        loss.backward()
-        if clock:
-            clock("backward")
-        opt.step()
-        if clock:
-            clock("optimizer step")
-        return loss
-    return step
-
-
-def torch_step(case, model, x, y):
-    """The same step in PyTorch on CUDA."""
-    import torch
-
-    tx, ty = torch.from_numpy(x).cuda(), torch.from_numpy(y).cuda()
-    if not CASES[case][4]:
-        model.eval()
-
-        def step():
-            with torch.no_grad():
-                return model(tx)
-        return step
-    model.train()
-    loss_fn = torch.nn.CrossEntropyLoss()
-    opt = torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
-
-    def step():
-        loss = loss_fn(model(tx), ty)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        return loss
-    return step
 
 
 def check_logits(case, gmodel, tmodel, x) -> float:
@@ -182,11 +116,11 @@ def run_case(case, args) -> dict:
     rel = check_logits(case, gmodel, tmodel, x)
     pool = cupy.get_default_memory_pool()
     torch.cuda.reset_peak_memory_stats()
-    g, t = glassnet_step(case, gmodel, x, y), torch_step(case, tmodel, x, y)
+    g, t, final_losses = make_steps(case, gmodel, tmodel, x, y, device="cuda")
     sync = {"glassnet": cupy.cuda.Device().synchronize, "torch": torch.cuda.synchronize}
     times = time_blocks({"glassnet": g, "torch": t}, sync, args.repeat, args.warmup, args.rounds)
-    losses = [float(g().data), float(t().item())] if CASES[case][4] else []
-    if losses and not np.all(np.isfinite(losses)):
+    losses = list(final_losses().values())
+    if not np.all(np.isfinite(losses)):
         raise AssertionError(f"{case}: loss became non-finite while timing: {losses}")
     gm, tm = float(np.median(times["glassnet"])), float(np.median(times["torch"]))
     issue = issue_time(g, sync["glassnet"], args.repeat)

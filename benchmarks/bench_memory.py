@@ -69,13 +69,10 @@ def child(case: str, framework: str, steps: int, seed: int) -> dict:
 
     import bench_models as bm
 
-    _, batch, shape, classes, train = bm.CASES[case]
     if framework == "glassnet":
-        import glassnet as gn
-        import glassnet.nn as gnn
-        from glassnet.optim import SGD
+        import glassnet  # noqa: F401
     else:
-        import torch
+        import torch  # noqa: F401
     assert not (framework == "glassnet" and "torch" in sys.modules), "torch leaked into the glassnet process"
     assert not (framework == "torch" and "glassnet" in sys.modules), "glassnet leaked into the torch process"
     x, y = bm.make_batch(case, seed)
@@ -84,43 +81,11 @@ def child(case: str, framework: str, steps: int, seed: int) -> dict:
     if framework == "glassnet":
         model = bm.build_glassnet(case, seed)
         nparams = sum(int(np.asarray(p.data).size) for p in model.parameters())
-        gx, gy = gn.from_numpy(x), gn.from_numpy(y)
-        if train:
-            model.train()
-            loss_fn = gnn.CrossEntropyLoss()
-            opt = SGD(model.parameters(), lr=bm.LR, momentum=bm.MOMENTUM)
-
-            def step():
-                loss = loss_fn(model(gx), gy)
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-        else:
-            model.eval()
-
-            def step():
-                with gn.no_grad():
-                    model(gx)
+        step = bm.make_steps(case, model, None, x, y)[0]
     else:
         model = bm.build_torch(case)
         nparams = sum(p.numel() for p in model.parameters())
-        tx, ty = torch.from_numpy(x), torch.from_numpy(y)
-        if train:
-            model.train()
-            loss_fn = torch.nn.CrossEntropyLoss()
-            opt = torch.optim.SGD(model.parameters(), lr=bm.LR, momentum=bm.MOMENTUM)
-
-            def step():
-                loss = loss_fn(model(tx), ty)
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-        else:
-            model.eval()
-
-            def step():
-                with torch.no_grad():
-                    model(tx)
+        step = bm.make_steps(case, None, model, x, y)[1]
     after_build = _status_kib("VmRSS")
     for _ in range(steps):
         step()

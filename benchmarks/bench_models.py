@@ -258,11 +258,12 @@ def check_case(case, gmodel, tmodel, x, y) -> dict:
 # --------------------------------------------------------------------------
 # steps
 # --------------------------------------------------------------------------
-def make_steps(case, gmodel, tmodel, x, y):
+def make_steps(case, gmodel, tmodel, x, y, device="cpu"):
     """(glassnet step, torch step, final_losses): zero-argument step callables,
     models put in the right mode, and a function returning the last step's
     losses (training cases; ``{}`` otherwise). Either model may be None (its
-    step is then None)."""
+    step is then None, and its library is not imported). ``device``: where the
+    batch goes ("cpu", or "cuda" for ``bench_gpu.py``); the models must be there."""
     last = {}
     train = CASES[case][4]
     g_step = t_step = None
@@ -272,6 +273,8 @@ def make_steps(case, gmodel, tmodel, x, y):
         from glassnet.optim import SGD
 
         gx, gy = gn.from_numpy(x), gn.from_numpy(y)
+        if device != "cpu":
+            gx, gy = gx.to(device), gy.to(device)
         if train:
             gmodel.train()
             gloss_fn = gnn.CrossEntropyLoss()
@@ -302,7 +305,7 @@ def make_steps(case, gmodel, tmodel, x, y):
     if tmodel is not None:
         import torch
 
-        tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+        tx, ty = torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
         if train:
             tmodel.train()
             tloss_fn = torch.nn.CrossEntropyLoss()
