@@ -28,6 +28,7 @@ import threading
 
 from . import threads
 from .backend import get_array_module
+from .errors import GlassnetRuntimeError
 
 _state = threading.local()
 
@@ -105,7 +106,7 @@ def _is_private(pg, g, others) -> bool:
 
 
 def _graph_freed(g):
-    raise RuntimeError(
+    raise GlassnetRuntimeError(
         "backward(): trying to backward through the graph a second time (or directly access "
         "saved arrays after they have already been freed). The first backward() freed them; "
         "call backward(retain_graph=True) the first time if you need to backward through it again."

@@ -15,6 +15,7 @@ Dtype policy
 from __future__ import annotations
 
 import numpy as np
+from .errors import GlassnetRuntimeError, InvalidArgumentError, InvalidTypeError
 
 try:  # CuPy is optional; importing it must never fail glassnet.
     import cupy as _cupy  # type: ignore
@@ -60,7 +61,7 @@ def set_default_dtype(dtype) -> None:
     global _default_dtype
     dtype = np.dtype(dtype)
     if dtype not in FLOAT_DTYPES:
-        raise TypeError(f"set_default_dtype: expected float32 or float64, got {dtype}")
+        raise InvalidTypeError(f"set_default_dtype: expected float32 or float64, got {dtype}")
     _default_dtype = dtype
 
 
@@ -77,7 +78,7 @@ def result_dtype(op: str, *dtypes):
     floats = {np.dtype(d) for d in dtypes if is_float(d)}
     if len(floats) > 1:
         names = " and ".join(sorted(str(d) for d in floats))
-        raise TypeError(
+        raise InvalidTypeError(
             f"{op}: operands have dtypes {names}; glassnet never upcasts silently. "
             "Convert one operand with .astype(...) first."
         )
@@ -94,9 +95,9 @@ def to_device(array, device: str):
         return np.asarray(array)
     if device in ("cuda", "gpu"):
         if _cupy is None:
-            raise RuntimeError("to_device('cuda'): CuPy is not installed (pip install glassnet[gpu])")
+            raise GlassnetRuntimeError("to_device('cuda'): CuPy is not installed (pip install glassnet[gpu])")
         return _cupy.asarray(array)
-    raise ValueError(f"to_device: unknown device {device!r}; expected 'cpu' or 'cuda'")
+    raise InvalidArgumentError(f"to_device: unknown device {device!r}; expected 'cpu' or 'cuda'")
 
 
 def device_of(array) -> str:

@@ -10,25 +10,25 @@ piece per input (see :mod:`glassnet.kernels.shape`), and inputs may mix
 from __future__ import annotations
 
 from .backend import result_dtype
-from .errors import ShapeError
+from .errors import GlassnetRuntimeError, IndexOutOfRangeError, InvalidArgumentError, InvalidTypeError, ShapeError
 from .kernels import shape as K
 from .tensor import Tensor, apply_kernel
 
 
 def _check_tensors(op, tensors):
     if isinstance(tensors, Tensor) or not isinstance(tensors, (list, tuple)):
-        raise TypeError(
+        raise InvalidTypeError(
             f"{op}: expected a list or tuple of Tensors, got {type(tensors).__name__}"
         )
     tensors = list(tensors)
     if not tensors:
-        raise ValueError(f"{op}: expected a non-empty list of Tensors")
+        raise InvalidArgumentError(f"{op}: expected a non-empty list of Tensors")
     for i, t in enumerate(tensors):
         if not isinstance(t, Tensor):
-            raise TypeError(f"{op}: expected a list of Tensors, but element {i} is a {type(t).__name__}")
+            raise InvalidTypeError(f"{op}: expected a list of Tensors, but element {i} is a {type(t).__name__}")
     devices = {t.device for t in tensors}
     if len(devices) > 1:
-        raise RuntimeError(f"{op}: tensors are on different devices {sorted(devices)}; move them with .to(...)")
+        raise GlassnetRuntimeError(f"{op}: tensors are on different devices {sorted(devices)}; move them with .to(...)")
     dtype = result_dtype(op, *(t.dtype for t in tensors))
     return tensors, dtype
 
@@ -38,9 +38,9 @@ def _normalize_dim(op, dim, ndim, shape):
         try:
             dim = int(dim.__index__())
         except AttributeError:
-            raise TypeError(f"{op}: dim must be an int, got {type(dim).__name__}") from None
+            raise InvalidTypeError(f"{op}: dim must be an int, got {type(dim).__name__}") from None
     if not -ndim <= dim < ndim:
-        raise IndexError(
+        raise IndexOutOfRangeError(
             f"{op}: dim {dim} is out of range for inputs of shape {shape} "
             f"(expected a dim in [{-ndim}, {ndim - 1}])"
         )

@@ -23,6 +23,7 @@ from .backend import (
     to_device,
     to_numpy,
 )
+from .errors import GlassnetRuntimeError, InvalidArgumentError, InvalidTypeError
 
 
 def _unbroadcast(grad, shape):
@@ -90,7 +91,7 @@ class Tensor:
         self.data = data
         self.grad = None
         if requires_grad and not is_float(data.dtype):
-            raise TypeError(
+            raise InvalidTypeError(
                 f"Tensor: only floating-point tensors can require gradients, got dtype {data.dtype}"
             )
         self.requires_grad = bool(requires_grad)
@@ -141,7 +142,7 @@ class Tensor:
     def item(self):
         """The value of a one-element tensor as a Python number."""
         if self.data.size != 1:
-            raise ValueError(f"item(): tensor has {self.data.size} elements, expected exactly 1")
+            raise InvalidArgumentError(f"item(): tensor has {self.data.size} elements, expected exactly 1")
         return self.data.reshape(()).item()
 
     def tolist(self):
@@ -176,7 +177,7 @@ class Tensor:
 
     def requires_grad_(self, flag: bool = True) -> "Tensor":
         if flag and not is_float(self.dtype):
-            raise TypeError(f"requires_grad_: tensor of dtype {self.dtype} cannot require gradients")
+            raise InvalidTypeError(f"requires_grad_: tensor of dtype {self.dtype} cannot require gradients")
         self.requires_grad = bool(flag)
         return self
 
@@ -238,14 +239,14 @@ class Tensor:
                 it again (the gradients then add up again).
         """
         if not self.requires_grad:
-            raise RuntimeError(
+            raise GlassnetRuntimeError(
                 "backward(): this tensor does not require grad and has no graph "
                 "(did an input have requires_grad=True? was it computed under no_grad()?)"
             )
         xp = get_array_module(self.data)
         if grad is None:
             if self.data.size != 1:
-                raise RuntimeError(
+                raise GlassnetRuntimeError(
                     f"backward(): grad can be implicit only for one-element outputs; "
                     f"this tensor has shape {self.shape}. Pass grad= explicitly."
                 )
@@ -253,7 +254,7 @@ class Tensor:
         else:
             grad = grad.data if isinstance(grad, Tensor) else xp.asarray(grad, dtype=self.dtype)
             if tuple(grad.shape) != self.shape:
-                raise ValueError(
+                raise InvalidArgumentError(
                     f"backward(): grad has shape {tuple(grad.shape)}, expected {self.shape}"
                 )
         autograd.run_backward(self, grad, retain_graph=retain_graph)
@@ -466,7 +467,7 @@ class Tensor:
         if dim0 is None and dim1 is None:
             return self.permute(tuple(reversed(range(self.ndim))))
         if dim0 is None or dim1 is None:
-            raise TypeError("transpose: give both dims (dim0, dim1), or none to reverse all")
+            raise InvalidTypeError("transpose: give both dims (dim0, dim1), or none to reverse all")
         perm = list(range(self.ndim))
         perm[dim0], perm[dim1] = perm[dim1], perm[dim0]
         return self.permute(perm)
@@ -478,7 +479,7 @@ class Tensor:
         if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
             dims = tuple(dims[0])
         if sorted(d % max(self.ndim, 1) for d in dims) != list(range(self.ndim)):
-            raise ValueError(f"permute: {dims} is not a permutation of the {self.ndim} dims of {self.shape}")
+            raise InvalidArgumentError(f"permute: {dims} is not a permutation of the {self.ndim} dims of {self.shape}")
         dims = tuple(d % self.ndim for d in dims)
         inverse = tuple(int(i) for i in np.argsort(dims))
         return Tensor._make(
@@ -517,9 +518,9 @@ def matmul(a: Tensor, b: Tensor) -> Tensor:
     xp = get_array_module(a.data)
     result_dtype("matmul", a.dtype, b.dtype)
     if a.ndim == 0 or b.ndim == 0:
-        raise ValueError("matmul: operands must have at least one dimension; use * for scalars")
+        raise InvalidArgumentError("matmul: operands must have at least one dimension; use * for scalars")
     if a.shape[-1] != (b.shape[0] if b.ndim == 1 else b.shape[-2]):
-        raise ValueError(
+        raise InvalidArgumentError(
             f"matmul: inner dimensions differ: {a.shape} @ {b.shape} "
             f"(last dim of the left must equal the {'only' if b.ndim == 1 else 'second-to-last'} dim of the right)"
         )

@@ -9,6 +9,8 @@ when a logger is made.
 """
 from __future__ import annotations
 
+from .errors import MissingDependencyError
+
 __all__ = ["TensorBoardLogger"]
 
 #: History keys written as scalars, with their TensorBoard tags.
@@ -30,7 +32,7 @@ class TensorBoardLogger:
         try:
             from tensorboardX import SummaryWriter
         except ImportError as exc:  # pragma: no cover - exercised only without the extra
-            raise ImportError("TensorBoard logging needs tensorboardX: pip install glassnet[tensorboard]") from exc
+            raise MissingDependencyError("TensorBoard logging needs tensorboardX: pip install glassnet[tensorboard]") from exc
         self.log_dir = str(log_dir)
         self._writer = SummaryWriter(self.log_dir)
 

@@ -26,6 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from .backend import is_channel_major
+from .errors import InvalidArgumentError
 
 __all__ = ["set_num_threads", "get_num_threads", "parallel_for", "memory_order_flat",
            "elementwise", "add", "blas_threads_spin", "MIN_PARALLEL_ELEMENTS"]
@@ -42,7 +43,7 @@ def set_num_threads(n: int | None) -> int:
     global _num_threads, _pool
     n = (os.cpu_count() or 1) if n is None else int(n)
     if n < 1:
-        raise ValueError(f"set_num_threads: expected a positive number of threads, got {n}")
+        raise InvalidArgumentError(f"set_num_threads: expected a positive number of threads, got {n}")
     if _pool is not None:
         _pool.shutdown(wait=True)
         _pool = None

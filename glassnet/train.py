@@ -42,12 +42,13 @@ from .io.checkpoint import (CheckpointError, checkpoint_paths, load_checkpoint, 
 from .optim.lr_scheduler import ReduceLROnPlateau
 from .random import get_rng_state, set_rng_state
 from .tensor import Tensor
+from .errors import GlassnetRuntimeError, InvalidArgumentError, InvalidTypeError, UnknownNameError
 
 __all__ = ["fit", "evaluate", "predict_logits", "History", "TrainingDivergedError",
            "Trainer", "BatchAugment", "Recipe", "alexnet_recipe", "RECIPES", "CheckpointError"]
 
 
-class TrainingDivergedError(RuntimeError):
+class TrainingDivergedError(GlassnetRuntimeError):
     """The loss became NaN or infinite; training was stopped."""
 
 
@@ -175,7 +176,7 @@ def evaluate(model, loader, loss_fn=None, progress: bool = False) -> dict:
     finally:
         model.train(was_training)
     if n == 0:
-        raise ValueError("evaluate: the loader yielded no samples")
+        raise InvalidArgumentError("evaluate: the loader yielded no samples")
     return {"loss": total_loss / n, "accuracy": correct / n, "n": n}
 
 
@@ -243,9 +244,9 @@ class BatchAugment:
 
     def __init__(self, transform, seed: int = 0):
         if not callable(transform):
-            raise TypeError(f"BatchAugment: {transform!r} is not callable")
+            raise InvalidTypeError(f"BatchAugment: {transform!r} is not callable")
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise ValueError(f"BatchAugment: seed must be a non-negative int, got {seed!r}")
+            raise InvalidArgumentError(f"BatchAugment: seed must be a non-negative int, got {seed!r}")
         self.transform = transform
         self.seed = int(seed)
 
@@ -294,7 +295,7 @@ class Recipe:
         from . import optim
 
         if self.optimizer != "sgd":
-            raise ValueError(f"Recipe {self.name}: only the sgd optimizer is built here, got {self.optimizer!r}")
+            raise InvalidArgumentError(f"Recipe {self.name}: only the sgd optimizer is built here, got {self.optimizer!r}")
         return optim.SGD(params, lr=self.lr, momentum=self.momentum, nesterov=self.nesterov,
                          weight_decay=self.weight_decay)
 
@@ -302,7 +303,7 @@ class Recipe:
         from .optim import lr_scheduler as S
 
         if self.scheduler != "plateau":
-            raise ValueError(f"Recipe {self.name}: only the plateau schedule is built here")
+            raise InvalidArgumentError(f"Recipe {self.name}: only the plateau schedule is built here")
         mode = "max" if self.plateau_metric.endswith("accuracy") else "min"
         return S.ReduceLROnPlateau(optimizer, mode=mode, factor=self.gamma, patience=self.patience)
 
@@ -394,9 +395,9 @@ class Trainer:
                  progress: bool = True, log=print, on_epoch_end=None, plateau_metric=None,
                  resume_hint=None):
         if epochs < 1:
-            raise ValueError(f"fit: epochs must be >= 1, got {epochs}")
+            raise InvalidArgumentError(f"fit: epochs must be >= 1, got {epochs}")
         if checkpoint_every is not None and checkpoint_every < 0:
-            raise ValueError(f"Trainer: checkpoint_every must be >= 0, got {checkpoint_every}")
+            raise InvalidArgumentError(f"Trainer: checkpoint_every must be >= 0, got {checkpoint_every}")
         self.model = model
         self.train_loader = train_loader
         self.optimizer = optimizer
@@ -513,7 +514,7 @@ class Trainer:
         self._check_interrupt()
         self._phase = "epoch_end"
         if part["n"] == 0:
-            raise ValueError(f"Trainer: the training loader yielded no samples in {desc}")
+            raise InvalidArgumentError(f"Trainer: the training loader yielded no samples in {desc}")
         row = {"epoch": e + 1, "lr": part["lr"],
                "train_loss": part["loss_sum"] / part["n"], "train_accuracy": part["correct"] / part["n"]}
         if self.val_loader is not None:
@@ -552,7 +553,7 @@ class Trainer:
         if key not in row and key.startswith("val_"):
             key = "train_" + key[len("val_"):]
         if key not in row:
-            raise KeyError(f"ReduceLROnPlateau: metric {key!r} is not among this epoch's metrics {sorted(row)}")
+            raise UnknownNameError(f"ReduceLROnPlateau: metric {key!r} is not among this epoch's metrics {sorted(row)}")
         return key
 
     def _batches(self, e: int, start: int):

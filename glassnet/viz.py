@@ -18,12 +18,13 @@ import math
 import os
 
 import numpy as np
+from .errors import InvalidArgumentError, MissingDependencyError
 
 __all__ = ["plot_curves", "plot_confusion_matrix", "plot_filters", "plot_activations", "grid_shape",
            "normalize_per_map", "require_matplotlib", "MatplotlibMissingError"]
 
 
-class MatplotlibMissingError(ImportError):
+class MatplotlibMissingError(MissingDependencyError):
     """matplotlib is not installed."""
 
 
@@ -75,7 +76,7 @@ def plot_curves(history, path, title: str | None = None) -> str:
     """Loss and accuracy vs epoch, train and (when present) validation; ``history`` is a list of dicts."""
     rows = list(history)
     if not rows:
-        raise ValueError("plot_curves: the history is empty (no epochs)")
+        raise InvalidArgumentError("plot_curves: the history is empty (no epochs)")
     epochs = [r.get("epoch", i + 1) for i, r in enumerate(rows)]
     fig = _figure((10, 4))
     for k, (metric, label) in enumerate((("loss", "loss"), ("accuracy", "accuracy"))):
@@ -131,7 +132,7 @@ def plot_filters(weight, path, title: str | None = None, max_filters: int = 64) 
     """
     w = np.asarray(weight, dtype=np.float64)
     if w.ndim != 4:
-        raise ValueError(f"plot_filters: expected a conv weight (C_out, C_in, kH, kW), got shape {w.shape}")
+        raise InvalidArgumentError(f"plot_filters: expected a conv weight (C_out, C_in, kH, kW), got shape {w.shape}")
     c_out, c_in = w.shape[:2]
     w = w[:max_filters]
     note = ""
@@ -160,7 +161,7 @@ def plot_activations(maps, path, title: str | None = None, image=None, max_maps:
     if a.ndim == 4 and a.shape[0] == 1:
         a = a[0]
     if a.ndim != 3:
-        raise ValueError(f"plot_activations: expected maps of shape (C, H, W), got {a.shape}")
+        raise InvalidArgumentError(f"plot_activations: expected maps of shape (C, H, W), got {a.shape}")
     c = a.shape[0]
     a = a[:max_maps]
     tiles = list(normalize_per_map(a))

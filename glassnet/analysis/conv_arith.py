@@ -12,7 +12,7 @@ does the first by default and the second with ``floor=True``.
 """
 from __future__ import annotations
 
-from ..errors import ShapeError
+from ..errors import InvalidArgumentError, ShapeError
 
 __all__ = ["conv_output_size"]
 
@@ -44,7 +44,7 @@ def conv_output_size(n, f, stride=1, padding=0, dilation=1, floor=False):
     """
     for name, v, low in (("n", n, 1), ("f", f, 1), ("stride", stride, 1), ("padding", padding, 0), ("dilation", dilation, 1)):
         if isinstance(v, bool) or int(v) != v or v < low:
-            raise ValueError(f"conv_output_size: {name} must be an integer >= {low}, got {v!r}")
+            raise InvalidArgumentError(f"conv_output_size: {name} must be an integer >= {low}, got {v!r}")
     n, f, stride, padding, dilation = int(n), int(f), int(stride), int(padding), int(dilation)
     eff = dilation * (f - 1) + 1
     if dilation == 1:

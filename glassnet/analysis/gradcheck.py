@@ -17,6 +17,7 @@ import numpy as np
 
 from ..backend import to_numpy
 from ..tensor import Tensor
+from ..errors import GlassnetError, InvalidArgumentError, InvalidTypeError
 
 
 @dataclass
@@ -43,7 +44,7 @@ class GradcheckResult:
         )
 
 
-class GradcheckError(AssertionError):
+class GradcheckError(GlassnetError, AssertionError):
     """Raised by :func:`gradcheck` when ``raise_exception`` and the check fails."""
 
 
@@ -73,10 +74,10 @@ def gradcheck(fn, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1
     inputs = list(inputs)
     checked = [i for i, t in enumerate(inputs) if isinstance(t, Tensor) and t.requires_grad]
     if not checked:
-        raise ValueError("gradcheck: no input has requires_grad=True")
+        raise InvalidArgumentError("gradcheck: no input has requires_grad=True")
     for i in checked:
         if inputs[i].dtype != np.float64:
-            raise TypeError(f"gradcheck: input {i} is {inputs[i].dtype}; gradcheck needs float64")
+            raise InvalidTypeError(f"gradcheck: input {i} is {inputs[i].dtype}; gradcheck needs float64")
 
     rng = np.random.default_rng(seed)
     outs = _as_outputs(fn(*inputs))
@@ -94,7 +95,7 @@ def gradcheck(fn, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1
         term = (o * Tensor(_like(o.data, r))).sum()
         total = term if total is None else total + term
     if total is None:
-        raise ValueError("gradcheck: no output depends on a checked input")
+        raise InvalidArgumentError("gradcheck: no output depends on a checked input")
     total.backward()
 
     # the worst element is the one that exceeds its tolerance by the most

@@ -34,6 +34,7 @@ import numpy as np
 from ..autograd import no_grad
 from ..backend import get_default_dtype
 from ..tensor import Tensor
+from ..errors import InvalidArgumentError, UnknownNameError
 
 __all__ = ["summary", "ModelSummary", "LayerRow"]
 
@@ -140,7 +141,7 @@ class ModelSummary:
         for row in self.rows:
             if row.name == name:
                 return row
-        raise KeyError(f"no layer named {name!r} in this summary")
+        raise UnknownNameError(f"no layer named {name!r} in this summary")
 
     def to_dict(self) -> dict:
         rows = []
@@ -250,7 +251,7 @@ def summary(model, input_size=(3, 224, 224), batch_size: int = 1, view: str = "l
         includes the batch axis.
     """
     if view not in ("leaves", "lecture"):
-        raise ValueError(f"summary: view must be 'leaves' or 'lecture', got {view!r}")
+        raise InvalidArgumentError(f"summary: view must be 'leaves' or 'lecture', got {view!r}")
     params = list(model.parameters())
     if dtype is None:
         dtype = params[0].data.dtype if params else get_default_dtype()

@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+from ..errors import InvalidArgumentError
 
 
 def add_parser(sub) -> None:
@@ -87,7 +88,7 @@ def evaluate_run(run_dir, which: str = "best", data_root=None, limit=None, batch
     test = load_test_set(config, data_root=data_root, limit=limit)
     probs, labels = predict_probabilities(model, test, batch_size, progress, desc=f"evaluate {Path(run_dir).name}")
     if len(labels) and labels.max() >= probs.shape[1]:
-        raise ValueError(f"{run_dir}: the model has {probs.shape[1]} outputs but the "
+        raise InvalidArgumentError(f"{run_dir}: the model has {probs.shape[1]} outputs but the "
                          f"{config.get('dataset', 'fashion-mnist')} test set has labels up to {int(labels.max())}")
     result = {"run": str(run_dir), "weights_file": config["weights_file"], "which": which,
               "model": config["model"], "dataset": config.get("dataset", "fashion-mnist"), "split": "test"}

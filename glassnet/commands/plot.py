@@ -17,6 +17,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+from ..errors import InvalidArgumentError
 
 
 def add_parser(sub) -> None:
@@ -98,7 +99,7 @@ def make_plots(run_dir, out_dir=None, image_index: int = 0, which: str = "best",
     test = load_test_set(config, data_root=data_root)
     n_test = len(test)
     if not -n_test <= image_index < n_test:
-        raise ValueError(f"--image-index {image_index} is outside the test set (0..{n_test - 1})")
+        raise InvalidArgumentError(f"--image-index {image_index} is outside the test set (0..{n_test - 1})")
     subset = test if limit is None else load_test_set(config, data_root=data_root, limit=limit)
     probs, labels = predict_probabilities(model, subset, batch_size, progress, desc=f"plot {run.name}")
     cm = confusion_matrix(labels, probs.argmax(axis=1), probs.shape[1])

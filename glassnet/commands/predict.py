@@ -14,9 +14,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from ..errors import InvalidArgumentError, MissingDependencyError
 
 
-class PillowMissingError(ImportError):
+class PillowMissingError(MissingDependencyError):
     """Pillow is not installed."""
 
 
@@ -62,14 +63,14 @@ def load_image(path, in_channels: int = 1, size=(28, 28), invert: bool = False) 
             elif in_channels == 3:
                 img = img.convert("RGB")
             else:
-                raise ValueError(f"{path}: the model takes {in_channels} input channels; "
+                raise InvalidArgumentError(f"{path}: the model takes {in_channels} input channels; "
                                  "only 1 (grayscale) and 3 (RGB) images are supported")
             h, w = size
             if img.size != (w, h):
                 img = img.resize((w, h), Image.BILINEAR)
             a = np.asarray(img, dtype=np.uint8)
     except (OSError, SyntaxError) as exc:  # PIL.UnidentifiedImageError is an OSError
-        raise ValueError(f"{path}: cannot read the image: {exc}") from exc
+        raise InvalidArgumentError(f"{path}: cannot read the image: {exc}") from exc
     a = a[None] if a.ndim == 2 else a.transpose(2, 0, 1)
     if invert:
         a = 255 - a

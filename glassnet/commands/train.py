@@ -35,6 +35,7 @@ import numpy as np
 
 from ..io.run_dir import DATASET_CLASSES as DATASETS
 from ..models.registry import builder_accepts
+from ..errors import InvalidArgumentError
 
 DEFAULT_LR = {"sgd": 0.05, "adam": 1e-3, "adamw": 1e-3}
 
@@ -111,7 +112,7 @@ def parse_model_args(items) -> dict:
         key, sep, text = item.partition("=")
         key = key.strip().replace("-", "_")
         if not sep or not key.isidentifier():
-            raise ValueError(f"--model-arg {item!r}: expected KEY=VALUE, e.g. dropout=0.5")
+            raise InvalidArgumentError(f"--model-arg {item!r}: expected KEY=VALUE, e.g. dropout=0.5")
         try:
             value = ast.literal_eval(text.strip())
         except (ValueError, SyntaxError):
@@ -141,7 +142,7 @@ def resolve_config(explicit: dict) -> dict:
     if cfg["lr"] is None:
         cfg["lr"] = DEFAULT_LR[cfg["optimizer"]]
     if cfg["checkpoint_every"] is not None and cfg["checkpoint_every"] < 0:
-        raise ValueError(f"--checkpoint-every must be >= 0, got {cfg['checkpoint_every']}")
+        raise InvalidArgumentError(f"--checkpoint-every must be >= 0, got {cfg['checkpoint_every']}")
     return cfg
 
 
@@ -204,9 +205,9 @@ def _resume_config(explicit: dict) -> dict:
     try:
         saved = json.loads(path.read_text())
     except FileNotFoundError:
-        raise ValueError(f"--resume {run_dir}: {path} not found (not a glassnet run folder?)") from None
+        raise InvalidArgumentError(f"--resume {run_dir}: {path} not found (not a glassnet run folder?)") from None
     except json.JSONDecodeError as exc:
-        raise ValueError(f"--resume {run_dir}: {path} is not valid JSON: {exc}") from None
+        raise InvalidArgumentError(f"--resume {run_dir}: {path} is not valid JSON: {exc}") from None
     conflicts = []
     for key, value in explicit.items():
         if key in RESUME_FREE:
@@ -218,7 +219,7 @@ def _resume_config(explicit: dict) -> dict:
         if saved.get(key) != value:
             conflicts.append(f"--{key.replace('_', '-')} {value!r} (the run used {saved.get(key)!r})")
     if conflicts:
-        raise ValueError(f"--resume {run_dir}: options conflict with {path}: " + "; ".join(conflicts))
+        raise InvalidArgumentError(f"--resume {run_dir}: options conflict with {path}: " + "; ".join(conflicts))
     cfg = {**BASE_DEFAULTS, **saved}
     for key in RESUME_FREE - {"resume"}:
         if key in explicit:

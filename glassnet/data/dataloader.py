@@ -17,6 +17,7 @@ import numbers
 import numpy as np
 
 from .datasets import fetch_batch
+from ..errors import InvalidArgumentError
 
 __all__ = ["DataLoader"]
 
@@ -45,11 +46,11 @@ class DataLoader:
     def __init__(self, dataset, batch_size: int = 1, shuffle: bool = False,
                  drop_last: bool = False, seed: int | None = None):
         if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
-            raise ValueError(f"DataLoader: batch_size must be a positive int, got {batch_size!r}")
+            raise InvalidArgumentError(f"DataLoader: batch_size must be a positive int, got {batch_size!r}")
         if seed is None:
             seed = int(np.random.SeedSequence().entropy)
         elif isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-            raise ValueError(f"DataLoader: seed must be a non-negative int or None, got {seed!r}")
+            raise InvalidArgumentError(f"DataLoader: seed must be a non-negative int or None, got {seed!r}")
         self.dataset = dataset
         self.batch_size = int(batch_size)
         self.shuffle = bool(shuffle)
@@ -65,7 +66,7 @@ class DataLoader:
     def set_epoch(self, epoch: int) -> None:
         """Make the next iteration epoch ``epoch`` (its shuffle order included)."""
         if isinstance(epoch, bool) or not isinstance(epoch, numbers.Integral) or epoch < 0:
-            raise ValueError(f"DataLoader.set_epoch: epoch must be a non-negative int, got {epoch!r}")
+            raise InvalidArgumentError(f"DataLoader.set_epoch: epoch must be a non-negative int, got {epoch!r}")
         self._epoch = int(epoch)
 
     @property

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataFormatError, ShapeError
+from ..errors import DataFormatError, GlassnetError, IndexOutOfRangeError, InvalidArgumentError, InvalidTypeError, ShapeError
 from .download import download_from_mirrors
 from .idx import read_idx
 from .transforms import ToFloat, apply_transform
@@ -47,7 +47,7 @@ __all__ = [
 ENV_VAR = "GLASSNET_DATA"
 
 
-class DatasetNotFoundError(FileNotFoundError):
+class DatasetNotFoundError(GlassnetError, FileNotFoundError):
     """A dataset's files are in none of the places searched."""
 
 
@@ -56,11 +56,11 @@ def _as_indices(indices, n: int, owner: str) -> np.ndarray:
     if idx.dtype == bool or idx.dtype.kind not in "iu":
         if idx.size == 0:
             return np.zeros(0, dtype=np.intp)
-        raise TypeError(f"{owner}: indices must be integers, got dtype {idx.dtype}")
+        raise InvalidTypeError(f"{owner}: indices must be integers, got dtype {idx.dtype}")
     idx = idx.astype(np.intp, copy=False).reshape(-1)
     if idx.size and (idx.min() < -n or idx.max() >= n):
         bad = idx[(idx < -n) | (idx >= n)][0]
-        raise IndexError(f"{owner}: index {bad} is out of range for a dataset of {n} samples")
+        raise IndexOutOfRangeError(f"{owner}: index {bad} is out of range for a dataset of {n} samples")
     return idx
 
 
@@ -68,9 +68,9 @@ def _as_index(i, n: int, owner: str) -> int:
     try:
         i = int(np.asarray(i).item()) if isinstance(i, np.ndarray) else i.__index__()
     except (AttributeError, TypeError, ValueError):
-        raise TypeError(f"{owner}: index must be an integer, got {type(i).__name__}") from None
+        raise InvalidTypeError(f"{owner}: index must be an integer, got {type(i).__name__}") from None
     if not -n <= i < n:
-        raise IndexError(f"{owner}: index {i} is out of range for a dataset of {n} samples")
+        raise IndexOutOfRangeError(f"{owner}: index {i} is out of range for a dataset of {n} samples")
     return i + n if i < 0 else i
 
 
@@ -114,7 +114,7 @@ def fetch_batch(dataset, indices):
         xs.append(x)
         ys.append(y)
     if not xs:
-        raise ValueError(f"fetch_batch: no indices given for {type(dataset).__name__}")
+        raise InvalidArgumentError(f"fetch_batch: no indices given for {type(dataset).__name__}")
     return np.stack(xs), _stack_labels(ys)
 
 
@@ -227,18 +227,18 @@ def random_split(dataset, lengths, seed=None) -> list[Subset]:
     n = len(dataset)
     lengths = list(lengths)
     if not lengths:
-        raise ValueError("random_split: lengths is empty")
+        raise InvalidArgumentError("random_split: lengths is empty")
     if all(isinstance(v, numbers.Integral) for v in lengths):
         counts = [int(v) for v in lengths]
         if min(counts) < 0 or sum(counts) != n:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"random_split: lengths {counts} must be >= 0 and sum to the dataset size {n} "
                 f"(they sum to {sum(counts)})"
             )
     else:
         fracs = [float(v) for v in lengths]
         if min(fracs) < 0 or abs(sum(fracs) - 1.0) > 1e-6:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"random_split: fractions {fracs} must be >= 0 and sum to 1 (they sum to {sum(fracs)})"
             )
         counts = [int(np.floor(n * f)) for f in fracs]

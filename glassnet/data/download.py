@@ -16,7 +16,7 @@ import tempfile
 import urllib.request
 from pathlib import Path
 
-from ..errors import DataFormatError
+from ..errors import DataFormatError, GlassnetError
 
 __all__ = ["ChecksumError", "DownloadError", "md5sum", "download_url", "download_from_mirrors"]
 
@@ -28,7 +28,7 @@ class ChecksumError(DataFormatError):
     """A downloaded file's MD5 differs from the published one."""
 
 
-class DownloadError(OSError):
+class DownloadError(GlassnetError, OSError):
     """No mirror delivered a good copy of a file."""
 
 

@@ -31,7 +31,7 @@ import zlib
 
 import numpy as np
 
-from ..errors import DataFormatError
+from ..errors import DataFormatError, InvalidArgumentError, InvalidTypeError
 
 __all__ = ["IDX_TYPES", "read_idx", "write_idx"]
 
@@ -149,14 +149,14 @@ def write_idx(path, array) -> None:
     a = np.asarray(array)
     code = _CODE_FOR.get((a.dtype.kind, a.dtype.itemsize))
     if code is None:
-        raise TypeError(
+        raise InvalidTypeError(
             f"write_idx({path!r}): IDX cannot store dtype {a.dtype}; "
             "supported: uint8, int8, int16, int32, float32, float64 (convert with .astype first)"
         )
     if a.ndim == 0 or a.ndim > 255:
-        raise ValueError(f"write_idx({path!r}): IDX needs 1 to 255 dimensions, got shape {a.shape}")
+        raise InvalidArgumentError(f"write_idx({path!r}): IDX needs 1 to 255 dimensions, got shape {a.shape}")
     if any(d >= 2**32 for d in a.shape):
-        raise ValueError(f"write_idx({path!r}): dimension sizes must be < 2**32, got shape {a.shape}")
+        raise InvalidArgumentError(f"write_idx({path!r}): dimension sizes must be < 2**32, got shape {a.shape}")
     _, dtype = IDX_TYPES[code]
     data = (bytes([0, 0, code, a.ndim]) + struct.pack(f">{a.ndim}I", *a.shape)
             + np.ascontiguousarray(a, dtype=dtype).tobytes())

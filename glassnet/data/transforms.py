@@ -48,7 +48,7 @@ import numbers
 import numpy as np
 
 from ..backend import get_default_dtype
-from ..errors import ShapeError
+from ..errors import InvalidArgumentError, InvalidTypeError, ShapeError
 
 __all__ = [
     "Transform", "Compose", "Lambda", "ToFloat", "Normalize", "Flatten",
@@ -81,19 +81,19 @@ def _pair(v, name: str, who: str) -> tuple[int, int]:
     else:
         v = tuple(v)
         if len(v) != 2 or not all(isinstance(a, numbers.Integral) for a in v):
-            raise ValueError(f"{who}: {name} must be an int or a pair of ints, got {v!r}")
+            raise InvalidArgumentError(f"{who}: {name} must be an int or a pair of ints, got {v!r}")
         v = (int(v[0]), int(v[1]))
     if min(v) < 0:
-        raise ValueError(f"{who}: {name} must be >= 0, got {v}")
+        raise InvalidArgumentError(f"{who}: {name} must be >= 0, got {v}")
     return v
 
 
 def _make_rng(seed, rng, who: str) -> np.random.Generator:
     if rng is not None:
         if seed is not None:
-            raise ValueError(f"{who}: pass seed or rng, not both")
+            raise InvalidArgumentError(f"{who}: pass seed or rng, not both")
         if not isinstance(rng, np.random.Generator):
-            raise TypeError(f"{who}: rng must be a numpy.random.Generator, got {type(rng).__name__}")
+            raise InvalidTypeError(f"{who}: rng must be a numpy.random.Generator, got {type(rng).__name__}")
         return rng
     return np.random.default_rng(seed)
 
@@ -150,7 +150,7 @@ class Compose(Transform):
         self.transforms = list(transforms)
         for t in self.transforms:
             if not callable(t):
-                raise TypeError(f"Compose: {t!r} is not callable")
+                raise InvalidTypeError(f"Compose: {t!r} is not callable")
 
     @property
     def supports_batch(self) -> bool:  # type: ignore[override]
@@ -181,7 +181,7 @@ class Lambda(Transform):
 
     def __init__(self, fn, batched: bool = False):
         if not callable(fn):
-            raise TypeError(f"Lambda: {fn!r} is not callable")
+            raise InvalidTypeError(f"Lambda: {fn!r} is not callable")
         self.fn = fn
         self.supports_batch = bool(batched)
 
@@ -207,7 +207,7 @@ class ToFloat(Transform):
     def __init__(self, dtype=None):
         self.dtype = None if dtype is None else np.dtype(dtype)
         if self.dtype is not None and self.dtype.kind != "f":
-            raise TypeError(f"ToFloat: dtype must be a float type, got {self.dtype}")
+            raise InvalidTypeError(f"ToFloat: dtype must be a float type, got {self.dtype}")
 
     def __call__(self, x):
         x = np.asarray(x)
@@ -218,7 +218,7 @@ class ToFloat(Transform):
             return out
         if x.dtype.kind == "f":
             return x.astype(dtype, copy=False)
-        raise TypeError(
+        raise InvalidTypeError(
             f"ToFloat: cannot scale dtype {x.dtype} to [0, 1]; expected unsigned-int pixels or floats"
         )
 
@@ -244,16 +244,16 @@ class Normalize(Transform):
         self.mean = tuple(float(m) for m in np.atleast_1d(np.asarray(mean, dtype=np.float64)))
         self.std = tuple(float(s) for s in np.atleast_1d(np.asarray(std, dtype=np.float64)))
         if len(self.mean) != len(self.std):
-            raise ValueError(f"Normalize: mean has {len(self.mean)} values but std has {len(self.std)}")
+            raise InvalidArgumentError(f"Normalize: mean has {len(self.mean)} values but std has {len(self.std)}")
         if not self.mean:
-            raise ValueError("Normalize: mean and std must not be empty")
+            raise InvalidArgumentError("Normalize: mean and std must not be empty")
         if min(self.std) <= 0:
-            raise ValueError(f"Normalize: std must be > 0, got {self.std}")
+            raise InvalidArgumentError(f"Normalize: std must be > 0, got {self.std}")
 
     def __call__(self, x):
         x = np.asarray(x)
         if x.dtype.kind != "f":
-            raise TypeError(
+            raise InvalidTypeError(
                 f"Normalize: got {x.dtype} input; it expects floats in [0, 1]. "
                 "Datasets pass uint8 images to transforms, so put ToFloat() first: "
                 "Compose([..., ToFloat(), Normalize(mean, std)])"
@@ -333,7 +333,7 @@ class RandomCrop(Transform):
     def __init__(self, size, padding=0, fill=0, seed=None, *, rng=None):
         self.size = _pair(size, "size", "RandomCrop")
         if min(self.size) < 1:
-            raise ValueError(f"RandomCrop: size must be >= 1, got {self.size}")
+            raise InvalidArgumentError(f"RandomCrop: size must be >= 1, got {self.size}")
         self.padding = _pair(padding, "padding", "RandomCrop")
         self.fill = fill
         self.seed = seed
@@ -383,7 +383,7 @@ class RandomHorizontalFlip(Transform):
 
     def __init__(self, p=0.5, seed=None, *, rng=None):
         if not 0.0 <= p <= 1.0:
-            raise ValueError(f"RandomHorizontalFlip: p must be in [0, 1], got {p}")
+            raise InvalidArgumentError(f"RandomHorizontalFlip: p must be in [0, 1], got {p}")
         self.p = float(p)
         self.seed = seed
         self.rng = _make_rng(seed, rng, "RandomHorizontalFlip")

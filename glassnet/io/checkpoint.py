@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from ..backend import to_numpy
-from ..errors import StateDictError
+from ..errors import InvalidTypeError, StateDictError
 from ..tensor import Tensor
 from .pth import StateDictFileError
 from .state_dict_file import _atomic_write, load_state_dict_file, save_state_dict_file
@@ -82,7 +82,7 @@ def _encode(obj):
         return {"__items__": [[_encode(k), _encode(v)] for k, v in obj.items()]}
     if isinstance(obj, np.ndarray) and obj.ndim == 0:
         return _encode(obj.item())
-    raise TypeError(f"cannot store a {type(obj).__name__} in checkpoint JSON: {obj!r}")
+    raise InvalidTypeError(f"cannot store a {type(obj).__name__} in checkpoint JSON: {obj!r}")
 
 
 _TAGS = ("__float__", "__tuple__", "__counter__", "__items__")

@@ -33,6 +33,7 @@ import numpy as np
 from ..backend import get_default_dtype, to_numpy
 from ..tensor import Tensor
 from . import tracing
+from ..errors import InvalidArgumentError, MissingDependencyError
 
 __all__ = ["export_onnx", "ExportResult", "MIN_OPSET"]
 
@@ -44,7 +45,7 @@ def _import_onnx():
         import onnx
         from onnx import helper, numpy_helper
     except ImportError as exc:  # pragma: no cover - depends on the machine
-        raise ImportError(
+        raise MissingDependencyError(
             "ONNX export needs the 'onnx' package: pip install glassnet[onnx] "
             f"(or pip install onnx onnxruntime); import failed: {exc}") from exc
     return onnx, helper, numpy_helper
@@ -691,7 +692,7 @@ def export_onnx(model, path, input_size=(1, 28, 28), batch_size: int = 1, opset:
     """
     onnx, helper, numpy_helper = _import_onnx()
     if int(opset) < MIN_OPSET:
-        raise ValueError(f"export_onnx: opset must be >= {MIN_OPSET}, got {opset}")
+        raise InvalidArgumentError(f"export_onnx: opset must be >= {MIN_OPSET}, got {opset}")
     opset = int(opset)
     input_size = tuple(int(v) for v in input_size)
     dtype = _model_dtype(model)

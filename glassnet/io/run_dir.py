@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import StateDictError
+from ..errors import GlassnetError, InvalidArgumentError, StateDictError
 from ..models.registry import builder_accepts
 from .pth import StateDictFileError
 from .state_dict_file import load_state_dict_file
@@ -38,7 +38,7 @@ DATASET_CLASSES = {"fashion-mnist": "FashionMNIST", "mnist": "MNIST"}
 WHICH = ("best", "last")
 
 
-class RunDirError(FileNotFoundError):
+class RunDirError(GlassnetError, FileNotFoundError):
     """A run folder is missing, or lacks its config or any weights file."""
 
 
@@ -84,7 +84,7 @@ def find_weights(run_dir, which: str = "best") -> tuple[Path, str]:
     folder and every file looked for when none exists.
     """
     if which not in WHICH:
-        raise ValueError(f"which must be one of {WHICH}, got {which!r}")
+        raise InvalidArgumentError(f"which must be one of {WHICH}, got {which!r}")
     run = Path(run_dir)
     if not run.is_dir():
         raise RunDirError(f"run folder {str(run)!r} does not exist")
@@ -182,7 +182,7 @@ def dataset_stats(config) -> tuple[float, float]:
         return data.FASHION_MNIST_MEAN, data.FASHION_MNIST_STD
     if name == "mnist":
         return data.MNIST_MEAN, data.MNIST_STD
-    raise ValueError(f"unknown dataset {name!r}; known: {', '.join(sorted(DATASET_CLASSES))}")
+    raise InvalidArgumentError(f"unknown dataset {name!r}; known: {', '.join(sorted(DATASET_CLASSES))}")
 
 
 def preprocess_transform(config, dtype=None):
@@ -236,7 +236,7 @@ def load_test_set(config, data_root=None, limit: int | None = None):
 
     name = _dataset_name(config)
     if name not in DATASET_CLASSES:
-        raise ValueError(f"unknown dataset {name!r} in the run's config; known: "
+        raise InvalidArgumentError(f"unknown dataset {name!r} in the run's config; known: "
                          f"{', '.join(sorted(DATASET_CLASSES))}")
     cls = getattr(data, DATASET_CLASSES[name])
     root = data_root if data_root is not None else config.get("data_root")

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 from .. import autograd
 from ..tensor import Tensor
+from ..errors import GlassnetRuntimeError
 
 
 @dataclass
@@ -110,7 +111,7 @@ def trace(model, probe: Tensor, is_leaf) -> Trace:
     afterwards, even if the forward raises.
     """
     if autograd.tracer is not None:
-        raise RuntimeError("trace: another graph capture is already running (autograd.tracer is set)")
+        raise GlassnetRuntimeError("trace: another graph capture is already running (autograd.tracer is set)")
     tr = Trace()
     tr.input = probe
     handles = []

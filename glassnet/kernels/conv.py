@@ -94,7 +94,7 @@ The asymmetric form is what PyTorch's ``padding='same'`` needs when
 from __future__ import annotations
 
 from ..backend import get_array_module
-from ..errors import ShapeError
+from ..errors import InvalidArgumentError, InvalidTypeError, ShapeError
 from ..threads import parallel_for
 from .winograd_tiles import F3X3_3X3, F3X3_5X5, F4X4_3X3
 
@@ -129,7 +129,7 @@ def set_workspace_limit(nbytes) -> None:
         return
     nbytes = int(nbytes)
     if nbytes < 1:
-        raise ValueError(f"set_workspace_limit: expected a positive number of bytes, got {nbytes}")
+        raise InvalidArgumentError(f"set_workspace_limit: expected a positive number of bytes, got {nbytes}")
     _workspace_limit = nbytes
 
 
@@ -155,7 +155,7 @@ def set_cache_cols(flag: bool) -> None:
 def _pair(v, name):
     if isinstance(v, (tuple, list)):
         if len(v) != 2:
-            raise ValueError(f"conv2d: {name} must be an int or a pair, got {v!r}")
+            raise InvalidArgumentError(f"conv2d: {name} must be an int or a pair, got {v!r}")
         return int(v[0]), int(v[1])
     return int(v), int(v)
 
@@ -170,7 +170,7 @@ def _pads(padding):
         ph, pw = _pair(padding, "padding")
         t, b, l, r = ph, ph, pw, pw
     if min(t, b, l, r) < 0:
-        raise ValueError(f"conv2d: padding must be >= 0, got {padding!r}")
+        raise InvalidArgumentError(f"conv2d: padding must be >= 0, got {padding!r}")
     return t, b, l, r
 
 
@@ -225,7 +225,7 @@ def _normalise(stride, padding, dilation):
     sh, sw = _pair(stride, "stride")
     dh, dw = _pair(dilation, "dilation")
     if sh < 1 or sw < 1 or dh < 1 or dw < 1:
-        raise ValueError(f"conv2d: stride and dilation must be >= 1, got stride={stride!r}, dilation={dilation!r}")
+        raise InvalidArgumentError(f"conv2d: stride and dilation must be >= 1, got stride={stride!r}, dilation={dilation!r}")
     return sh, sw, _pads(padding), dh, dw
 
 
@@ -408,7 +408,7 @@ def _check_inputs(x, weight, bias, groups):
     if weight.ndim != 4:
         raise ShapeError(f"conv2d: expected weight of shape (C_out, C_in/groups, kH, kW), got {tuple(weight.shape)}")
     if groups < 1:
-        raise ValueError(f"conv2d: groups must be >= 1, got {groups}")
+        raise InvalidArgumentError(f"conv2d: groups must be >= 1, got {groups}")
     c_out, cg = weight.shape[:2]
     c = x.shape[1]
     if c % groups or c_out % groups:
@@ -424,7 +424,7 @@ def _check_inputs(x, weight, bias, groups):
         raise ShapeError(f"conv2d: bias must have shape ({c_out},), got {tuple(bias.shape)}")
     for name, a in (("weight", weight), ("bias", bias)):
         if a is not None and a.dtype != x.dtype:
-            raise TypeError(
+            raise InvalidTypeError(
                 f"conv2d: input is {x.dtype} but {name} is {a.dtype}; glassnet never upcasts silently. "
                 "Convert one with .astype(...) first."
             )
@@ -676,7 +676,7 @@ def conv2d_backward(dout, cache):
     if tuple(dout.shape) != (n, c_out, ho, wo) or (ho, wo) != _output_shape(h, w, kh, kw, sh, sw, pads, dh, dw):
         raise ShapeError(f"conv2d backward: dout has shape {tuple(dout.shape)}, which is not this convolution's output shape")
     if dout.dtype != x.dtype:
-        raise TypeError(f"conv2d backward: dout is {dout.dtype} but the input was {x.dtype}; glassnet never upcasts silently")
+        raise InvalidTypeError(f"conv2d backward: dout is {dout.dtype} but the input was {x.dtype}; glassnet never upcasts silently")
     L = ho * wo
     kg = cg * kh * kw
     w_row = xp.ascontiguousarray(weight).reshape(c_out, kg)

@@ -3,6 +3,7 @@ the survivors by 1/(1−p), so evaluation needs no rescaling."""
 from __future__ import annotations
 
 from ..backend import get_array_module
+from ..errors import InvalidArgumentError
 
 
 def dropout_forward(x, p, rng, training=True):
@@ -15,7 +16,7 @@ def dropout_forward(x, p, rng, training=True):
     Shape: any; output has the input's shape.
     """
     if not 0 <= p <= 1:
-        raise ValueError(f"dropout: probability p must be in [0, 1], got {p}")
+        raise InvalidArgumentError(f"dropout: probability p must be in [0, 1], got {p}")
     if not training or p == 0:
         return x, None
     xp = get_array_module(x)
@@ -45,7 +46,7 @@ def dropout2d_forward(x, p, rng, training=True):
     as (N, C, L)); output has the input's shape.
     """
     if not 0 <= p <= 1:
-        raise ValueError(f"dropout2d: probability p must be in [0, 1], got {p}")
+        raise InvalidArgumentError(f"dropout2d: probability p must be in [0, 1], got {p}")
     if not training or p == 0:
         return x, None
     xp = get_array_module(x)

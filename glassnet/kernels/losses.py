@@ -5,14 +5,14 @@
 from __future__ import annotations
 
 from ..backend import get_array_module
-from ..errors import ShapeError
+from ..errors import InvalidArgumentError, InvalidTypeError, ShapeError
 
 REDUCTIONS = ("mean", "sum", "none")
 
 
 def _check_reduction(name, reduction):
     if reduction not in REDUCTIONS:
-        raise ValueError(f"{name}: reduction must be one of {REDUCTIONS}, got {reduction!r}")
+        raise InvalidArgumentError(f"{name}: reduction must be one of {REDUCTIONS}, got {reduction!r}")
 
 
 def _reduce(values, reduction):
@@ -67,11 +67,11 @@ def cross_entropy_forward(logits, labels, reduction="mean"):
             f"to match logits {tuple(logits.shape)}, got {tuple(labels.shape)}"
         )
     if labels.dtype.kind not in "iu":
-        raise TypeError(f"cross_entropy: labels must be integers, got dtype {labels.dtype}")
+        raise InvalidTypeError(f"cross_entropy: labels must be integers, got dtype {labels.dtype}")
     n, c = logits.shape
     if n and (int(labels.min()) < 0 or int(labels.max()) >= c):
         bad = int(labels.min()) if int(labels.min()) < 0 else int(labels.max())
-        raise ValueError(
+        raise InvalidArgumentError(
             f"cross_entropy: label {bad} is out of range for {c} classes "
             f"(labels must lie in [0, {c - 1}])"
         )

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from ..backend import get_array_module, is_channel_major
 from ..threads import parallel_for
+from ..errors import InvalidArgumentError
 
 
 def _channel_sum(a):
@@ -73,12 +74,12 @@ def batch_norm_forward(x, gamma, beta, running_mean, running_var, training, mome
     dt = x.dtype
     m = x.size // x.shape[1]
     if training and m <= 1:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"batch_norm: expected more than 1 value per channel when training, "
             f"got input of shape {tuple(x.shape)}"
         )
     if not training and (running_mean is None or running_var is None):
-        raise ValueError("batch_norm: running_mean and running_var are required when not training")
+        raise InvalidArgumentError("batch_norm: running_mean and running_var are required when not training")
     out = xp.empty_like(x)
     x_hat = xp.empty_like(x)
     inv_std = xp.empty(x.shape[1], dtype=dt)

@@ -29,7 +29,7 @@ import math
 import numpy as np
 
 from ..backend import get_array_module, is_channel_major
-from ..errors import ShapeError
+from ..errors import InvalidArgumentError, InvalidTypeError, ShapeError
 from ..threads import parallel_for
 
 __all__ = [
@@ -68,7 +68,7 @@ def pool_output_size(size, kernel, stride, padding=0, dilation=1, ceil_mode=Fals
 
 def _float_dtype_or_raise(name, x):
     if getattr(x, "dtype", None) is None or x.dtype.kind != "f":
-        raise TypeError(f"{name}: expected a floating-point array, got dtype {getattr(x, 'dtype', type(x))}")
+        raise InvalidTypeError(f"{name}: expected a floating-point array, got dtype {getattr(x, 'dtype', type(x))}")
 
 
 def _check_4d(name, x):
@@ -82,11 +82,11 @@ def _pool_geometry(name, x, kernel_size, stride, padding, dilation, ceil_mode):
     _check_4d(name, x)
     (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel_size, stride, padding, dilation
     if min(kh, kw) <= 0 or min(sh, sw) <= 0 or min(dh, dw) <= 0:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"{name}: kernel_size, stride and dilation must be positive, got "
             f"kernel_size={kernel_size}, stride={stride}, dilation={dilation}")
     if min(ph, pw) < 0:
-        raise ValueError(f"{name}: padding must be non-negative, got padding={padding}")
+        raise InvalidArgumentError(f"{name}: padding must be non-negative, got padding={padding}")
     if ph > kh // 2 or pw > kw // 2:
         raise ShapeError(
             f"{name}: padding {padding} is more than half the kernel size {kernel_size}; "
@@ -513,7 +513,7 @@ def avg_pool2d_forward(x, kernel_size, stride, padding, ceil_mode=False,
     dilation = (1, 1)
     Ho, Wo = _pool_geometry("avg_pool2d", x, kernel_size, stride, padding, dilation, ceil_mode)
     if divisor_override is not None and divisor_override == 0:
-        raise ValueError("avg_pool2d: divisor_override must be non-zero")
+        raise InvalidArgumentError("avg_pool2d: divisor_override must be non-zero")
     (kh, kw), (sh, sw), (ph, pw) = kernel_size, stride, padding
     div = _avg_divisor(xp, x.shape, Ho, Wo, kernel_size, stride, padding, count_include_pad,
                        divisor_override, x.dtype)
@@ -591,7 +591,7 @@ def lp_pool2d_forward(x, norm_type, kernel_size, stride, ceil_mode=False):
         out, mcache = max_pool2d_forward(sgn * xp.abs(x), kernel_size, stride, (0, 0), (1, 1), ceil_mode)
         return sgn * out, ("inf", sgn, x, mcache)
     if p == 0:
-        raise ValueError("lp_pool2d: norm_type must be non-zero (y = (Σ x^p)^(1/p))")
+        raise InvalidArgumentError("lp_pool2d: norm_type must be non-zero (y = (Σ x^p)^(1/p))")
     xp_pow = x ** x.dtype.type(p)
     a, acache = avg_pool2d_forward(xp_pow, kernel_size, stride, (0, 0), ceil_mode)
     area = kernel_size[0] * kernel_size[1]

@@ -59,6 +59,7 @@ import numpy as np
 
 from ..backend import get_array_module
 from ..threads import parallel_for
+from ..errors import InvalidArgumentError
 
 
 def _inverse(matrix):
@@ -84,7 +85,7 @@ def toom_cook(m: int, r: int, points):
     t = m + r - 1
     points = [Fraction(p) for p in points]
     if len(points) != t - 1 or len(set(points)) != len(points):
-        raise ValueError(f"toom_cook: F({m}, {r}) needs {t - 1} distinct finite points, got {points}")
+        raise InvalidArgumentError(f"toom_cook: F({m}, {r}) needs {t - 1} distinct finite points, got {points}")
 
     def evaluation(k):  # (t × k): row j = (1, p_j, …, p_j^(k−1)); the row for ∞ picks the top coefficient
         return [[p ** i for i in range(k)] for p in points] + [[Fraction(0)] * (k - 1) + [Fraction(1)]]

@@ -14,6 +14,7 @@ from .. import nn
 from ..joining import cat
 from ..nn import functional as F
 from .registry import register_model
+from ..errors import InvalidArgumentError
 
 
 class BasicConv2d(nn.Module):
@@ -99,7 +100,7 @@ class GoogLeNet(nn.Module):
                  in_channels: int = 3):
         super().__init__()
         if transform_input and in_channels != 3:
-            raise ValueError(f"GoogLeNet: transform_input needs 3 input channels (RGB), got in_channels={in_channels}")
+            raise InvalidArgumentError(f"GoogLeNet: transform_input needs 3 input channels (RGB), got in_channels={in_channels}")
         self.aux_logits = aux_logits
         self.transform_input = transform_input
         self.conv1 = BasicConv2d(in_channels, 64, kernel_size=7, stride=2, padding=3)

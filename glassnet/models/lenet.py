@@ -5,6 +5,7 @@ from collections import OrderedDict
 
 from .. import nn
 from .registry import register_model
+from ..errors import InvalidArgumentError
 
 _ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh}
 _POOLS = {"max": nn.MaxPool2d, "avg": nn.AvgPool2d}
@@ -40,11 +41,11 @@ def lenet5(num_classes: int = 10, in_channels: int = 1, image_size: int = 28, ac
         Input: (N, in_channels, image_size, image_size). Output: (N, num_classes).
     """
     if image_size not in (28, 32):
-        raise ValueError(f"lenet5: image_size must be 28 or 32, got {image_size!r}")
+        raise InvalidArgumentError(f"lenet5: image_size must be 28 or 32, got {image_size!r}")
     if activation not in _ACTIVATIONS:
-        raise ValueError(f"lenet5: activation must be one of {sorted(_ACTIVATIONS)}, got {activation!r}")
+        raise InvalidArgumentError(f"lenet5: activation must be one of {sorted(_ACTIVATIONS)}, got {activation!r}")
     if pool not in _POOLS:
-        raise ValueError(f"lenet5: pool must be one of {sorted(_POOLS)}, got {pool!r}")
+        raise InvalidArgumentError(f"lenet5: pool must be one of {sorted(_POOLS)}, got {pool!r}")
     act, pool_cls = _ACTIVATIONS[activation], _POOLS[pool]
     features = nn.Sequential(
         nn.Conv2d(in_channels, 6, 5, padding=2 if image_size == 28 else 0), act(), pool_cls(2),

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from .. import nn
 from .registry import register_model
+from ..errors import InvalidArgumentError
 
 _ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "leaky_relu": nn.LeakyReLU, "elu": nn.ELU}
 
@@ -27,7 +28,7 @@ def mlp(num_classes: int = 10, in_channels: int = 1, image_size=28, hidden=(512,
         Output: (N, num_classes) logits.
     """
     if activation not in _ACTIVATIONS:
-        raise ValueError(f"mlp: activation must be one of {sorted(_ACTIVATIONS)}, got {activation!r}")
+        raise InvalidArgumentError(f"mlp: activation must be one of {sorted(_ACTIVATIONS)}, got {activation!r}")
     h, w = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
     widths = [hidden] if isinstance(hidden, int) else list(hidden)
     layers = [nn.Flatten()]

@@ -8,6 +8,7 @@ from collections import OrderedDict
 
 from .. import nn
 from .registry import register_model
+from ..errors import InvalidArgumentError
 
 
 @register_model
@@ -43,12 +44,12 @@ def convnet_pattern(n_conv: int = 2, n_pool: int = 2, n_fc: int = 1, width: int 
         Input: (N, in_channels, H, W). Output: (N, num_classes).
     """
     if n_conv < 1 or n_pool < 0 or n_fc < 0 or width < 1:
-        raise ValueError(f"convnet_pattern: need n_conv >= 1, n_pool >= 0, n_fc >= 0, width >= 1; "
+        raise InvalidArgumentError(f"convnet_pattern: need n_conv >= 1, n_pool >= 0, n_fc >= 0, width >= 1; "
                          f"got n_conv={n_conv}, n_pool={n_pool}, n_fc={n_fc}, width={width}")
     h, w = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
     scale = 2 ** n_pool
     if h % scale or w % scale:
-        raise ValueError(f"convnet_pattern: image sides must be divisible by 2^n_pool = {scale} "
+        raise InvalidArgumentError(f"convnet_pattern: image sides must be divisible by 2^n_pool = {scale} "
                          f"({n_pool} 2×2 pools), got {h}×{w}")
     stages = max(n_pool, 1)
     features = OrderedDict()

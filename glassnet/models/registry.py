@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import inspect
 from typing import Callable
+from ..errors import InvalidArgumentError, UnknownNameError
 
 _BUILDERS: dict[str, Callable] = {}
 
@@ -15,7 +16,7 @@ def register_model(fn: Callable) -> Callable:
     """Decorator: add ``fn`` to the zoo under ``fn.__name__``."""
     name = fn.__name__
     if name in _BUILDERS and _BUILDERS[name] is not fn:
-        raise ValueError(f"register_model: a model named {name!r} is already registered")
+        raise InvalidArgumentError(f"register_model: a model named {name!r} is already registered")
     _BUILDERS[name] = fn
     return fn
 
@@ -32,7 +33,7 @@ def get_model(name: str, **kwargs):
     """
     key = name.replace("-", "_").lower()
     if key not in _BUILDERS:
-        raise KeyError(f"unknown model {name!r}; available: {', '.join(list_models())}")
+        raise UnknownNameError(f"unknown model {name!r}; available: {', '.join(list_models())}")
     return _BUILDERS[key](**kwargs)
 
 

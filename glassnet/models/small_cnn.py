@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from .. import nn
 from .registry import register_model
+from ..errors import InvalidArgumentError
 
 
 @register_model
@@ -29,7 +30,7 @@ def small_cnn(num_classes: int = 10, in_channels: int = 1, image_size: int = 28,
     """
     h, w = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
     if h % 4 or w % 4:
-        raise ValueError(f"small_cnn: image sides must be divisible by 4 (two 2×2 pools), got {h}×{w}")
+        raise InvalidArgumentError(f"small_cnn: image sides must be divisible by 4 (two 2×2 pools), got {h}×{w}")
     return SmallCNN(in_channels, num_classes, (h, w), width, hidden, dropout)
 
 

@@ -8,6 +8,7 @@ from . import functional as F
 from . import init
 from .module import Module
 from .parameter import Parameter
+from ..errors import InvalidArgumentError
 
 _PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
@@ -15,13 +16,13 @@ _PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 def _pair(value, name, low):
     pair = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
     if len(pair) != 2 or any(isinstance(v, bool) or int(v) != v or v < low for v in pair):
-        raise ValueError(f"Conv2d: {name} must be an int >= {low} or a pair of them, got {value!r}")
+        raise InvalidArgumentError(f"Conv2d: {name} must be an int >= {low} or a pair of them, got {value!r}")
     return int(pair[0]), int(pair[1])
 
 
 def _positive(value, name):
     if isinstance(value, bool) or int(value) != value or value < 1:
-        raise ValueError(f"Conv2d: {name} must be a positive integer, got {value!r}")
+        raise InvalidArgumentError(f"Conv2d: {name} must be a positive integer, got {value!r}")
     return int(value)
 
 
@@ -89,24 +90,24 @@ class Conv2d(Module):
         out_channels = _positive(out_channels, "out_channels")
         groups = _positive(groups, "groups")
         if in_channels % groups:
-            raise ValueError(f"Conv2d: in_channels ({in_channels}) must be divisible by groups ({groups})")
+            raise InvalidArgumentError(f"Conv2d: in_channels ({in_channels}) must be divisible by groups ({groups})")
         if out_channels % groups:
-            raise ValueError(f"Conv2d: out_channels ({out_channels}) must be divisible by groups ({groups})")
+            raise InvalidArgumentError(f"Conv2d: out_channels ({out_channels}) must be divisible by groups ({groups})")
         self.kernel_size = _pair(kernel_size, "kernel_size", 1)
         self.stride = _pair(stride, "stride", 1)
         self.dilation = _pair(dilation, "dilation", 1)
         if isinstance(padding, str):
             if padding not in ("same", "valid"):
-                raise ValueError(f"Conv2d: padding must be an int, a pair, 'valid' or 'same', got {padding!r}")
+                raise InvalidArgumentError(f"Conv2d: padding must be an int, a pair, 'valid' or 'same', got {padding!r}")
             if padding == "same" and self.stride != (1, 1):
-                raise ValueError(
+                raise InvalidArgumentError(
                     f"Conv2d: padding='same' is not supported for strided convolutions (stride={self.stride})"
                 )
             self.padding = padding
         else:
             self.padding = _pair(padding, "padding", 0)
         if padding_mode not in _PADDING_MODES:
-            raise ValueError(f"Conv2d: padding_mode must be one of {_PADDING_MODES}, got {padding_mode!r}")
+            raise InvalidArgumentError(f"Conv2d: padding_mode must be one of {_PADDING_MODES}, got {padding_mode!r}")
         if padding_mode != "zeros":
             raise NotImplementedError(
                 f"Conv2d: padding_mode={padding_mode!r} is not implemented in glassnet; only 'zeros' is"

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from . import functional as F
 from .module import Module
+from ..errors import InvalidArgumentError
 
 
 class Dropout(Module):
@@ -15,7 +16,7 @@ class Dropout(Module):
     def __init__(self, p: float = 0.5, inplace: bool = False):
         super().__init__()
         if not 0 <= p <= 1:
-            raise ValueError(f"Dropout: p must be in [0, 1], got {p}")
+            raise InvalidArgumentError(f"Dropout: p must be in [0, 1], got {p}")
         self.p = p
 
     def forward(self, x):
@@ -38,7 +39,7 @@ class Dropout2d(Module):
     def __init__(self, p: float = 0.5, inplace: bool = False):
         super().__init__()
         if not 0 <= p <= 1:
-            raise ValueError(f"Dropout2d: p must be in [0, 1], got {p}")
+            raise InvalidArgumentError(f"Dropout2d: p must be in [0, 1], got {p}")
         self.p = p
 
     def forward(self, x):

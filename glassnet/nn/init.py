@@ -13,13 +13,14 @@ import numpy as np
 
 from ..backend import get_array_module
 from ..random import get_rng
+from ..errors import InvalidArgumentError
 
 
 def calculate_fan_in_and_fan_out(tensor):
     """(fan_in, fan_out) of a weight of shape (out, in, *kernel)."""
     shape = tensor.shape
     if len(shape) < 2:
-        raise ValueError(f"fan in/out needs a weight with at least 2 dims, got shape {shape}")
+        raise InvalidArgumentError(f"fan in/out needs a weight with at least 2 dims, got shape {shape}")
     receptive = 1
     for n in shape[2:]:
         receptive *= n
@@ -39,7 +40,7 @@ def calculate_gain(nonlinearity: str, param=None) -> float:
         return math.sqrt(2.0 / (1 + slope**2))
     if nonlinearity == "selu":
         return 3.0 / 4
-    raise ValueError(f"calculate_gain: unsupported nonlinearity {nonlinearity!r}")
+    raise InvalidArgumentError(f"calculate_gain: unsupported nonlinearity {nonlinearity!r}")
 
 
 def _fill(tensor, sample):
@@ -86,7 +87,7 @@ def ones_(tensor):
 def _fan(tensor, mode):
     fan_in, fan_out = calculate_fan_in_and_fan_out(tensor)
     if mode not in ("fan_in", "fan_out"):
-        raise ValueError(f"mode must be 'fan_in' or 'fan_out', got {mode!r}")
+        raise InvalidArgumentError(f"mode must be 'fan_in' or 'fan_out', got {mode!r}")
     return fan_in if mode == "fan_in" else fan_out
 
 

@@ -10,6 +10,7 @@ from . import functional as F
 from . import init
 from .module import Module
 from .parameter import Parameter
+from ..errors import InvalidArgumentError
 
 
 class Linear(Module):
@@ -64,7 +65,7 @@ class Maxout(Module):
     def __init__(self, in_features: int, out_features: int, num_pieces: int = 2, bias: bool = True, dtype=None):
         super().__init__()
         if num_pieces < 1:
-            raise ValueError(f"Maxout: num_pieces must be >= 1, got {num_pieces}")
+            raise InvalidArgumentError(f"Maxout: num_pieces must be >= 1, got {num_pieces}")
         dtype = np.dtype(dtype or get_default_dtype())
         self.in_features, self.out_features, self.num_pieces = in_features, out_features, num_pieces
         self.weight = Parameter(np.empty((num_pieces, out_features, in_features), dtype=dtype))

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from ..backend import get_array_module
 from .optimizer import Optimizer, _check_number, _scalar, for_slices
+from ..errors import InvalidArgumentError
 
 __all__ = ["Adam", "AdamW"]
 
@@ -93,7 +94,7 @@ class Adam(Optimizer):
         _check_number(name, where, "eps", group["eps"], low=0)
         betas = group["betas"]
         if not isinstance(betas, (list, tuple)) or len(betas) != 2:
-            raise ValueError(f"{name} ({where}): betas must be a pair (beta1, beta2), got {betas!r}")
+            raise InvalidArgumentError(f"{name} ({where}): betas must be a pair (beta1, beta2), got {betas!r}")
         _check_number(name, where, "betas[0]", betas[0], low=0, high=1)
         _check_number(name, where, "betas[1]", betas[1], low=0, high=1)
         _check_number(name, where, "weight_decay", group["weight_decay"], low=0)

@@ -22,6 +22,7 @@ from collections import Counter
 from typing import Any
 
 from .optimizer import Optimizer
+from ..errors import GlassnetRuntimeError, InvalidArgumentError, InvalidTypeError, UnknownNameError
 
 __all__ = [
     "LRScheduler",
@@ -40,7 +41,7 @@ _EPOCH_DEPRECATION = (
 
 def _check_optimizer(scheduler: str, optimizer) -> None:
     if not isinstance(optimizer, Optimizer):
-        raise TypeError(f"{scheduler}: expected a glassnet.optim.Optimizer, got {type(optimizer).__name__}")
+        raise InvalidTypeError(f"{scheduler}: expected a glassnet.optim.Optimizer, got {type(optimizer).__name__}")
 
 
 class LRScheduler:
@@ -67,7 +68,7 @@ class LRScheduler:
         else:
             for i, group in enumerate(optimizer.param_groups):
                 if "initial_lr" not in group:
-                    raise KeyError(
+                    raise UnknownNameError(
                         f"{name}: param_groups[{i}] has no 'initial_lr', needed to resume with "
                         f"last_epoch={last_epoch}. Load the optimizer's state_dict first, or use last_epoch=-1 "
                         "for a fresh run"
@@ -107,7 +108,7 @@ class LRScheduler:
             else:
                 values = self.get_lr()
         if len(values) != len(self.optimizer.param_groups):
-            raise RuntimeError(
+            raise GlassnetRuntimeError(
                 f"{type(self).__name__}: computed {len(values)} learning rates for "
                 f"{len(self.optimizer.param_groups)} param groups (was a group added after the scheduler?)"
             )
@@ -150,7 +151,7 @@ class StepLR(LRScheduler):
 
     def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1, last_epoch: int = -1):
         if isinstance(step_size, bool) or not isinstance(step_size, numbers.Integral) or step_size < 1:
-            raise ValueError(f"StepLR: step_size must be a positive integer, got {step_size!r}")
+            raise InvalidArgumentError(f"StepLR: step_size must be a positive integer, got {step_size!r}")
         self.step_size = step_size
         self.gamma = gamma
         super().__init__(optimizer, last_epoch)
@@ -182,7 +183,7 @@ class MultiStepLR(LRScheduler):
     def __init__(self, optimizer: Optimizer, milestones, gamma: float = 0.1, last_epoch: int = -1):
         milestones = list(milestones)
         if any(b < a for a, b in zip(milestones, milestones[1:])):
-            raise ValueError(f"MultiStepLR: milestones must be increasing, got {milestones}")
+            raise InvalidArgumentError(f"MultiStepLR: milestones must be increasing, got {milestones}")
         self.milestones = Counter(milestones)
         self.gamma = gamma
         super().__init__(optimizer, last_epoch)
@@ -248,7 +249,7 @@ class CosineAnnealingLR(LRScheduler):
 
     def __init__(self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0, last_epoch: int = -1):
         if isinstance(T_max, bool) or not isinstance(T_max, numbers.Real) or T_max <= 0:
-            raise ValueError(f"CosineAnnealingLR: T_max must be positive, got {T_max!r}")
+            raise InvalidArgumentError(f"CosineAnnealingLR: T_max must be positive, got {T_max!r}")
         self.T_max = T_max
         self.eta_min = eta_min
         super().__init__(optimizer, last_epoch)
@@ -309,17 +310,17 @@ class ReduceLROnPlateau(LRScheduler):
                  eps: float = 1e-8):
         name = "ReduceLROnPlateau"
         if factor >= 1.0:
-            raise ValueError(f"{name}: factor must be < 1.0 (new_lr = lr * factor), got {factor}")
+            raise InvalidArgumentError(f"{name}: factor must be < 1.0 (new_lr = lr * factor), got {factor}")
         if patience < 0:
-            raise ValueError(f"{name}: patience must be >= 0, got {patience}")
+            raise InvalidArgumentError(f"{name}: patience must be >= 0, got {patience}")
         if cooldown < 0:
-            raise ValueError(f"{name}: cooldown must be >= 0, got {cooldown}")
+            raise InvalidArgumentError(f"{name}: cooldown must be >= 0, got {cooldown}")
         self.factor = factor
         _check_optimizer(name, optimizer)
         self.optimizer = optimizer
         if isinstance(min_lr, (list, tuple)):
             if len(min_lr) != len(optimizer.param_groups):
-                raise ValueError(
+                raise InvalidArgumentError(
                     f"{name}: expected {len(optimizer.param_groups)} min_lrs (one per param group), got {len(min_lr)}"
                 )
             self.default_min_lr = None
@@ -370,7 +371,7 @@ class ReduceLROnPlateau(LRScheduler):
         groups = self.optimizer.param_groups
         if len(groups) != len(self.min_lrs):
             if self.default_min_lr is None:
-                raise RuntimeError(
+                raise GlassnetRuntimeError(
                     f"ReduceLROnPlateau: the optimizer has {len(groups)} param groups but min_lrs has "
                     f"{len(self.min_lrs)} entries (was a group added?); set the min_lrs attribute to match"
                 )
@@ -396,9 +397,9 @@ class ReduceLROnPlateau(LRScheduler):
 
     def _init_is_better(self, mode: str, threshold: float, threshold_mode: str) -> None:
         if mode not in ("min", "max"):
-            raise ValueError(f"ReduceLROnPlateau: mode must be 'min' or 'max', got {mode!r}")
+            raise InvalidArgumentError(f"ReduceLROnPlateau: mode must be 'min' or 'max', got {mode!r}")
         if threshold_mode not in ("rel", "abs"):
-            raise ValueError(f"ReduceLROnPlateau: threshold_mode must be 'rel' or 'abs', got {threshold_mode!r}")
+            raise InvalidArgumentError(f"ReduceLROnPlateau: threshold_mode must be 'rel' or 'abs', got {threshold_mode!r}")
         self.mode_worse = math.inf if mode == "min" else -math.inf
         self.mode = mode
         self.threshold = threshold

@@ -34,7 +34,7 @@ import numpy as np
 from ..threads import parallel_for
 
 from ..backend import device_of, get_array_module, to_device
-from ..errors import ShapeError
+from ..errors import InvalidArgumentError, InvalidTypeError, ShapeError
 
 __all__ = ["Optimizer", "ParamState"]
 
@@ -138,17 +138,17 @@ class Optimizer:
         self._check_hyperparameters(self.defaults, where="defaults")
         name = type(self).__name__
         if hasattr(params, "data") and hasattr(params, "grad"):
-            raise TypeError(
+            raise InvalidTypeError(
                 f"{name}: params should be an iterable of parameters or of param-group dicts, "
                 f"but got a single parameter ({type(params).__name__}); pass [param] instead"
             )
         if isinstance(params, dict):
-            raise TypeError(
+            raise InvalidTypeError(
                 f"{name}: params should be an iterable of parameters or of param-group dicts, "
                 "but got a dict; wrap a single group in a list: [group]"
             )
         if isinstance(params, (set, frozenset)):
-            raise TypeError(
+            raise InvalidTypeError(
                 f"{name}: parameters must be given in an ordered collection (list or tuple), "
                 "not a set: a set's order changes between runs, which breaks state_dict()"
             )
@@ -157,7 +157,7 @@ class Optimizer:
 
         groups = list(params)
         if len(groups) == 0:
-            raise ValueError(f"{name}: got an empty parameter list")
+            raise InvalidArgumentError(f"{name}: got an empty parameter list")
         if not isinstance(groups[0], dict):
             groups = [{"params": groups}]
         for group in groups:
@@ -175,15 +175,15 @@ class Optimizer:
         """
         name = type(self).__name__
         if not isinstance(param_group, dict):
-            raise TypeError(f"{name}.add_param_group: param_group must be a dict, got {type(param_group).__name__}")
+            raise InvalidTypeError(f"{name}.add_param_group: param_group must be a dict, got {type(param_group).__name__}")
         if "params" not in param_group:
-            raise ValueError(f"{name}.add_param_group: param_group has no 'params' entry")
+            raise InvalidArgumentError(f"{name}.add_param_group: param_group has no 'params' entry")
         group = dict(param_group)
         params = group["params"]
         if hasattr(params, "data") and hasattr(params, "grad"):
             params = [params]
         elif isinstance(params, (set, frozenset)):
-            raise TypeError(
+            raise InvalidTypeError(
                 f"{name}: parameters must be given in an ordered collection (list or tuple), "
                 "not a set: a set's order changes between runs, which breaks state_dict()"
             )
@@ -192,19 +192,19 @@ class Optimizer:
         names = [p[0] for p in params if isinstance(p, tuple)]
         params = [p[1] if isinstance(p, tuple) else p for p in params]
         if names and len(names) != len(params):
-            raise ValueError(f"{name}: give all parameters of a group with names, or none")
+            raise InvalidArgumentError(f"{name}: give all parameters of a group with names, or none")
         if names:
             group["param_names"] = names
 
         for i, p in enumerate(params):
             if not (hasattr(p, "data") and hasattr(p, "grad")):
-                raise TypeError(
+                raise InvalidTypeError(
                     f"{name}: can only optimize parameters (objects with .data and .grad), "
                     f"but parameter {i} of the group is a {type(p).__name__}"
                 )
             dtype = getattr(p.data, "dtype", None)
             if dtype is None or np.dtype(dtype).kind != "f":
-                raise TypeError(
+                raise InvalidTypeError(
                     f"{name}: can only optimize floating-point parameters, "
                     f"but parameter {i} of the group has dtype {dtype}"
                 )
@@ -216,12 +216,12 @@ class Optimizer:
 
         ids = [id(p) for p in params]
         if len(set(ids)) != len(ids):
-            raise ValueError(f"{name}: a parameter group lists the same parameter more than once")
+            raise InvalidArgumentError(f"{name}: a parameter group lists the same parameter more than once")
         seen = {id(p) for g in self.param_groups for p in g["params"]}
         if seen.intersection(ids):
-            raise ValueError(f"{name}: some parameters appear in more than one parameter group")
+            raise InvalidArgumentError(f"{name}: some parameters appear in more than one parameter group")
         if self.param_groups and (("param_names" in group) != ("param_names" in self.param_groups[0])):
-            raise ValueError(f"{name}: all param groups must be given with names, or all without")
+            raise InvalidArgumentError(f"{name}: all param groups must be given with names, or all without")
         self.param_groups.append(group)
 
     # -------------------------------------------------------------------- step
@@ -256,7 +256,7 @@ class Optimizer:
                     f"gradient of shape {tuple(g.shape)}; they must be equal"
                 )
             if g.dtype != p.data.dtype:
-                raise TypeError(
+                raise InvalidTypeError(
                     f"{type(self).__name__}.step: a {p.data.dtype} parameter has a {g.dtype} "
                     "gradient; glassnet never casts silently, they must be equal"
                 )
@@ -296,17 +296,17 @@ class Optimizer:
         """
         name = type(self).__name__
         if not isinstance(state_dict, dict) or "state" not in state_dict or "param_groups" not in state_dict:
-            raise ValueError(f"{name}.load_state_dict: expected a dict with 'state' and 'param_groups' entries")
+            raise InvalidArgumentError(f"{name}.load_state_dict: expected a dict with 'state' and 'param_groups' entries")
         saved_groups = state_dict["param_groups"]
         groups = self.param_groups
         if len(saved_groups) != len(groups):
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"{name}.load_state_dict: the loaded state dict has {len(saved_groups)} parameter "
                 f"group(s) but this optimizer has {len(groups)}"
             )
         for i, (g, sg) in enumerate(zip(groups, saved_groups)):
             if len(sg["params"]) != len(g["params"]):
-                raise ValueError(
+                raise InvalidArgumentError(
                     f"{name}.load_state_dict: parameter group {i} has {len(sg['params'])} parameter(s) "
                     f"in the loaded state dict but {len(g['params'])} in this optimizer"
                 )
@@ -321,9 +321,9 @@ class Optimizer:
             try:
                 idx = int(key)
             except (TypeError, ValueError):
-                raise ValueError(f"{name}.load_state_dict: state key {key!r} is not a parameter index") from None
+                raise InvalidArgumentError(f"{name}.load_state_dict: state key {key!r} is not a parameter index") from None
             if idx not in id_map:
-                raise ValueError(
+                raise InvalidArgumentError(
                     f"{name}.load_state_dict: the loaded state has an entry for parameter {idx}, "
                     f"but the loaded param_groups only list parameters {sorted(id_map)}"
                 )
@@ -370,13 +370,13 @@ def _check_number(opt: str, where: str, name: str, value, *, low=None, low_inclu
                   high_inclusive=False) -> None:
     """Raise a clear ``ValueError``/``TypeError`` unless ``low ≤ value < high`` (bounds optional)."""
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{opt} ({where}): {name} must be a real number, got {value!r}")
+        raise InvalidTypeError(f"{opt} ({where}): {name} must be a real number, got {value!r}")
     bad_low = low is not None and (value < low if low_inclusive else value <= low)
     bad_high = high is not None and (value > high if high_inclusive else value >= high)
     if bad_low or bad_high or value != value:
         lo = "" if low is None else f"{low} {'<=' if low_inclusive else '<'} "
         hi = "" if high is None else f" {'<=' if high_inclusive else '<'} {high}"
-        raise ValueError(f"{opt} ({where}): invalid {name} = {value!r}; it must satisfy {lo}{name}{hi}")
+        raise InvalidArgumentError(f"{opt} ({where}): invalid {name} = {value!r}; it must satisfy {lo}{name}{hi}")
 
 
 def _scalar(dtype, value):

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .optimizer import Optimizer, _check_number, _scalar, for_slices
+from ..errors import InvalidArgumentError
 
 __all__ = ["SGD"]
 
@@ -65,7 +66,7 @@ class SGD(Optimizer):
         _check_number("SGD", where, "dampening", group["dampening"])
         _check_number("SGD", where, "weight_decay", group["weight_decay"], low=0)
         if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"SGD ({where}): Nesterov momentum requires momentum > 0 and dampening = 0, "
                 f"got momentum={group['momentum']}, dampening={group['dampening']}"
             )

@@ -6,7 +6,7 @@ and the rule broken; the work is done by the im2col kernel pair in
 """
 from __future__ import annotations
 
-from ...errors import ShapeError
+from ...errors import InvalidArgumentError, InvalidTypeError, ShapeError
 from ...kernels import conv as K
 from ...tensor import Tensor, apply_kernel
 
@@ -15,7 +15,7 @@ def _pair(value, name, low, layer):
     """An int or a pair of ints, each >= ``low`` -> (a, b)."""
     pair = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
     if len(pair) != 2 or any(isinstance(v, bool) or int(v) != v or v < low for v in pair):
-        raise ValueError(f"{layer}: {name} must be an int >= {low} or a pair of them, got {value!r}")
+        raise InvalidArgumentError(f"{layer}: {name} must be an int >= {low} or a pair of them, got {value!r}")
     return int(pair[0]), int(pair[1])
 
 
@@ -26,12 +26,12 @@ def _resolve_padding(padding, kernel_size, stride, dilation, layer):
             return (0, 0)
         if padding == "same":
             if stride != (1, 1):
-                raise ValueError(
+                raise InvalidArgumentError(
                     f"{layer}: padding='same' is not supported for strided convolutions "
                     f"(stride={stride}); PyTorch allows it only with stride 1"
                 )
             return K.same_padding(kernel_size, dilation)
-        raise ValueError(f"{layer}: padding must be an int, a pair, 'valid' or 'same', got {padding!r}")
+        raise InvalidArgumentError(f"{layer}: padding must be an int, a pair, 'valid' or 'same', got {padding!r}")
     return _pair(padding, "padding", 0, layer)
 
 
@@ -109,9 +109,9 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
     """
     for name, t in (("input", input), ("weight", weight), ("bias", bias)):
         if t is not None and not isinstance(t, Tensor):
-            raise TypeError(f"{layer}: {name} must be a glassnet Tensor, got {type(t).__name__}")
+            raise InvalidTypeError(f"{layer}: {name} must be a glassnet Tensor, got {type(t).__name__}")
     if isinstance(groups, bool) or int(groups) != groups or groups < 1:
-        raise ValueError(f"{layer}: groups must be a positive integer, got {groups!r}")
+        raise InvalidArgumentError(f"{layer}: groups must be a positive integer, got {groups!r}")
     groups = int(groups)
     stride = _pair(stride, "stride", 1, layer)
     dilation = _pair(dilation, "dilation", 1, layer)
@@ -126,7 +126,7 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
     _check_fit(layer, x_shape, w_shape, pads, dilation)
     for name, t in (("weight", weight), ("bias", bias)):
         if t is not None and t.dtype != input.dtype:
-            raise TypeError(
+            raise InvalidTypeError(
                 f"{layer}: input is {input.dtype} but {name} is {t.dtype}; glassnet never upcasts "
                 "silently, convert one of them first (e.g. module.to(dtype=...) or x.astype(...))"
             )

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ...backend import result_dtype
-from ...errors import ShapeError
+from ...errors import InvalidArgumentError, ShapeError
 from ...kernels import norm as K
 from ...tensor import Tensor, apply_kernel
 
@@ -40,13 +40,13 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
                 f"{name} has shape {tuple(a.shape)}; expected ({C},)"
             )
     if momentum is None:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"{layer}: momentum=None (cumulative average) is handled by the BatchNorm modules; "
             "pass a number to the functional form"
         )
     result_dtype(layer, *(t.dtype for t in (input, weight, bias) if t is not None))
     if not training and (running_mean is None or running_var is None):
-        raise ValueError(f"{layer}: running_mean and running_var are required when training=False")
+        raise InvalidArgumentError(f"{layer}: running_mean and running_var are required when training=False")
     return apply_kernel(
         "batch_norm", K.batch_norm_forward, K.batch_norm_backward, [input, weight, bias],
         _raw(running_mean), _raw(running_var), bool(training), momentum, eps,
@@ -67,7 +67,7 @@ def local_response_norm(input, size: int, alpha: float = 1e-4, beta: float = 0.7
             f"got shape {tuple(input.shape)}"
         )
     if int(size) != size or size < 1:
-        raise ValueError(f"{layer}: size must be a positive integer, got {size}")
+        raise InvalidArgumentError(f"{layer}: size must be a positive integer, got {size}")
     return apply_kernel(
         "local_response_norm", K.local_response_norm_forward, K.local_response_norm_backward,
         [input], int(size), alpha, beta, k,

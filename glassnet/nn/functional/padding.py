@@ -3,23 +3,23 @@ from __future__ import annotations
 
 import numbers
 
-from ...errors import ShapeError
+from ...errors import InvalidArgumentError, InvalidTypeError, ShapeError
 from ...kernels import shape as K
 from ...tensor import apply_kernel
 
 
 def _check_pad(input, pad, mode):
     if isinstance(pad, (str, bytes)) or not hasattr(pad, "__len__"):
-        raise TypeError(f"pad: pad must be a tuple/list of ints, got {type(pad).__name__}")
+        raise InvalidTypeError(f"pad: pad must be a tuple/list of ints, got {type(pad).__name__}")
     pad = tuple(pad)
     for p in pad:
         if not isinstance(p, numbers.Integral) or isinstance(p, bool):
-            raise TypeError(f"pad: pad must contain ints, got {pad!r}")
+            raise InvalidTypeError(f"pad: pad must contain ints, got {pad!r}")
     pad = tuple(int(p) for p in pad)
     if mode not in K.PAD_MODES:
-        raise ValueError(f"pad: unknown mode {mode!r}; expected one of {', '.join(map(repr, K.PAD_MODES))}")
+        raise InvalidArgumentError(f"pad: unknown mode {mode!r}; expected one of {', '.join(map(repr, K.PAD_MODES))}")
     if len(pad) % 2:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"pad: padding length must be even (one (before, after) pair per dim, last dim first), "
             f"got {len(pad)} values {pad}"
         )
@@ -83,5 +83,5 @@ def pad(input, pad, mode: str = "constant", value=0.0):
     if value is None:
         value = 0.0
     if mode != "constant" and value != 0:
-        raise ValueError(f"pad: padding mode {mode!r} doesn't take a value argument (got value={value})")
+        raise InvalidArgumentError(f"pad: padding mode {mode!r} doesn't take a value argument (got value={value})")
     return apply_kernel("pad", K.pad_forward, K.pad_backward, [input], pads, mode, value)

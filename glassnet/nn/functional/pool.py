@@ -9,7 +9,7 @@ math runs.
 """
 from __future__ import annotations
 
-from ...errors import ShapeError
+from ...errors import InvalidArgumentError, ShapeError
 from ...kernels import pool as K
 from ...tensor import Tensor, apply_kernel
 
@@ -21,7 +21,7 @@ def _pair(layer, name, v):
         if len(v) == 1:
             v = (v[0], v[0])
         if len(v) != 2:
-            raise ValueError(f"{layer}: {name} must be an int or a pair of ints, got {v!r}")
+            raise InvalidArgumentError(f"{layer}: {name} must be an int or a pair of ints, got {v!r}")
         return int(v[0]), int(v[1])
     return int(v), int(v)
 
@@ -44,11 +44,11 @@ def _window_args(layer, kernel_size, stride, padding, dilation):
     p = _pair(layer, "padding", padding)
     d = _pair(layer, "dilation", dilation)
     if min(k) <= 0 or min(s) <= 0 or min(d) <= 0:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"{layer}: kernel_size, stride and dilation must be positive, got "
             f"kernel_size={k}, stride={s}, dilation={d}")
     if min(p) < 0:
-        raise ValueError(f"{layer}: padding must be non-negative, got padding={p}")
+        raise InvalidArgumentError(f"{layer}: padding must be non-negative, got padding={p}")
     return k, s, p, d
 
 
@@ -125,7 +125,7 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, coun
     """
     k, s, p, d = _window_args(layer, kernel_size, stride, padding, 1)
     if divisor_override is not None and divisor_override == 0:
-        raise ValueError(f"{layer}: divisor_override must be non-zero")
+        raise InvalidArgumentError(f"{layer}: divisor_override must be non-zero")
     x, unbatched = _as_4d(layer, input)
     _check_fit(layer, x.shape, k, s, p, d, ceil_mode)
     out = apply_kernel("avg_pool2d", K.avg_pool2d_forward, K.avg_pool2d_backward, [x], k, s, p,
@@ -146,7 +146,7 @@ def lp_pool2d(input, norm_type, kernel_size, stride=None, ceil_mode=False, *, la
     """
     k, s, p, d = _window_args(layer, kernel_size, stride, 0, 1)
     if float(norm_type) == 0:
-        raise ValueError(f"{layer}: norm_type must be non-zero, got {norm_type}")
+        raise InvalidArgumentError(f"{layer}: norm_type must be non-zero, got {norm_type}")
     x, unbatched = _as_4d(layer, input)
     _check_fit(layer, x.shape, k, s, p, d, ceil_mode)
     out = apply_kernel("lp_pool2d", K.lp_pool2d_forward, K.lp_pool2d_backward, [x], norm_type, k, s,
@@ -157,7 +157,7 @@ def lp_pool2d(input, norm_type, kernel_size, stride=None, ceil_mode=False, *, la
 def _adaptive_size(layer, shape, output_size):
     if isinstance(output_size, (tuple, list)):
         if len(output_size) != 2:
-            raise ValueError(f"{layer}: output_size must be an int or a pair, got {output_size!r}")
+            raise InvalidArgumentError(f"{layer}: output_size must be an int or a pair, got {output_size!r}")
         oh, ow = output_size
     else:
         oh = ow = output_size

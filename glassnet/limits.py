@@ -1,0 +1,139 @@
+"""Limits every file reader checks *before* it allocates, decompresses or recurses.
+
+A hostile or corrupt file must not make glassnet allocate gigabytes, run for
+minutes or overflow the C stack. Each reader takes a ``max_bytes`` keyword
+(``None`` = :func:`default_max_bytes` of the file's size) and charges every
+array, decompressed member and string it is about to create to one
+:class:`ReadBudget`; the first charge over the limit raises
+:class:`~glassnet.errors.LimitExceededError` naming the file, what was being
+read, how many bytes it asked for and which keyword raises the limit.
+
+    budget = ReadBudget("model.pth", max_bytes=None, file_size=os.path.getsize("model.pth"))
+    budget.take(nbytes_of((64, 3, 7, 7), 4, "model.pth", "tensor conv1.weight"), "tensor conv1.weight")
+
+Shapes go through :func:`nbytes_of` (rank at most :data:`MAX_DIMS`, no
+negative sizes, the product computed in Python integers so ``0 x 2**62`` or
+``2**40 x 2**40`` cannot wrap around), and nested text formats through
+:func:`check_json_depth` (at most :data:`MAX_DEPTH` levels).
+"""
+from __future__ import annotations
+
+import math
+import operator
+import re
+
+from .errors import DataFormatError, LimitExceededError
+
+__all__ = ["MAX_DIMS", "MAX_DEPTH", "DEFAULT_MIN_BYTES", "DEFAULT_SIZE_FACTOR", "default_max_bytes",
+           "ReadBudget", "nbytes_of", "check_json_depth"]
+
+#: the most dimensions an array read from a file may have (NumPy's own limit is 64)
+MAX_DIMS = 64
+#: the deepest nesting of lists/dicts/tuples a reader accepts (JSON, pickles)
+MAX_DEPTH = 100
+#: a file may always decode to at least this many bytes ...
+DEFAULT_MIN_BYTES = 1 << 30
+#: ... and to this many times its own size (compressed data sets, fp16 widened to fp32)
+DEFAULT_SIZE_FACTOR = 16
+
+
+def default_max_bytes(file_size: int | None) -> int:
+    """The default ``max_bytes`` for a file of ``file_size`` bytes:
+    ``max(DEFAULT_MIN_BYTES, DEFAULT_SIZE_FACTOR * file_size)`` (1 GiB, or 16x the file)."""
+    return max(DEFAULT_MIN_BYTES, DEFAULT_SIZE_FACTOR * int(file_size or 0))
+
+
+class ReadBudget:
+    """The bytes one read of ``source`` may still allocate.
+
+    Args:
+        source: the file (or URL) being read, used in error messages.
+        max_bytes: the limit; ``None`` = :func:`default_max_bytes` of ``file_size``.
+        file_size: the file's size in bytes (for the default).
+        limit_name: the keyword a caller passes to raise the limit (named in the error).
+    """
+
+    def __init__(self, source, max_bytes: int | None = None, *, file_size: int | None = None,
+                 limit_name: str = "max_bytes"):
+        self.source = str(source)
+        self.limit_name = limit_name
+        self.max_bytes = default_max_bytes(file_size) if max_bytes is None else int(max_bytes)
+        if self.max_bytes < 0:
+            raise LimitExceededError(f"{self.source}: {limit_name} must be >= 0, got {max_bytes}",
+                                     limit_name=limit_name, limit=max_bytes)
+        self.used = 0
+
+    def take(self, nbytes: int, what: str) -> int:
+        """Charge ``nbytes`` for ``what``; raise :class:`LimitExceededError` past the limit."""
+        nbytes = int(nbytes)
+        if nbytes < 0:
+            raise DataFormatError(f"{self.source}: {what} has a negative size ({nbytes} bytes)")
+        if self.used + nbytes > self.max_bytes:
+            raise LimitExceededError(
+                f"{self.source}: {what} needs {_human(nbytes)} ({nbytes} bytes), which with the "
+                f"{_human(self.used)} read so far exceeds {self.limit_name}={self.max_bytes} "
+                f"({_human(self.max_bytes)}); pass a larger {self.limit_name} if the file is trusted",
+                limit_name=self.limit_name, needed=self.used + nbytes, limit=self.max_bytes)
+        self.used += nbytes
+        return nbytes
+
+
+def nbytes_of(shape, itemsize: int, source, what: str) -> int:
+    """Bytes of an array of ``shape`` with ``itemsize``-byte elements, checked:
+    at most :data:`MAX_DIMS` dimensions, every size a non-negative integer.
+
+    Shape: any sequence of ints; the product is exact (Python integers).
+    """
+    try:
+        dims = [_exact_int(d) for d in shape]
+    except TypeError:
+        dims = None
+    if dims is None:
+        raise DataFormatError(f"{source}: {what} has a shape that is not a list of integers: {_short(shape)}")
+    if len(dims) > MAX_DIMS:
+        raise DataFormatError(f"{source}: {what} has {len(dims)} dimensions; at most {MAX_DIMS} are allowed")
+    if any(d < 0 for d in dims):
+        raise DataFormatError(f"{source}: {what} has a negative size in its shape {tuple(dims)}")
+    return math.prod(dims) * int(itemsize)
+
+
+def _exact_int(value) -> int:
+    """``value`` as an exact int; ``TypeError`` for bools, floats and non-numbers."""
+    if isinstance(value, bool):
+        return operator.index(None)  # bool is not a size: raises TypeError like any non-integer
+    return operator.index(value)
+
+
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.S)
+_JSON_BRACKET = re.compile(r"[\[\]{}]")
+
+
+def check_json_depth(text: str, source, max_depth: int = MAX_DEPTH) -> None:
+    """Raise :class:`LimitExceededError` if the JSON ``text`` nests lists/objects deeper than
+    ``max_depth`` (checked on the raw text, before any parser recurses)."""
+    depth = deepest = 0
+    for bracket in _JSON_BRACKET.finditer(_JSON_STRING.sub('""', text)):
+        ch = bracket.group()
+        if ch in "[{":
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if deepest > max_depth:
+                    raise LimitExceededError(
+                        f"{source}: JSON nested more than {max_depth} levels deep",
+                        limit_name="max_depth", needed=None, limit=max_depth)
+        elif ch in "]}":
+            depth -= 1
+
+
+def _human(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if abs(n) < 1024 or unit == "PiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"  # pragma: no cover
+
+
+def _short(obj, n: int = 80) -> str:
+    text = repr(obj)
+    return text if len(text) <= n else text[: n - 3] + "..."
