@@ -37,10 +37,10 @@ from . import nn
 from .autograd import no_grad
 from .backend import device_of, to_device, to_numpy
 from .data.datasets import fetch_batch
-from .io.checkpoint import (CheckpointError, checkpoint_paths, load_checkpoint, read_checkpoint_info,
-                            save_checkpoint)
+from .io.checkpoint import (CheckpointError, CheckpointWriteError, checkpoint_path, load_checkpoint, read_checkpoint_info,
+                            remove_stale_temporaries, save_checkpoint)
 from .optim.lr_scheduler import ReduceLROnPlateau
-from .random import get_rng_state, set_rng_state
+from .random import check_rng_state, get_rng_state, set_rng_state
 from .tensor import Tensor
 from .errors import GlassnetRuntimeError, InvalidArgumentError, InvalidTypeError, UnknownNameError
 
@@ -588,12 +588,15 @@ class Trainer:
                 raise TrainingDivergedError(
                     f"the model's weights are not finite at epoch {self.epoch + 1}, step {self.step}; "
                     f"not overwriting checkpoint {stem}. {self._last_good()}")
-        save_checkpoint(stem, self.model, self.optimizer, self.scheduler, epoch=self.epoch, step=self.step,
-                        global_step=self.global_step,
-                        metrics={"history": self.history.rows, "best_val_accuracy": self.best_val_accuracy},
-                        config=self.config, rng_states=self._rng_states(glassnet_state),
-                        extra={"partial_epoch": dict(self._partial), "epochs": self.epochs,
-                               "checkpoint_every": self.checkpoint_every})
+        try:
+            save_checkpoint(stem, self.model, self.optimizer, self.scheduler, epoch=self.epoch, step=self.step,
+                            global_step=self.global_step,
+                            metrics={"history": self.history.rows, "best_val_accuracy": self.best_val_accuracy},
+                            config=self.config, rng_states=self._rng_states(glassnet_state),
+                            extra={"partial_epoch": dict(self._partial), "epochs": self.epochs,
+                                   "checkpoint_every": self.checkpoint_every})
+        except CheckpointWriteError as exc:
+            raise CheckpointWriteError(exc.errno, f"{exc.strerror} {self._last_good()}".strip()) from exc
         self._last_saved = (stem, self.epoch, self.step, self.global_step)
         return stem
 
@@ -610,38 +613,30 @@ class Trainer:
     def _resume(self) -> None:
         if self.out_dir is None:
             raise CheckpointError("resume=True needs out_dir (the run folder holding checkpoints/)")
+        if self.checkpoint_dir.is_dir():
+            remove_stale_temporaries(self.checkpoint_dir)
         candidates, errors = [], []
         for which in ("last", "best"):
             stem = self.checkpoint_stem(which)
-            if not checkpoint_paths(stem)[1].exists():
+            if not checkpoint_path(stem).exists():
                 continue
             try:
-                info = read_checkpoint_info(stem)
+                meta = read_checkpoint_info(stem)
             except CheckpointError as exc:
                 errors.append(str(exc))
                 continue
-            candidates.append((info.get("global_step") or 0, which, stem))
+            candidates.append((meta.get("global_step") or 0, which, stem, meta))
         if not candidates:
             detail = ("\n  " + "\n  ".join(errors)) if errors else ""
             raise CheckpointError(f"{self.checkpoint_dir}: no valid checkpoint to resume from{detail}")
         if errors and self.log is not None:
             self.log("warning: skipping an unusable checkpoint: " + "; ".join(errors))
         candidates.sort(key=lambda c: (c[0], c[1] == "last"))
-        _, which, stem = candidates[-1]
-        meta = read_checkpoint_info(stem)
-        loader_state = (meta.get("rng_states") or {}).get("loader") or {}
-        problems = []
-        if loader_state.get("batches_per_epoch") not in (None, len(self.train_loader)):
-            problems.append(f"the checkpoint's epochs have {loader_state['batches_per_epoch']} batches, "
-                            f"this train loader has {len(self.train_loader)}")
-        seed = getattr(self.train_loader, "seed", None)
-        if loader_state.get("seed") is not None and seed is not None and loader_state["seed"] != seed:
-            problems.append(f"the checkpoint's loader seed is {loader_state['seed']}, this loader's is {seed}")
-        aug = (meta.get("rng_states") or {}).get("augment")
-        if (aug is None) != (self.augment is None) or (aug and aug.get("seed") != self.augment.seed):
-            problems.append("augmentation differs from the checkpointed run's")
+        _, which, stem, meta = candidates[-1]
+        problems = _resume_problems(meta, self)
         if problems:
-            raise CheckpointError(f"{stem}.json: cannot resume exactly: " + "; ".join(problems))
+            raise CheckpointError(f"{checkpoint_path(stem)}: cannot resume exactly: " + "; ".join(problems))
+        loader_state = meta["rng_states"].get("loader") or {}
         meta = load_checkpoint(stem, self.model, self.optimizer, self.scheduler)
         set_rng_state(meta["rng_states"]["glassnet"])
         self._offset = int(loader_state.get("epoch_offset") or 0)
@@ -706,6 +701,52 @@ class Trainer:
                  f"step {self.step}/{len(self.train_loader)}, global step {self.global_step}).")
         if self.resume_hint:
             self.log(f"resume with: {self.resume_hint}")
+
+
+def _resume_problems(meta: dict, trainer: "Trainer") -> list:
+    """What stops ``trainer`` from resuming exactly from checkpoint metadata ``meta`` (read-only checks)."""
+    problems = []
+    rng = meta.get("rng_states")
+    if not isinstance(rng, dict):
+        return ["the checkpoint holds no RNG states"]
+    try:
+        check_rng_state(rng.get("glassnet"), where="the checkpoint's glassnet RNG state")
+    except InvalidArgumentError as exc:
+        problems.append(str(exc))
+    loader_state = rng.get("loader") or {}
+    if not isinstance(loader_state, dict):
+        return problems + ["the checkpoint's loader state is not an object"]
+    n_batches = len(trainer.train_loader)
+    if loader_state.get("batches_per_epoch") not in (None, n_batches):
+        problems.append(f"the checkpoint's epochs have {loader_state['batches_per_epoch']} batches, "
+                        f"this train loader has {n_batches}")
+    offset = loader_state.get("epoch_offset") or 0
+    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+        problems.append(f"the checkpoint's loader epoch_offset {offset!r} is not an integer >= 0")
+    if meta["step"] >= max(n_batches, 1):
+        problems.append(f"the checkpoint's step {meta['step']} is not within an epoch of {n_batches} batches")
+    seed = getattr(trainer.train_loader, "seed", None)
+    if loader_state.get("seed") is not None and seed is not None and loader_state["seed"] != seed:
+        problems.append(f"the checkpoint's loader seed is {loader_state['seed']}, this loader's is {seed}")
+    aug = rng.get("augment")
+    if aug is not None and not isinstance(aug, dict):
+        problems.append("the checkpoint's augmentation state is not an object")
+    elif (aug is None) != (trainer.augment is None) or (aug and aug.get("seed") != trainer.augment.seed):
+        problems.append("augmentation differs from the checkpointed run's")
+    metrics = meta.get("metrics") or {}
+    history = metrics.get("history") if isinstance(metrics, dict) else None
+    if not isinstance(history, (list, type(None))) or not all(isinstance(r, dict) for r in history or []):
+        problems.append("the checkpoint's history is not a list of per-epoch objects")
+    best = metrics.get("best_val_accuracy") if isinstance(metrics, dict) else None
+    if best is not None and (isinstance(best, bool) or not isinstance(best, (int, float))):
+        problems.append(f"the checkpoint's best_val_accuracy {best!r} is not a number")
+    partial = (meta.get("extra") or {}).get("partial_epoch") or {}
+    if not isinstance(partial, dict) or any(
+            k in partial and (isinstance(partial[k], bool) or not isinstance(partial[k], (int, float))
+                              or partial[k] < 0 or partial[k] != partial[k])
+            for k in ("loss_sum", "correct", "n", "time_s")):
+        problems.append("the checkpoint's partial-epoch sums are malformed")
+    return problems
 
 
 def _empty_partial() -> dict:

@@ -15,6 +15,7 @@ import glassnet.nn as nn
 from glassnet.cli import main
 from glassnet.data import ArrayDataset, DataLoader
 from glassnet.io import load_checkpoint, load_state_dict_file
+from glassnet.io.checkpoint import CheckpointError, read_checkpoint_info
 from glassnet.optim import SGD
 from glassnet.train import Trainer, TrainingDivergedError
 from tests.data_required import require_fashion_mnist
@@ -43,18 +44,18 @@ def _resume(out):
 
 
 def _wait_mid_epoch(proc, out, timeout=120):
-    """Poll the last checkpoint's JSON until it is a mid-epoch one of epoch 1."""
-    path = out / "checkpoints" / "last.json"
+    """Poll the last checkpoint until it is a mid-epoch one of epoch 1."""
+    stem = out / "checkpoints" / "last"
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         if proc.poll() is not None:
             pytest.fail(f"training ended (rc {proc.returncode}) before a mid-epoch checkpoint:\n"
                         + proc.stdout.read())
         try:
-            meta = json.loads(path.read_text())
+            meta = read_checkpoint_info(stem)
             if meta["epoch"] == 0 and meta["step"] > 0:
                 return meta
-        except (FileNotFoundError, json.JSONDecodeError):
+        except CheckpointError:  # not written yet (each write is atomic: never a torn file)
             pass
         time.sleep(0.005)
     proc.kill()
@@ -71,9 +72,9 @@ def _assert_bitwise_equal(out_a, out_b):
     assert any(k.startswith("optimizer.") for k in a)
     for k in a:
         assert a[k].dtype == b[k].dtype and np.array_equal(a[k], b[k]), k
-    ja = json.loads((out_a / "checkpoints" / "last.json").read_text())
-    jb = json.loads((out_b / "checkpoints" / "last.json").read_text())
-    assert ja["weights_sha256"] == jb["weights_sha256"]
+    ma, mb = read_checkpoint_info(out_a / "checkpoints" / "last"), read_checkpoint_info(out_b / "checkpoints" / "last")
+    assert (ma["epoch"], ma["step"], ma["global_step"]) == (mb["epoch"], mb["step"], mb["global_step"])
+    assert ma["rng_states"] == mb["rng_states"]
     strip = lambda rows: [{k: v for k, v in r.items() if k not in ("epoch_time_s", "images_per_s")} for r in rows]
     ha = json.loads((out_a / "history.json").read_text())
     hb = json.loads((out_b / "history.json").read_text())
@@ -110,7 +111,7 @@ def test_sigkill_mid_epoch_then_resume_is_bitwise_identical(reference, tmp_path)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL
-    meta = json.loads((out / "checkpoints" / "last.json").read_text())
+    meta = read_checkpoint_info(out / "checkpoints" / "last")
     assert meta["epoch"] < 2 and meta["global_step"] < 50  # it really stopped early
     assert not (out / "test.json").exists()
     result = _resume(out)
@@ -129,7 +130,7 @@ def test_ctrl_c_saves_exits_130_and_resumes_bitwise_identical(reference, tmp_pat
     assert proc.returncode == 130, text
     assert "interrupted: saved checkpoint" in text
     assert f"resume with: glassnet train --resume {out}" in text
-    meta = json.loads((out / "checkpoints" / "last.json").read_text())
+    meta = read_checkpoint_info(out / "checkpoints" / "last")
     assert meta["global_step"] < 50
     result = _resume(out)
     assert result.returncode == 0, result.stdout + result.stderr

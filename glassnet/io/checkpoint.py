@@ -1,117 +1,76 @@
-"""Training checkpoints: a ``.safetensors`` file of arrays plus a ``.json`` of everything else.
+"""Training checkpoints: one ``.safetensors`` file holding the arrays and everything else.
 
     save_checkpoint("runs/x/checkpoints/last", model, optimizer, scheduler,
                     epoch=3, step=0, metrics={...}, config={...}, rng_states={...})
     info = load_checkpoint("runs/x/checkpoints/last", model, optimizer, scheduler)
 
-Files of one checkpoint ``STEM``:
+A checkpoint ``STEM`` is the single file ``STEM.safetensors``
+(:mod:`glassnet.io.checkpoint_file`: written under a temporary name, hashed,
+fsynced and renamed into place in one step, so a kill at any instant leaves
+the previous complete checkpoint or the new one):
 
-* ``STEM.safetensors`` -- the model's state dict under ``model.<name>`` and
-  every optimizer state *array* (momentum buffers, Adam moments) under
-  ``optimizer.state.<param index>.<key>``. Arrays are made C-contiguous, so
-  views and transposed arrays are stored with their logical values.
-* ``STEM.json`` -- format version, epoch / step within the epoch / global
-  step, the optimizer's param groups and non-array state, the scheduler's
-  state, RNG states, metrics, the run config, and the SHA-256 of the
-  ``.safetensors`` file.
+* arrays: the model's state dict under ``model.<name>`` and every optimizer
+  state *array* (momentum buffers, Adam moments) under
+  ``optimizer.state.<param index>.<key>``, C-contiguous (views and
+  transposed arrays are stored with their logical values);
+* metadata (JSON in the header): format version, epoch / step within the
+  epoch / global step, the optimizer's param groups and non-array state, the
+  scheduler's state, RNG states, metrics, the run config, and the model's
+  keys with shapes and dtypes;
+* one SHA-256 over all of it.
 
-Both are written atomically (temporary file, fsync, ``os.replace``), the
-weights first and the JSON last. The JSON names the weights' hash, so a crash
-between the two renames leaves a *detectable* torn pair rather than a silently
-mismatched one. :func:`load_checkpoint` validates everything (files, JSON,
-hash, every key, shape and dtype for this model and optimizer, scheduler
-type) before it writes anything; any problem raises :class:`CheckpointError`
-naming the file, and the model/optimizer/scheduler are left untouched.
+:func:`load_checkpoint` is all-or-nothing: it checks the file (hash, JSON),
+then every model key, shape, dtype and value's castability, the optimizer's
+type, groups, hyperparameters and state arrays, and the scheduler's type and
+fields with their ranges -- all before writing anything. Any problem raises
+:class:`CheckpointError` naming the file, and the model, optimizer and
+scheduler are left untouched.
+
+Checkpoints of format version 1 (``STEM.safetensors`` + ``STEM.json``, glassnet
+before 2026-12) are still read.
 """
 from __future__ import annotations
 
 import collections
 import hashlib
 import json
-import math
 import os
 from pathlib import Path
 
 import numpy as np
 
 from ..backend import to_numpy
-from ..errors import InvalidTypeError, StateDictError
+from ..errors import DataFormatError, GlassnetError, StateDictError
 from ..tensor import Tensor
-from .pth import StateDictFileError
-from .state_dict_file import _atomic_write, load_state_dict_file, save_state_dict_file
+from .checkpoint_file import (FORMAT_NAME, FORMAT_VERSION, NotACheckpointFile, read_checkpoint_metadata,
+                              remove_stale_temporaries, write_checkpoint_file)
+from .checkpoint_json import decode_text, encode
+from .state_dict_file import load_state_dict_file
 
 __all__ = ["save_checkpoint", "load_checkpoint", "read_checkpoint_info", "CheckpointError",
-           "FORMAT_VERSION", "checkpoint_paths"]
-
-FORMAT_VERSION = 1
-_FORMAT_NAME = "glassnet-checkpoint"
+           "CheckpointWriteError", "FORMAT_VERSION", "checkpoint_path", "remove_stale_temporaries"]
 
 
 class CheckpointError(StateDictError):
-    """A checkpoint is missing, corrupt, torn, or does not fit the model/optimizer."""
+    """A checkpoint is missing, corrupt, or does not fit the model/optimizer/scheduler."""
 
 
-def checkpoint_paths(path_stem):
-    """``(STEM.safetensors, STEM.json)`` for a checkpoint stem (a trailing extension is dropped)."""
+class CheckpointWriteError(GlassnetError, OSError):
+    """The disk refused a checkpoint (full, read-only, quota): the previous checkpoint is intact.
+
+    Built as ``CheckpointWriteError(errno, message)``; ``str()`` is the message alone."""
+
+    def __str__(self):
+        return str(self.strerror)
+
+
+def checkpoint_path(path_stem) -> Path:
+    """``STEM.safetensors`` for a checkpoint stem (a trailing ``.safetensors``/``.json`` is dropped)."""
     stem = os.fspath(path_stem)
     for ext in (".safetensors", ".json"):
         if stem.endswith(ext):
             stem = stem[: -len(ext)]
-    return Path(stem + ".safetensors"), Path(stem + ".json")
-
-
-# ------------------------------------------------------------ JSON encoding
-def _encode(obj):
-    """JSON-safe copy of ``obj``; tuples, Counters and non-string-keyed dicts are tagged."""
-    if isinstance(obj, (bool, str)) or obj is None:
-        return obj
-    if isinstance(obj, (int, np.integer)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        f = float(obj)
-        return f if math.isfinite(f) else {"__float__": repr(f)}
-    if isinstance(obj, tuple):
-        return {"__tuple__": [_encode(v) for v in obj]}
-    if isinstance(obj, list):
-        return [_encode(v) for v in obj]
-    if isinstance(obj, collections.Counter):
-        return {"__counter__": [[_encode(k), _encode(v)] for k, v in obj.items()]}
-    if isinstance(obj, dict):
-        if all(isinstance(k, str) for k in obj) and not any(k in _TAGS for k in obj):
-            return {k: _encode(v) for k, v in obj.items()}
-        return {"__items__": [[_encode(k), _encode(v)] for k, v in obj.items()]}
-    if isinstance(obj, np.ndarray) and obj.ndim == 0:
-        return _encode(obj.item())
-    raise InvalidTypeError(f"cannot store a {type(obj).__name__} in checkpoint JSON: {obj!r}")
-
-
-_TAGS = ("__float__", "__tuple__", "__counter__", "__items__")
-
-
-def _decode(obj):
-    if isinstance(obj, list):
-        return [_decode(v) for v in obj]
-    if isinstance(obj, dict):
-        if len(obj) == 1:
-            (k, v), = obj.items()
-            if k == "__float__":
-                return float(v)
-            if k == "__tuple__":
-                return tuple(_decode(x) for x in v)
-            if k == "__counter__":
-                return collections.Counter({_decode(a): _decode(b) for a, b in v})
-            if k == "__items__":
-                return {_decode(a): _decode(b) for a, b in v}
-        return {k: _decode(v) for k, v in obj.items()}
-    return obj
-
-
-def _sha256(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    return Path(stem + ".safetensors")
 
 
 def _is_array(v) -> bool:
@@ -120,25 +79,26 @@ def _is_array(v) -> bool:
 
 # ------------------------------------------------------------------- save
 def save_checkpoint(path_stem, model, optimizer=None, scheduler=None, *, epoch, step, metrics, config,
-                    rng_states, extra=None, global_step=None) -> tuple[Path, Path]:
-    """Write ``STEM.safetensors`` then ``STEM.json`` (each atomically); return both paths.
+                    rng_states, extra=None, global_step=None) -> Path:
+    """Write checkpoint ``STEM.safetensors`` atomically (arrays + metadata, one file); return its path.
 
     Args:
         path_stem: e.g. ``runs/x/checkpoints/last`` (an extension is dropped).
         model: a ``glassnet.nn.Module``.
         optimizer, scheduler: optional; their full state is saved.
         epoch: completed epochs. step: completed steps (batches) of epoch
-            ``epoch`` (0 at an epoch boundary). global_step: total optimizer
-            steps (default: taken from ``extra["global_step"]`` or ``None``).
+            ``epoch`` (0 at an epoch boundary). global_step: total optimizer steps.
         metrics: JSON-able metrics so far (e.g. the history rows).
         config: the run's config (model name, kwargs, CLI args).
         rng_states: JSON-able RNG states (glassnet's global generator, loader, augmentation).
         extra: any other JSON-able data (e.g. the partial epoch's running sums).
 
     Non-finite floats are stored exactly (as tagged strings), tuples stay tuples.
+    Raises :class:`CheckpointWriteError` (an ``OSError``) when the disk refuses
+    the write (e.g. ``ENOSPC``): the previous checkpoint at ``STEM`` is then
+    unchanged and no temporary file remains.
     """
-    st_path, json_path = checkpoint_paths(path_stem)
-    st_path.parent.mkdir(parents=True, exist_ok=True)
+    path = checkpoint_path(path_stem)
     arrays = collections.OrderedDict()
     for k, v in model.state_dict().items():
         arrays["model." + k] = v.data if isinstance(v, Tensor) else v
@@ -152,8 +112,8 @@ def save_checkpoint(path_stem, model, optimizer=None, scheduler=None, *, epoch, 
                 if _is_array(value):
                     arrays[f"optimizer.state.{int(idx)}.{key}"] = value
                 else:
-                    plain[key] = value.item() if isinstance(value, np.generic) else to_numpy(value) \
-                        if hasattr(value, "shape") else value
+                    plain[key] = value.item() if hasattr(value, "item") and getattr(value, "ndim", 0) == 0 \
+                        else value
             plain_state[str(int(idx))] = {"arrays": sorted(k for k in entry if _is_array(entry[k])),
                                           "values": plain}
         opt_meta = {"class": type(optimizer).__name__, "param_groups": sd["param_groups"],
@@ -161,16 +121,11 @@ def save_checkpoint(path_stem, model, optimizer=None, scheduler=None, *, epoch, 
     sched_meta = None
     if scheduler is not None:
         sched_meta = {"class": type(scheduler).__name__, "state": scheduler.state_dict()}
-
-    save_state_dict_file(arrays, st_path, metadata={"format": _FORMAT_NAME,
-                                                    "format_version": str(FORMAT_VERSION)})
     meta = {
-        "format": _FORMAT_NAME,
+        "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
-        "weights_file": st_path.name,
-        "weights_sha256": _sha256(st_path),
         "model": {"class": type(model).__name__,
-                  "name": (config or {}).get("model") if isinstance(config, dict) else None,
+                  "name": config.get("model") if isinstance(config, dict) else None,
                   "keys": {k[len("model."):]: [list(np.shape(v)), str(np.dtype(v.dtype))]
                            for k, v in arrays.items() if k.startswith("model.")}},
         "epoch": int(epoch),
@@ -183,108 +138,129 @@ def save_checkpoint(path_stem, model, optimizer=None, scheduler=None, *, epoch, 
         "config": config,
         "extra": extra,
     }
-    text = json.dumps(_encode(meta), indent=1) + "\n"
-    _atomic_write(os.fspath(json_path), lambda f: f.write(text.encode("utf-8")))
-    return st_path, json_path
+    text = json.dumps(encode(meta), separators=(",", ":"))
+    try:
+        write_checkpoint_file(path, arrays, text)
+    except OSError as exc:
+        raise CheckpointWriteError(
+            exc.errno, f"{path}: cannot write the checkpoint ({exc.strerror or exc}); the previous "
+            f"checkpoint there, if any, is unchanged") from exc
+    legacy_json = path.with_suffix(".json")
+    if legacy_json.exists():  # a version-1 sidecar would describe an older save
+        legacy_json.unlink()
+    return path
 
 
 # ------------------------------------------------------------------- load
 def read_checkpoint_info(path_stem, verify_hash: bool = True) -> dict:
-    """Parse and check ``STEM.json`` (and the weights file's hash); return the metadata dict.
+    """The metadata dict of checkpoint ``STEM`` after checking the file's SHA-256.
 
-    Raises :class:`CheckpointError` naming the file when a file is missing, the
-    JSON does not parse or is not a glassnet checkpoint, or the hash differs.
+    Raises :class:`CheckpointError` naming the file when it is missing, not a
+    glassnet checkpoint, corrupt (hash mismatch, bad JSON) or of an unknown
+    format version.
     """
-    st_path, json_path = checkpoint_paths(path_stem)
-    if not json_path.exists():
-        raise CheckpointError(f"{json_path}: checkpoint metadata file not found")
-    if not st_path.exists():
-        raise CheckpointError(f"{st_path}: checkpoint weights file not found (its metadata {json_path} exists)")
+    path = checkpoint_path(path_stem)
+    if not path.exists():
+        raise CheckpointError(f"{path}: checkpoint file not found")
     try:
-        meta = _decode(json.loads(json_path.read_text("utf-8")))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{json_path}: checkpoint metadata is not valid JSON: {exc}") from exc
-    if not isinstance(meta, dict) or meta.get("format") != _FORMAT_NAME:
-        raise CheckpointError(f"{json_path}: not a glassnet checkpoint metadata file")
-    if meta.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(f"{json_path}: checkpoint format version {meta.get('format_version')!r} "
-                              f"is not supported (this glassnet reads version {FORMAT_VERSION})")
-    for key in ("epoch", "step", "weights_sha256"):
-        if key not in meta:
-            raise CheckpointError(f"{json_path}: checkpoint metadata has no {key!r} entry")
+        meta = read_checkpoint_metadata(path, verify_hash)
+    except NotACheckpointFile:
+        meta = _read_version_1(path, verify_hash)
+    except (DataFormatError, OSError) as exc:
+        raise CheckpointError(str(exc) if isinstance(exc, DataFormatError)
+                              else f"{path}: cannot read checkpoint: {exc}") from exc
+    for key, kind in (("epoch", int), ("step", int)):
+        value = meta.get(key)
+        if isinstance(value, bool) or not isinstance(value, kind) or value < 0:
+            raise CheckpointError(f"{path}: checkpoint metadata {key!r} is {value!r}, not an integer >= 0")
+    gs = meta.get("global_step")
+    if gs is not None and (isinstance(gs, bool) or not isinstance(gs, int) or gs < 0):
+        raise CheckpointError(f"{path}: checkpoint metadata 'global_step' is {gs!r}, not an integer >= 0")
+    for key in ("optimizer", "scheduler", "rng_states", "extra", "model"):
+        if meta.get(key) is not None and not isinstance(meta[key], dict):
+            raise CheckpointError(f"{path}: checkpoint metadata {key!r} is a {type(meta[key]).__name__}, "
+                                  "not an object")
+    return meta
+
+
+def _read_version_1(path: Path, verify_hash: bool) -> dict:
+    """A format-1 checkpoint: ``STEM.json`` beside ``STEM.safetensors``, the JSON naming the weights' hash."""
+    json_path = path.with_suffix(".json")
+    if not json_path.exists():
+        raise CheckpointError(f"{path}: not a glassnet checkpoint (no checkpoint metadata in the file, "
+                              f"and no {json_path.name} beside it)")
+    try:
+        meta = decode_text(json_path.read_text("utf-8"), json_path)
+    except (OSError, UnicodeDecodeError, DataFormatError) as exc:
+        raise CheckpointError(f"{json_path}: checkpoint metadata is not readable: {exc}") from exc
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME or meta.get("format_version") != 1:
+        raise CheckpointError(f"{json_path}: not a glassnet checkpoint metadata file of format version 1")
     if verify_hash:
-        digest = _sha256(st_path)
-        if digest != meta["weights_sha256"]:
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        if h.hexdigest() != meta.get("weights_sha256"):
             raise CheckpointError(
-                f"{st_path}: SHA-256 {digest[:16]}... does not match the {meta['weights_sha256'][:16]}... "
-                f"recorded in {json_path.name}: the weights file is corrupt or from another save "
-                "(a torn checkpoint: the run was killed between writing the two files?)")
+                f"{path}: SHA-256 does not match the one recorded in {json_path.name}: the weights file is "
+                "corrupt or from another save (a torn version-1 checkpoint)")
     return meta
 
 
 def load_checkpoint(path_stem, model, optimizer=None, scheduler=None) -> dict:
     """Validate checkpoint ``STEM`` against ``model``/``optimizer``/``scheduler``, then load it.
 
-    Everything is checked first: both files exist, the JSON parses, the
-    weights file's SHA-256 matches the JSON, every model key is present with
-    this model's shape and dtype (and no unexpected ones), the optimizer's
-    type, groups and state arrays (shape, dtype) match, the scheduler's type
-    matches. Only then are the model, optimizer and scheduler written.
+    Everything is checked first: the file and its hash, every model key
+    (present, no unexpected ones, this model's shape and dtype, castable
+    values), the optimizer's class, groups, hyperparameters (e.g. a finite
+    ``lr``) and state arrays, the scheduler's class and fields with their
+    ranges. Only then are the model, optimizer and scheduler written.
     Returns the metadata dict (``epoch``, ``step``, ``global_step``,
     ``rng_states``, ``metrics``, ``config``, ``extra``...). RNG states are
     *not* applied here (the caller decides).
 
-    Raises :class:`CheckpointError` naming the file and the problem; on error
-    nothing is modified.
+    Raises :class:`CheckpointError` naming the file and every problem; on
+    error nothing is modified.
     """
-    st_path, json_path = checkpoint_paths(path_stem)
-    meta = read_checkpoint_info(path_stem)
+    path = checkpoint_path(path_stem)
+    meta = read_checkpoint_info(path)
     try:
-        arrays = load_state_dict_file(st_path)
-    except StateDictFileError as exc:
-        raise CheckpointError(f"{st_path}: cannot read checkpoint weights: {exc}") from exc
+        arrays = load_state_dict_file(path)
+    except DataFormatError as exc:
+        raise CheckpointError(f"{path}: cannot read checkpoint arrays: {exc}") from exc
 
-    problems = []
-    # ---- model
-    own = collections.OrderedDict((k, v.data if isinstance(v, Tensor) else v)
-                                  for k, v in model.state_dict().items())
-    model_sd = collections.OrderedDict()
-    for k, cur in own.items():
-        arr = arrays.get("model." + k)
-        if arr is None:
-            problems.append(f"missing model key {k!r}")
-            continue
-        if tuple(arr.shape) != tuple(cur.shape):
-            problems.append(f"model key {k!r}: checkpoint has shape {tuple(arr.shape)}, "
-                            f"{type(model).__name__} expects {tuple(cur.shape)}")
-        elif np.dtype(arr.dtype) != np.dtype(cur.dtype):
-            problems.append(f"model key {k!r}: checkpoint has dtype {arr.dtype}, model has {cur.dtype}")
-        model_sd[k] = arr
-    extra_keys = [k[len("model."):] for k in arrays if k.startswith("model.") and k[len("model."):] not in own]
-    if extra_keys:
-        problems.append("unexpected model keys (a checkpoint of a different model?): "
-                        + ", ".join(extra_keys[:10]) + (" ..." if len(extra_keys) > 10 else ""))
-
-    # ---- optimizer
-    opt_sd = None
+    problems, installs = [], []
+    model_sd = collections.OrderedDict((k[len("model."):], v) for k, v in arrays.items()
+                                       if k.startswith("model."))
+    for k, current in model.state_dict().items():
+        current = current.data if isinstance(current, Tensor) else current
+        if k in model_sd and np.dtype(model_sd[k].dtype) != np.dtype(current.dtype):
+            problems.append(f"model key {k!r}: checkpoint has dtype {model_sd[k].dtype}, "
+                            f"model has {current.dtype}")
+    try:
+        apply_model, _, _ = model.prepare_load_state_dict(model_sd, strict=True)
+        installs.append(apply_model)
+    except StateDictError as exc:
+        problems.append(str(exc))
     if optimizer is not None and _saved_state_fits("optimizer", meta, optimizer, problems):
-        opt_sd = _check_optimizer(meta["optimizer"], optimizer, arrays, problems)
-    # ---- scheduler
-    if scheduler is not None:
-        _saved_state_fits("scheduler", meta, scheduler, problems)
-    if problems:
-        raise CheckpointError(f"{st_path}: checkpoint does not fit (nothing was loaded):\n  "
-                              + "\n  ".join(problems))
-
-    try:
-        model.load_state_dict(model_sd)
+        opt_sd = _optimizer_state_dict(meta["optimizer"], arrays, problems)
         if opt_sd is not None:
-            optimizer.load_state_dict(opt_sd)
-        if scheduler is not None:
-            scheduler.load_state_dict(meta["scheduler"]["state"])
-    except (StateDictError, ValueError, TypeError) as exc:  # pragma: no cover - validated above
-        raise CheckpointError(f"{st_path}: loading failed: {exc}") from exc
+            _prepare(optimizer, opt_sd, problems, installs)
+    if scheduler is not None and _saved_state_fits("scheduler", meta, scheduler, problems):
+        _prepare(scheduler, meta["scheduler"].get("state"), problems, installs)
+    if problems:
+        raise CheckpointError(f"{path}: checkpoint does not fit (nothing was loaded):\n  "
+                              + "\n  ".join(problems))
+    for install in installs:
+        install()
     return meta
+
+
+def _prepare(obj, state_dict, problems, installs) -> None:
+    try:
+        installs.append(obj.prepare_load_state_dict(state_dict))
+    except (GlassnetError, ValueError, TypeError, KeyError) as exc:
+        problems.append(f"{type(obj).__name__} state: {exc}")
 
 
 def _saved_state_fits(kind, meta, obj, problems) -> bool:
@@ -300,48 +276,24 @@ def _saved_state_fits(kind, meta, obj, problems) -> bool:
     return True
 
 
-def _check_optimizer(om, optimizer, arrays, problems):
-    groups = optimizer.param_groups
-    saved_groups = om.get("param_groups") or []
-    if len(saved_groups) != len(groups):
-        problems.append(f"optimizer has {len(saved_groups)} param group(s) in the checkpoint, "
-                        f"{len(groups)} here")
-        return None
-    params = {}
-    for i, (g, sg) in enumerate(zip(groups, saved_groups)):
-        if len(sg.get("params", [])) != len(g["params"]):
-            problems.append(f"optimizer param group {i} has {len(sg.get('params', []))} parameters in "
-                            f"the checkpoint, {len(g['params'])} here")
-            return None
-        for idx, p in zip(sg["params"], g["params"]):
-            params[int(idx)] = p
+def _optimizer_state_dict(om, arrays, problems):
+    """The optimizer's ``state_dict()`` rebuilt from the metadata and the file's arrays."""
     state = {}
-    for idx_s, entry in (om.get("state") or {}).items():
-        idx = int(idx_s)
-        if idx not in params:
-            problems.append(f"optimizer state for parameter {idx}, which the param groups do not list")
+    saved_state = om.get("state") or {}
+    if not isinstance(saved_state, dict):
+        problems.append("optimizer state is not an object")
+        return None
+    for idx, entry in saved_state.items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("values", {}), dict) \
+                or not isinstance(entry.get("arrays", []), list):
+            problems.append(f"optimizer state of parameter {idx!r} is malformed")
             continue
-        p = params[idx]
         loaded = dict(entry.get("values", {}))
         for key in entry.get("arrays", []):
             name = f"optimizer.state.{idx}.{key}"
-            arr = arrays.get(name)
-            if arr is None:
+            if name not in arrays:
                 problems.append(f"missing optimizer key {name!r}")
                 continue
-            if tuple(arr.shape) != tuple(p.data.shape):
-                problems.append(f"optimizer key {name!r}: shape {tuple(arr.shape)} but the parameter "
-                                f"has shape {tuple(p.data.shape)}")
-            elif np.dtype(arr.dtype) != np.dtype(p.data.dtype):
-                problems.append(f"optimizer key {name!r}: dtype {arr.dtype} but the parameter is {p.data.dtype}")
-            loaded[key] = arr
+            loaded[key] = arrays[name]
         state[idx] = loaded
-    # tuples in the live groups (e.g. Adam's betas) stay tuples
-    fixed = []
-    for g, sg in zip(groups, saved_groups):
-        sg = dict(sg)
-        for k, v in g.items():
-            if isinstance(v, tuple) and isinstance(sg.get(k), list):
-                sg[k] = tuple(sg[k])
-        fixed.append(sg)
-    return {"state": state, "param_groups": fixed}
+    return {"state": state, "param_groups": om.get("param_groups")}

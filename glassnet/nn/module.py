@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
+import numpy as np
+
 from ..backend import get_array_module, to_device
 from ..errors import StateDictError
 from ..tensor import Tensor
@@ -250,20 +252,39 @@ class Module:
     def load_state_dict(self, state_dict, strict: bool = True):
         """Copy arrays from ``state_dict`` into this module's parameters and buffers.
 
-        Everything is validated before anything is written: with ``strict``
-        a missing or unexpected key is an error, and a shape mismatch is
-        always an error; on error nothing is modified. Arrays are converted
-        to each parameter's dtype and device. Returns ``(missing, unexpected)``.
+        Everything is validated before anything is written
+        (:meth:`prepare_load_state_dict`): with ``strict`` a missing or
+        unexpected key is an error; a shape mismatch, a value that is not a
+        numeric array (strings, objects, nested lists of another shape), a
+        complex value for a real parameter, or a non-integral / non-finite
+        value for an integer buffer is always an error; on error nothing is
+        modified. Arrays are converted to each parameter's dtype and device.
+        Returns ``(missing, unexpected)``.
+        """
+        apply, missing, unexpected = self.prepare_load_state_dict(state_dict, strict)
+        apply()
+        return missing, unexpected
+
+    def prepare_load_state_dict(self, state_dict, strict: bool = True):
+        """Validate and convert ``state_dict`` for this module without writing anything.
+
+        Returns ``(apply, missing, unexpected)``: calling ``apply()`` installs
+        the converted arrays and cannot fail, so a caller loading several
+        objects (model, optimizer, scheduler) can validate them all first.
+        Raises :class:`~glassnet.errors.StateDictError` listing every problem.
         """
         own = {}
         for mod_name, module in self.named_modules():
             prefix = f"{mod_name}." if mod_name else ""
             for name, p in module._parameters.items():
                 if p is not None:
-                    own[prefix + name] = (module, name, "param")
+                    own[prefix + name] = p.data
             for name, b in module._buffers.items():
                 if b is not None:
-                    own[prefix + name] = (module, name, "buffer")
+                    own[prefix + name] = (module, name)
+        if not hasattr(state_dict, "items"):
+            raise StateDictError(f"load_state_dict into {type(self).__name__}: expected a dict of "
+                                 f"name -> array, got {type(state_dict).__name__}")
         incoming = {k: (v.data if isinstance(v, Tensor) else v) for k, v in state_dict.items()}
         missing = [k for k in own if k not in incoming]
         unexpected = [k for k in incoming if k not in own]
@@ -271,34 +292,28 @@ class Module:
         if strict and missing:
             problems.append("missing keys: " + ", ".join(missing))
         if strict and unexpected:
-            problems.append("unexpected keys: " + ", ".join(unexpected))
-        for key, (module, name, kind) in own.items():
+            problems.append("unexpected keys: " + ", ".join(map(str, unexpected)))
+        writes = []
+        for key, slot in own.items():
             if key not in incoming:
                 continue
-            current = module._parameters[name].data if kind == "param" else module._buffers[name]
-            shape = tuple(getattr(incoming[key], "shape", ()))
-            if shape != tuple(current.shape):
-                problems.append(
-                    f"{key}: checkpoint has shape {shape}, model expects {tuple(current.shape)}"
-                )
+            current = slot if not isinstance(slot, tuple) else slot[0]._buffers[slot[1]]
+            value, problem = _converted_like(incoming[key], current)
+            if problem:
+                problems.append(f"{key}: {problem}")
+            else:
+                writes.append((current, value))
         if problems:
             raise StateDictError(
                 f"load_state_dict into {type(self).__name__} failed (nothing was loaded):\n  "
                 + "\n  ".join(problems)
             )
-        for key, (module, name, kind) in own.items():
-            if key not in incoming:
-                continue
-            if kind == "param":
-                target = module._parameters[name].data
-            else:
-                target = module._buffers[name]
-            xp = get_array_module(target)
-            value = incoming[key]
-            if get_array_module(value) is not xp:
-                value = to_device(value, "cuda" if xp.__name__ == "cupy" else "cpu")
-            target[...] = xp.asarray(value).astype(target.dtype, copy=False)
-        return missing, unexpected
+
+        def apply():
+            for target, value in writes:
+                target[...] = value
+
+        return apply, missing, unexpected
 
     # ------------------------------------------------------------------ repr
     def extra_repr(self) -> str:
@@ -314,3 +329,34 @@ class Module:
         if not lines:
             return head + ")"
         return head + "\n" + "\n".join(lines) + "\n)"
+
+
+def _converted_like(value, current):
+    """``(value as an array of current's dtype and device, None)`` or ``(None, problem)``."""
+    xp = get_array_module(current)
+    if get_array_module(value) is not xp and get_array_module(value) is not np:
+        value = to_device(value, "cpu")
+    try:
+        arr = np.asarray(value) if get_array_module(value) is np else value
+    except (ValueError, TypeError) as exc:
+        return None, f"cannot be read as an array ({exc})"
+    shape = tuple(getattr(arr, "shape", ()))
+    if shape != tuple(current.shape):
+        return None, f"checkpoint has shape {shape}, model expects {tuple(current.shape)}"
+    kind, target = arr.dtype.kind, np.dtype(current.dtype)
+    if kind not in "biufc":
+        return None, f"has dtype {arr.dtype}, which is not numeric"
+    if kind == "c" and target.kind != "c":
+        return None, f"has complex dtype {arr.dtype}, the model's is real ({target})"
+    if target.kind in "biu" and kind in "fc":
+        host = to_device(arr, "cpu") if get_array_module(arr) is not np else arr
+        if not (np.isfinite(host).all() and (host == np.round(host)).all()):
+            return None, f"has non-integral or non-finite values for an {target} buffer"
+    if target.kind in "iu":
+        info = np.iinfo(target)
+        host = to_device(arr, "cpu") if get_array_module(arr) is not np else arr
+        if host.size and (host.min() < info.min or host.max() > info.max):
+            return None, f"has values outside the range of {target}"
+    if get_array_module(arr) is not xp:
+        arr = to_device(arr, "cuda" if xp.__name__ == "cupy" else "cpu")
+    return xp.array(arr, dtype=target, copy=True), None

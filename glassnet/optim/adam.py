@@ -1,6 +1,8 @@
 """Adam and AdamW (Kingma & Ba 2015; Loshchilov & Hutter 2019)."""
 from __future__ import annotations
 
+import numpy as np
+
 from ..backend import get_array_module
 from .optimizer import Optimizer, _check_number, _scalar, for_slices
 from ..errors import InvalidArgumentError
@@ -98,6 +100,15 @@ class Adam(Optimizer):
         _check_number(name, where, "betas[0]", betas[0], low=0, high=1)
         _check_number(name, where, "betas[1]", betas[1], low=0, high=1)
         _check_number(name, where, "weight_decay", group["weight_decay"], low=0)
+
+    def _check_state_value(self, where, key, value, param):
+        super()._check_state_value(where, key, value, param)
+        if key == "step":
+            step = value.item() if hasattr(value, "item") and getattr(value, "ndim", 0) == 0 else value
+            if isinstance(step, bool) or not isinstance(step, (int, np.integer, float)) or step < 0 \
+                    or step != int(step):
+                raise InvalidArgumentError(f"{type(self).__name__}.load_state_dict: state 'step' of {where} must be "
+                                           f"an integer >= 0, got {value!r}")
 
     def step(self, closure=None):
         """Perform one update of every parameter that has a gradient.

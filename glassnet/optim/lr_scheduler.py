@@ -22,6 +22,7 @@ from collections import Counter
 from typing import Any
 
 from .optimizer import Optimizer
+from .scheduler_state import check_scheduler_state
 from ..errors import GlassnetRuntimeError, InvalidArgumentError, InvalidTypeError, UnknownNameError
 
 __all__ = [
@@ -121,8 +122,24 @@ class LRScheduler:
         return {k: copy.deepcopy(v) for k, v in self.__dict__.items() if k != "optimizer"}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Restore a dict made by :meth:`state_dict`."""
-        self.__dict__.update(copy.deepcopy(state_dict))
+        """Restore a dict made by :meth:`state_dict`; an invalid one (a field missing or out of
+        its range, e.g. ``step_size = 0``) raises and changes nothing."""
+        self.prepare_load_state_dict(state_dict)()
+
+    def prepare_load_state_dict(self, state_dict: dict[str, Any]):
+        """Validate ``state_dict`` (:func:`~glassnet.optim.scheduler_state.check_scheduler_state`)
+        and return a function that installs it; ``apply()`` cannot fail."""
+        check_scheduler_state(self, state_dict, where=f"{type(self).__name__}.load_state_dict")
+        fields = copy.deepcopy(state_dict)
+
+        def apply():
+            self.__dict__.update(fields)
+            self._after_load()
+
+        return apply
+
+    def _after_load(self) -> None:
+        """Recompute derived fields after a load (overridden where there are any)."""
 
     def _current_lrs(self) -> list[float]:
         return [group["lr"] for group in self.optimizer.param_groups]
@@ -405,6 +422,5 @@ class ReduceLROnPlateau(LRScheduler):
         self.threshold = threshold
         self.threshold_mode = threshold_mode
 
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        super().load_state_dict(state_dict)
+    def _after_load(self) -> None:
         self._init_is_better(mode=self.mode, threshold=self.threshold, threshold_mode=self.threshold_mode)

@@ -27,6 +27,7 @@ dtype, so a saved dict never aliases live optimizer state.
 from __future__ import annotations
 
 import copy
+import math
 from typing import Any, Iterator
 
 import numpy as np
@@ -289,15 +290,34 @@ class Optimizer:
         """Load a dict made by :meth:`state_dict` into this optimizer.
 
         The optimizer must have the same number of groups, the same number
-        of parameters in each, and state arrays must have their parameter's
-        shape; otherwise ``ValueError`` / ``ShapeError`` says what differs.
-        Arrays are copied onto each parameter's device and (floating) dtype.
+        of parameters in each, state arrays must have their parameter's
+        shape and be finite, and every hyperparameter must pass the
+        optimizer's own checks (e.g. a finite ``lr >= 0``); otherwise
+        ``InvalidArgumentError`` / ``ShapeError`` says what differs and
+        nothing is changed (see :meth:`prepare_load_state_dict`). Arrays are
+        copied onto each parameter's device and (floating) dtype.
         Hyperparameters (``lr`` etc.) are taken from the loaded groups.
+        """
+        self.prepare_load_state_dict(state_dict)()
+
+    def prepare_load_state_dict(self, state_dict: dict[str, Any]):
+        """Validate ``state_dict`` completely and return a function that installs it.
+
+        Nothing is changed until the returned ``apply()`` is called, and
+        ``apply()`` cannot fail: a caller loading a model, an optimizer and a
+        scheduler validates all three first, then applies them.
         """
         name = type(self).__name__
         if not isinstance(state_dict, dict) or "state" not in state_dict or "param_groups" not in state_dict:
             raise InvalidArgumentError(f"{name}.load_state_dict: expected a dict with 'state' and 'param_groups' entries")
-        saved_groups = state_dict["param_groups"]
+        saved_groups, saved_state = state_dict["param_groups"], state_dict["state"]
+        if not isinstance(saved_groups, (list, tuple)) or not all(
+                isinstance(sg, dict) and isinstance(sg.get("params"), (list, tuple)) for sg in saved_groups):
+            raise InvalidArgumentError(f"{name}.load_state_dict: 'param_groups' must be a list of dicts, "
+                                       "each with a 'params' list")
+        if not isinstance(saved_state, dict):
+            raise InvalidArgumentError(f"{name}.load_state_dict: 'state' must be a dict, "
+                                       f"got {type(saved_state).__name__}")
         groups = self.param_groups
         if len(saved_groups) != len(groups):
             raise InvalidArgumentError(
@@ -314,45 +334,72 @@ class Optimizer:
         id_map = {}
         for g, sg in zip(groups, saved_groups):
             for saved_id, p in zip(sg["params"], g["params"]):
-                id_map[int(saved_id)] = p
+                idx = _index(name, "param_groups", saved_id)
+                if idx in id_map:
+                    raise InvalidArgumentError(f"{name}.load_state_dict: parameter index {idx} is listed twice "
+                                               "in the loaded param_groups")
+                id_map[idx] = p
 
         new_state = ParamState()
-        for key, entry in state_dict["state"].items():
-            try:
-                idx = int(key)
-            except (TypeError, ValueError):
-                raise InvalidArgumentError(f"{name}.load_state_dict: state key {key!r} is not a parameter index") from None
+        for key, entry in saved_state.items():
+            idx = _index(name, "state", key)
             if idx not in id_map:
                 raise InvalidArgumentError(
                     f"{name}.load_state_dict: the loaded state has an entry for parameter {idx}, "
                     f"but the loaded param_groups only list parameters {sorted(id_map)}"
                 )
+            if not isinstance(entry, dict):
+                raise InvalidArgumentError(f"{name}.load_state_dict: state of parameter {idx} must be a dict, "
+                                           f"got {type(entry).__name__}")
             p = id_map[idx]
             loaded = {}
             for k, v in entry.items():
-                if _is_array(v):
-                    if v.ndim > 0 and tuple(v.shape) != tuple(p.data.shape):
-                        raise ShapeError(
-                            f"{name}.load_state_dict: state {k!r} of parameter {idx} has shape "
-                            f"{tuple(v.shape)} but the parameter has shape {tuple(p.data.shape)}"
-                        )
-                    loaded[k] = _copy_like(v, p.data)
-                else:
-                    loaded[k] = copy.deepcopy(v)
+                self._check_state_value(f"parameter {idx}", k, v, p)
+                loaded[k] = _copy_like(v, p.data) if _is_array(v) else copy.deepcopy(v)
             new_state[p] = loaded
 
         new_groups = []
-        for g, sg in zip(groups, saved_groups):
+        for i, (g, sg) in enumerate(zip(groups, saved_groups)):
             ng = {k: copy.deepcopy(v) for k, v in sg.items() if k != "params"}
             for k, v in g.items():
                 if k != "params":
                     ng.setdefault(k, v)
+                    if isinstance(v, tuple) and isinstance(ng[k], list):
+                        ng[k] = tuple(ng[k])  # e.g. Adam's betas after a JSON round trip
             ng["params"] = g["params"]
-            self._check_hyperparameters(ng, where="loaded param group")
+            self._check_hyperparameters(ng, where=f"loaded param group {i}")
+            if "initial_lr" in ng:
+                _check_number(name, f"loaded param group {i}", "initial_lr", ng["initial_lr"], low=0)
             new_groups.append(ng)
 
-        self.state = new_state
-        self.param_groups = new_groups
+        def apply():
+            self.state = new_state
+            self.param_groups = new_groups
+
+        return apply
+
+    def _check_state_value(self, where: str, key, value, param) -> None:
+        """Refuse a per-parameter state value that cannot be right: an array of another shape,
+        a non-numeric or non-finite array, a non-finite or non-numeric scalar. Subclasses may
+        add rules for their own keys (e.g. Adam's ``step >= 0``)."""
+        name = type(self).__name__
+        if not isinstance(key, str):
+            raise InvalidArgumentError(f"{name}.load_state_dict: the state of {where} has a non-string key {key!r}")
+        if _is_array(value):
+            if value.dtype.kind not in "biuf":
+                raise InvalidArgumentError(f"{name}.load_state_dict: state {key!r} of {where} has dtype {value.dtype}")
+            if value.ndim > 0 and tuple(value.shape) != tuple(param.data.shape):
+                raise ShapeError(
+                    f"{name}.load_state_dict: state {key!r} of {where} has shape "
+                    f"{tuple(value.shape)} but the parameter has shape {tuple(param.data.shape)}"
+                )
+            if value.dtype.kind == "f" and not bool(get_array_module(value).isfinite(value).all()):
+                raise InvalidArgumentError(f"{name}.load_state_dict: state {key!r} of {where} holds NaN or Inf values")
+            return
+        if value is None or isinstance(value, (bool, str)):
+            return
+        if not isinstance(value, (int, float, np.integer, np.floating)) or not math.isfinite(value):
+            raise InvalidArgumentError(f"{name}.load_state_dict: state {key!r} of {where} = {value!r} is not a finite number")
 
     # -------------------------------------------------------------------- repr
     def __repr__(self) -> str:
@@ -373,10 +420,19 @@ def _check_number(opt: str, where: str, name: str, value, *, low=None, low_inclu
         raise InvalidTypeError(f"{opt} ({where}): {name} must be a real number, got {value!r}")
     bad_low = low is not None and (value < low if low_inclusive else value <= low)
     bad_high = high is not None and (value > high if high_inclusive else value >= high)
-    if bad_low or bad_high or value != value:
+    if bad_low or bad_high or not math.isfinite(value):
         lo = "" if low is None else f"{low} {'<=' if low_inclusive else '<'} "
         hi = "" if high is None else f" {'<=' if high_inclusive else '<'} {high}"
         raise InvalidArgumentError(f"{opt} ({where}): invalid {name} = {value!r}; it must satisfy {lo}{name}{hi}")
+
+
+def _index(opt: str, where: str, key) -> int:
+    """A parameter index from a state dict: a non-negative int, or a string of digits after JSON."""
+    if isinstance(key, (int, np.integer)) and not isinstance(key, bool) and key >= 0:
+        return int(key)
+    if isinstance(key, str) and key.isascii() and key.isdigit():
+        return int(key)
+    raise InvalidArgumentError(f"{opt}.load_state_dict: {where} key {key!r} is not a parameter index")
 
 
 def _scalar(dtype, value):
