@@ -66,6 +66,15 @@ def random_run(run_dir, model_name="mlp", model_kwargs=None, seed=0, layout=("be
     return model
 
 
+def assert_cli_error(capsys, argv, status, *fragments):
+    """``main(argv)`` returns ``status`` and prints one ``glassnet <cmd>: error:`` line holding ``fragments``."""
+    assert main(argv) == status
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"glassnet {argv[0]}: error: ") and "\n" not in err, err
+    for fragment in fragments:
+        assert fragment in err, (fragment, err)
+
+
 def assert_same_weights(a, b):
     sa, sb = a.state_dict(), b.state_dict()
     assert list(sa) == list(sb)
@@ -267,12 +276,10 @@ def test_evaluate_limit_and_errors(trained_runs, tmp_path, capsys):
     assert result["n"] == 300 and result["weights_file"].endswith("best.safetensors")
     assert sum(r["n"] for r in result["per_class"]) == 300
     # --which last does not fall back to best: this run has no last.safetensors and no model.npz
-    with pytest.raises(SystemExit, match="last.safetensors"):
-        main(["evaluate", str(trained_runs[1]), "--which", "last", "--no-progress"])
-    with pytest.raises(SystemExit, match="does not exist"):
-        main(["evaluate", str(tmp_path / "missing")])
-    with pytest.raises(SystemExit, match="at least two"):
-        main(["evaluate", "--ensemble", str(trained_runs[0])])
+    assert_cli_error(capsys, ["evaluate", str(trained_runs[1]), "--which", "last", "--no-progress"], 1,
+                     "last.safetensors")
+    assert_cli_error(capsys, ["evaluate", str(tmp_path / "missing")], 1, "does not exist")
+    assert_cli_error(capsys, ["evaluate", "--ensemble", str(trained_runs[0])], 2, "at least two")
 
 
 def test_ensemble_is_mean_of_member_softmaxes(trained_runs, capsys):
@@ -304,19 +311,18 @@ def test_ensemble_is_mean_of_member_softmaxes(trained_runs, capsys):
     assert ens_acc >= np.mean([m["accuracy"] for m in members]) - 0.01
 
 
-def test_ensemble_rejects_mismatched_members(tmp_path, fmnist_test):
+def test_ensemble_rejects_mismatched_members(tmp_path, fmnist_test, capsys):
     random_run(tmp_path / "a", seed=0)
     gn.manual_seed(1)
     twelve = get_model("mlp", num_classes=12, in_channels=1, **MLP_KWARGS)
     write_run(tmp_path / "b", twelve, make_config("mlp", MLP_KWARGS, num_classes=12, classes=list("abcdefghijkl")),
               ("best",))
-    with pytest.raises(SystemExit, match="same test set and classes"):
-        main(["evaluate", "--ensemble", str(tmp_path / "a"), str(tmp_path / "b"), "--limit", "50",
-              "--no-progress"])
+    assert_cli_error(capsys, ["evaluate", "--ensemble", str(tmp_path / "a"), str(tmp_path / "b"), "--limit", "50",
+                              "--no-progress"], 1, "same test set and classes")
     five = get_model("mlp", num_classes=5, in_channels=1, **MLP_KWARGS)
     write_run(tmp_path / "c", five, make_config("mlp", MLP_KWARGS, num_classes=5, classes=list("abcde")), ("best",))
-    with pytest.raises(SystemExit, match="5 outputs but the fashion-mnist test set has labels up to 9"):
-        main(["evaluate", str(tmp_path / "c"), "--limit", "50", "--no-progress"])
+    assert_cli_error(capsys, ["evaluate", str(tmp_path / "c"), "--limit", "50", "--no-progress"], 1,
+                     "5 outputs but the fashion-mnist test set has labels up to 9")
 
 
 # -------------------------------------------------------------------- plot
@@ -346,8 +352,8 @@ def test_plot_small_cnn_filters_and_activations(tmp_path, fmnist_test, capsys):
         assert_png(out_dir / name)
         assert str(out_dir / name) in out
     assert not (tmp_path / "cnn" / "plots").exists()
-    with pytest.raises(SystemExit, match="image-index"):
-        main(["plot", str(tmp_path / "cnn"), "--no-progress", "--image-index", "10000", "--out", str(out_dir)])
+    assert_cli_error(capsys, ["plot", str(tmp_path / "cnn"), "--no-progress", "--image-index", "10000",
+                              "--out", str(out_dir)], 2, "--image-index")
 
 
 def test_capture_activations_uses_hooks_and_removes_them():
@@ -433,12 +439,10 @@ def test_predict_png_from_test_images(trained_runs, fmnist_test, tmp_path, capsy
     assert "--invert" in capsys.readouterr().out
 
 
-def test_predict_errors(tmp_path):
+def test_predict_errors(tmp_path, capsys):
     require_module("PIL", "image")
     random_run(tmp_path / "run", seed=0)
-    with pytest.raises(SystemExit, match="no such image"):
-        main(["predict", str(tmp_path / "run"), str(tmp_path / "missing.png")])
+    assert_cli_error(capsys, ["predict", str(tmp_path / "run"), str(tmp_path / "missing.png")], 1, "no such image")
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"not an image")
-    with pytest.raises(SystemExit, match="cannot read the image"):
-        main(["predict", str(tmp_path / "run"), str(bad)])
+    assert_cli_error(capsys, ["predict", str(tmp_path / "run"), str(bad)], 1, "cannot read the image")

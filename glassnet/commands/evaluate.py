@@ -14,7 +14,9 @@ import json
 from pathlib import Path
 
 import numpy as np
-from ..errors import InvalidArgumentError
+
+from ..errors import InvalidArgumentError, UsageError
+from ._args import check_int
 
 
 def add_parser(sub) -> None:
@@ -125,28 +127,36 @@ def _write_json(path, obj) -> None:
 
 
 def run(args) -> int:
-    from ..errors import StateDictError
+    """``glassnet evaluate``: write each run's ``evaluation.json`` and print its accuracy table
+    (or, with ``--ensemble``, the members' and the ensemble's accuracies). Errors reach
+    :func:`glassnet.cli.main` (one line on stderr)."""
+    from ..io.run_dir import check_data_root, read_config
 
-    progress = not args.no_progress
-    try:
-        if args.ensemble:
-            return _run_ensemble(args, progress)
+    check_int("batch_size", args.batch_size, 1)
+    check_int("limit", args.limit, 1, optional=True)
+    if args.data_root is not None:
         for run_dir in args.runs:
-            result = evaluate_run(run_dir, args.which, args.data_root, args.limit, args.batch_size, progress)
-            out = Path(run_dir) / "evaluation.json"
-            _write_json(out, _public(result))
-            print(f"{run_dir}: test accuracy {result['accuracy']:.4f} ({result['n']} images, "
-                  f"loss {result['loss']:.4f})")
-            print(format_per_class(result))
-            print(f"wrote {out}")
-    except (FileNotFoundError, StateDictError, ValueError) as exc:  # RunDirError, DatasetNotFoundError
-        raise SystemExit(f"glassnet evaluate: {exc}")
+            check_data_root(read_config(run_dir).get("dataset", "fashion-mnist"), args.data_root, ("test",),
+                            option="--data-root")
+    progress = not args.no_progress
+    if args.ensemble:
+        return _run_ensemble(args, progress)
+    if args.json:
+        raise UsageError("--json is for --ensemble; a single run's results go to RUN/evaluation.json")
+    for run_dir in args.runs:
+        result = evaluate_run(run_dir, args.which, args.data_root, args.limit, args.batch_size, progress)
+        out = Path(run_dir) / "evaluation.json"
+        _write_json(out, _public(result))
+        print(f"{run_dir}: test accuracy {result['accuracy']:.4f} ({result['n']} images, "
+              f"loss {result['loss']:.4f})")
+        print(format_per_class(result))
+        print(f"wrote {out}")
     return 0
 
 
 def _run_ensemble(args, progress: bool) -> int:
     if len(args.runs) < 2:
-        raise SystemExit("glassnet evaluate --ensemble: give at least two run folders")
+        raise UsageError("--ensemble: give at least two run folders")
     members = []
     for run_dir in args.runs:
         members.append(evaluate_run(run_dir, args.which, args.data_root, args.limit, args.batch_size, progress))
@@ -154,9 +164,10 @@ def _run_ensemble(args, progress: bool) -> int:
     for m in members[1:]:
         if m["dataset"] != first["dataset"] or m["probs"].shape != first["probs"].shape \
                 or not np.array_equal(m["labels"], first["labels"]):
-            raise SystemExit(f"glassnet evaluate --ensemble: {m['run']} ({m['dataset']}, outputs "
-                             f"{m['probs'].shape}) does not match {first['run']} ({first['dataset']}, "
-                             f"outputs {first['probs'].shape}); ensemble members need the same test set and classes")
+            raise InvalidArgumentError(
+                f"--ensemble: {m['run']} ({m['dataset']}, outputs {m['probs'].shape}) does not match "
+                f"{first['run']} ({first['dataset']}, outputs {first['probs'].shape}); ensemble members "
+                "need the same test set and classes")
     probs = ensemble_probabilities([m["probs"] for m in members])
     names = [r["name"] for r in first["per_class"]]
     ens = metrics(probs, first["labels"], names)

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ._args import parse_input_size
+from ..errors import UsageError
+from ._args import check_int, check_model_name, input_size_type
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser("export", help="export a run's model (or a fresh zoo model) to ONNX")
@@ -20,7 +22,7 @@ def add_parser(sub) -> None:
                    help="run folder (config.json + checkpoints/best|last.safetensors or model.npz)")
     p.add_argument("--model", default=None, help="export a freshly initialised zoo model instead of a run")
     p.add_argument("--onnx", required=True, metavar="PATH", help="the .onnx file to write")
-    p.add_argument("--input", default=None,
+    p.add_argument("--input", default=None, type=input_size_type("1x28x28"),
                    help="one input's shape, CxHxW (default: the run's in_channels x image_size, else 1x28x28)")
     p.add_argument("--num-classes", type=int, default=None, help="with --model: output classes")
     p.add_argument("--batch-size", type=int, default=1, help="probe batch size (the fixed one with --static-batch)")
@@ -33,35 +35,39 @@ def add_parser(sub) -> None:
 def load_run(folder):
     """``(model, input_size, weights_path)`` for a run folder; the model carries the run's
     weights (best, else last, else model.npz — :func:`glassnet.io.run_dir.load_run`)."""
-    from ..io.run_dir import RunDirError, image_size
+    from ..io.run_dir import image_size
     from ..io.run_dir import load_run as load_run_dir
 
-    try:
-        model, config = load_run_dir(folder, which="best", log=None)
-    except RunDirError as err:
-        raise SystemExit(f"glassnet export: {err}") from None
+    model, config = load_run_dir(folder, which="best", log=None)
     size = (int(config.get("in_channels") or 1),) + tuple(image_size(config))
     return model, size, Path(config["weights_file"])
 
 
 def run(args) -> int:
+    """``glassnet export``: write the ONNX file; errors reach :func:`glassnet.cli.main` (one line)."""
     from ..io.onnx_export import export_onnx
     from ..models import get_model
 
     if (args.run is None) == (args.model is None):
-        raise SystemExit("glassnet export: give either a run folder or --model NAME (not both)")
+        raise UsageError("give either a run folder or --model NAME (not both)")
+    check_int("batch_size", args.batch_size, 1)
+    check_int("opset", args.opset, 1)
     if args.run is not None:
+        if args.num_classes is not None:
+            raise UsageError("--num-classes is for --model; a run folder's model keeps its classes")
         model, size, source = load_run(args.run)
         name = f"{args.run} ({source.name})"
     else:
-        size = parse_input_size(args.input or "1x28x28", "export")
+        check_model_name(args.model)
+        check_int("num_classes", args.num_classes, 1, optional=True)
+        size = args.input or (1, 28, 28)
         kwargs = {"in_channels": size[0]}
         if args.num_classes is not None:
             kwargs["num_classes"] = args.num_classes
         model = get_model(args.model, **kwargs)
         name = f"{args.model} (fresh weights)"
     if args.input is not None:
-        size = parse_input_size(args.input, "export")
+        size = args.input
     result = export_onnx(model, args.onnx, input_size=size, batch_size=args.batch_size, opset=args.opset,
                          dynamic_batch=not args.static_batch, progress=not args.no_progress)
     print(f"glassnet export: {name} -> {result.path}")

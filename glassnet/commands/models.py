@@ -8,6 +8,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    """``glassnet models``: print the zoo's model names, one a line."""
     from ..models import list_models
 
     for name in list_models():

@@ -17,7 +17,9 @@ import re
 from pathlib import Path
 
 import numpy as np
-from ..errors import InvalidArgumentError
+
+from ..errors import UsageError
+from ._args import check_int
 
 
 def add_parser(sub) -> None:
@@ -99,7 +101,8 @@ def make_plots(run_dir, out_dir=None, image_index: int = 0, which: str = "best",
     test = load_test_set(config, data_root=data_root)
     n_test = len(test)
     if not -n_test <= image_index < n_test:
-        raise InvalidArgumentError(f"--image-index {image_index} is outside the test set (0..{n_test - 1})")
+        raise UsageError(f"--image-index must be in -{n_test}..{n_test - 1} (the test set has {n_test} "
+                         f"images), got {image_index}")
     subset = test if limit is None else load_test_set(config, data_root=data_root, limit=limit)
     probs, labels = predict_probabilities(model, subset, batch_size, progress, desc=f"plot {run.name}")
     cm = confusion_matrix(labels, probs.argmax(axis=1), probs.shape[1])
@@ -131,14 +134,15 @@ def make_plots(run_dir, out_dir=None, image_index: int = 0, which: str = "best",
 
 
 def run(args) -> int:
-    from ..errors import StateDictError
-    from ..viz import MatplotlibMissingError
+    """``glassnet plot``: write the run's PNGs (see :func:`make_plots`); errors reach
+    :func:`glassnet.cli.main` (one line on stderr)."""
+    from ..io.run_dir import check_data_root, read_config
 
-    try:
-        make_plots(args.run, args.out, args.image_index, args.which, args.data_root, args.limit,
-                   args.batch_size, progress=not args.no_progress)
-    except MatplotlibMissingError as exc:
-        raise SystemExit(f"glassnet plot: {exc}")
-    except (FileNotFoundError, StateDictError, ValueError) as exc:
-        raise SystemExit(f"glassnet plot: {exc}")
+    check_int("batch_size", args.batch_size, 1)
+    check_int("limit", args.limit, 1, optional=True)
+    if args.data_root is not None:
+        check_data_root(read_config(args.run).get("dataset", "fashion-mnist"), args.data_root, ("test",),
+                        option="--data-root")
+    make_plots(args.run, args.out, args.image_index, args.which, args.data_root, args.limit,
+               args.batch_size, progress=not args.no_progress)
     return 0

@@ -5,13 +5,13 @@
 """
 from __future__ import annotations
 
-from ._args import parse_input_size
+from ._args import check_int, check_model_name, input_size_type
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("summary", help="print a model's layer table: shapes, memory, parameters, MACs, receptive fields")
     p.add_argument("model", help="zoo model name (see `glassnet models`)")
-    p.add_argument("--input", default="3x224x224", help="one image's shape, CxHxW (default 3x224x224)")
+    p.add_argument("--input", default="3x224x224", type=input_size_type("3x224x224"), help="one image's shape, CxHxW (default 3x224x224)")
     p.add_argument("--batch-size", type=int, default=1)
     p.add_argument("--num-classes", type=int, default=None, help="output classes (default: the model's)")
     p.add_argument("--view", choices=["lecture", "leaves"], default="lecture",
@@ -21,10 +21,14 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    """``glassnet summary``: print the table; errors reach :func:`glassnet.cli.main` (one line)."""
     from ..analysis.summary import summary
     from ..models import get_model
 
-    size = parse_input_size(args.input, "summary", "3x224x224")
+    check_model_name(args.model, option=None)
+    check_int("batch_size", args.batch_size, 1)
+    check_int("num_classes", args.num_classes, 1, optional=True)
+    size = args.input
     kwargs = {"in_channels": size[0]}
     if args.num_classes is not None:
         kwargs["num_classes"] = args.num_classes

@@ -21,21 +21,32 @@ config (except ``--no-progress``, ``--data-root``, ``--download``,
 ``--tensorboard``, ``--threads``, ``--device``). Exit
 status 130 after Ctrl-C (a checkpoint is saved first), 1 when the loss
 diverges (NaN/inf).
+
+Every option is checked before anything is written (:func:`validate_config`;
+a wrong one is a one-line error, exit status 2): the numbers' ranges, the
+model's name, its ``--model-arg`` keywords, and whether the model fits the
+dataset's images (a model built for 3x224x224 cannot train on 1x28x28
+Fashion-MNIST). An explicit ``--data-root`` must hold the dataset. An
+existing run folder is never reused silently: ``--out`` of a folder that is
+not empty is refused unless it is a run folder and ``--overwrite`` is given,
+which removes only what glassnet wrote there
+(:func:`glassnet.io.run_dir.clear_run_dir`); ``--resume`` continues one.
 """
 from __future__ import annotations
 
 import argparse
 import ast
+import inspect
 import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
+from ..errors import GlassnetError, ShapeError, UsageError
 from ..io.run_dir import DATASET_CLASSES as DATASETS
 from ..models.registry import builder_accepts
-from ..errors import InvalidArgumentError
+from ._args import check_choice, check_float, check_int, check_model_name
 
 DEFAULT_LR = {"sgd": 0.05, "adam": 1e-3, "adamw": 1e-3}
 
@@ -51,6 +62,15 @@ BASE_DEFAULTS = {
 }
 #: options that may differ from the saved config when resuming
 RESUME_FREE = {"resume", "no_progress", "data_root", "download", "tensorboard", "threads", "device"}
+#: integer options and their minimum (``None`` allowed for the OPTIONAL ones)
+INT_MINIMUMS = {"epochs": 1, "batch_size": 1, "step_size": 1, "patience": 0, "val_size": 0, "seed": 0}
+OPTIONAL_INT_MINIMUMS = {"limit_train": 1, "limit_test": 1, "threads": 1, "checkpoint_every": 0}
+SCHEDULERS = ("none", "step", "cosine", "plateau")
+CHOICES = {"dataset": sorted(DATASETS), "optimizer": sorted(DEFAULT_LR), "scheduler": SCHEDULERS,
+           "plateau_metric": ("val_accuracy", "val_loss"), "dtype": ("float32", "float64"),
+           "device": ("cpu", "cuda")}
+#: the input a zoo model without an ``image_size`` keyword is built for (default 224x224)
+DESIGN_SIDE = {"alexnet_lecture": "227x227", "zfnet": "224x224 (or 227x227)"}
 
 
 def add_parser(sub) -> None:
@@ -70,7 +90,7 @@ def add_parser(sub) -> None:
     t.add_argument("--momentum", type=float, help="SGD momentum (default 0.9)")
     t.add_argument("--nesterov", action="store_true")
     t.add_argument("--weight-decay", type=float, help="default 0")
-    t.add_argument("--scheduler", choices=["none", "step", "cosine", "plateau"],
+    t.add_argument("--scheduler", choices=SCHEDULERS,
                    help="learning-rate schedule over the epochs (default cosine)")
     t.add_argument("--step-size", type=int, help="StepLR: epochs between decays (default 5)")
     t.add_argument("--gamma", type=float, help="StepLR/plateau decay factor (default 0.1)")
@@ -87,7 +107,11 @@ def add_parser(sub) -> None:
     t.add_argument("--dtype", choices=["float32", "float64"], help="default float32")
     t.add_argument("--limit-train", type=int, help="use only the first N training images (quick runs)")
     t.add_argument("--limit-test", type=int, help="evaluate on only the first N test images")
-    t.add_argument("--out", help="output folder (default runs/<model>-<time>)")
+    t.add_argument("--out", help="output folder (default runs/<model>-<time>); must be new or empty "
+                                 "unless --overwrite")
+    t.add_argument("--overwrite", action="store_true",
+                   help="--out is an existing run folder: delete what glassnet wrote there (config, history, "
+                        "checkpoints, plots...) and train afresh; other files are kept")
     t.add_argument("--checkpoint-every", type=int,
                    help="also checkpoint every N optimizer steps (default 200; 0 = epoch ends only)")
     t.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
@@ -106,16 +130,20 @@ def add_parser(sub) -> None:
 
 
 def parse_model_args(items) -> dict:
-    """``["dropout=0.5", "hidden=(256,128)"]`` -> ``{"dropout": 0.5, "hidden": (256, 128)}``."""
+    """``["dropout=0.5", "hidden=(256,128)"]`` -> ``{"dropout": 0.5, "hidden": (256, 128)}``.
+
+    A value is read as a Python literal, else kept as a string; an item that
+    is not ``KEY=VALUE`` raises :class:`~glassnet.errors.UsageError`.
+    """
     out = {}
     for item in items or []:
         key, sep, text = item.partition("=")
         key = key.strip().replace("-", "_")
         if not sep or not key.isidentifier():
-            raise InvalidArgumentError(f"--model-arg {item!r}: expected KEY=VALUE, e.g. dropout=0.5")
+            raise UsageError(f"--model-arg {item!r}: expected KEY=VALUE, e.g. dropout=0.5")
         try:
             value = ast.literal_eval(text.strip())
-        except (ValueError, SyntaxError):
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
             value = text.strip()
         out[key] = value
     return out
@@ -124,7 +152,8 @@ def parse_model_args(items) -> dict:
 def resolve_config(explicit: dict) -> dict:
     """Options given on the command line > the recipe's defaults > :data:`BASE_DEFAULTS`.
 
-    Returns the config dict (all options plus ``model_kwargs``); raises ``ValueError``.
+    Returns the config dict (all options plus ``model_kwargs``), checked by
+    :func:`validate_config`; raises :class:`~glassnet.errors.UsageError`.
     """
     from ..train import RECIPES
 
@@ -136,17 +165,60 @@ def resolve_config(explicit: dict) -> dict:
         recipe_model_kwargs = rd.pop("model_kwargs")
         cfg.update(rd)
     cfg.update(explicit)
+    check_model_name(cfg["model"])
     model_kwargs = {k: v for k, v in recipe_model_kwargs.items() if builder_accepts(cfg["model"], k)}
     model_kwargs.update(parse_model_args(cfg["model_arg"]))
     cfg["model_kwargs"] = model_kwargs
     if cfg["lr"] is None:
         cfg["lr"] = DEFAULT_LR[cfg["optimizer"]]
-    if cfg["checkpoint_every"] is not None and cfg["checkpoint_every"] < 0:
-        raise InvalidArgumentError(f"--checkpoint-every must be >= 0, got {cfg['checkpoint_every']}")
+    validate_config(cfg)
     return cfg
 
 
-def _load_data(cfg):
+def validate_config(cfg: dict, source=None, command_line=()) -> None:
+    """Check every option of ``cfg`` against its rule (the numbers' ranges, the choices,
+    the model's name): raise :class:`~glassnet.errors.UsageError` naming the option, or,
+    with ``source`` (the ``config.json`` a resumed run's options come from), a
+    :class:`~glassnet.errors.DataFormatError` naming that file, except for the keys
+    in ``command_line``, which were given on the command line.
+
+    Rules: epochs, batch size, step size >= 1; patience, val-size, seed,
+    checkpoint-every >= 0; limit-train, limit-test, threads >= 1; lr finite
+    and > 0; momentum in [0, 1); weight decay finite and >= 0; gamma in (0, 1].
+    """
+    def src(key):
+        return None if key in command_line else source
+
+    check_model_name(cfg["model"], source=src("model"))
+    for key, minimum in INT_MINIMUMS.items():
+        check_int(key, cfg[key], minimum, source=src(key))
+    for key, minimum in OPTIONAL_INT_MINIMUMS.items():
+        check_int(key, cfg[key], minimum, optional=True, source=src(key))
+    check_float("lr", cfg["lr"], low=0, low_open=True, source=src("lr"))
+    check_float("momentum", cfg["momentum"], low=0, high=1, high_open=True, source=src("momentum"))
+    check_float("weight_decay", cfg["weight_decay"], low=0, source=src("weight_decay"))
+    check_float("gamma", cfg["gamma"], low=0, high=1, low_open=True, source=src("gamma"))
+    for key, choices in CHOICES.items():
+        check_choice(key, cfg[key], choices, source=src(key))
+    if not isinstance(cfg.get("model_kwargs"), dict):
+        check_choice("model_kwargs", cfg.get("model_kwargs"), ["an object of keyword arguments"], source=source)
+
+
+def _check_data_root(cfg, explicit: dict) -> None:
+    """An explicit ``--data-root`` must hold the dataset (without ``--download``, which fills it)."""
+    from ..io.run_dir import check_data_root
+
+    if explicit.get("data_root") is not None and not cfg["download"]:
+        check_data_root(cfg["dataset"], explicit["data_root"], option="--data-root")
+
+
+def _load_data(cfg, exact_val_size: bool):
+    """``(train, val, test, num_classes, (mean, std), sample_shape)`` of the run's dataset.
+
+    ``exact_val_size``: ``cfg["val_size"]`` was asked for (on the command line or by the
+    run being resumed) and must be smaller than the training set; otherwise the
+    default is capped at a fifth of it.
+    """
     from .. import data
     from ..io.run_dir import dataset_stats, preprocess_transform
 
@@ -159,12 +231,113 @@ def _load_data(cfg):
         train = data.Subset(train, np.arange(min(cfg["limit_train"], len(train))))
     if cfg["limit_test"] is not None:
         test = data.Subset(test, np.arange(min(cfg["limit_test"], len(test))))
-    val_size = min(cfg["val_size"], len(train) // 5)
+    if exact_val_size:
+        val_size = cfg["val_size"]
+        if val_size >= len(train):
+            limited = f" (--limit-train {cfg['limit_train']})" if cfg["limit_train"] is not None else ""
+            raise UsageError(f"--val-size must be smaller than the training set, {len(train)} {cfg['dataset']} "
+                             f"images{limited}, so that some are left to train on; got {val_size}")
+    else:
+        val_size = min(cfg["val_size"], len(train) // 5)
     if val_size > 0:
         train, val = data.random_split(train, [len(train) - val_size, val_size], seed=cfg["seed"])
     else:
         val = None
-    return train, val, test, len(cls.classes), (mean, std)
+    sample_shape = (1, *cls.image_shape)  # the MNIST-format datasets are grayscale
+    return train, val, test, len(cls.classes), (mean, std), sample_shape
+
+
+def _design_input(name: str, kwargs: dict) -> str:
+    """The input ``CxHxW`` zoo model ``name`` is built for (its builder's defaults)."""
+    from ..models.registry import _BUILDERS
+
+    params = inspect.signature(_BUILDERS[name.replace("-", "_").lower()]).parameters
+    channels = params["in_channels"].default if "in_channels" in params else "C"
+    if "image_size" in params:
+        size = kwargs.get("image_size", params["image_size"].default)
+        side = f"{size}x{size}" if isinstance(size, int) else "x".join(map(str, size))
+    else:
+        side = DESIGN_SIDE.get(name, "224x224")
+    return f"{channels}x{side}"
+
+
+def build_model(cfg: dict, num_classes: int, sample_shape: tuple):
+    """Build ``cfg["model"]`` for ``num_classes`` and images of ``sample_shape`` (C, H, W), and
+    check it fits them by a forward pass on one blank image (eval mode, no grad).
+
+    Raises :class:`~glassnet.errors.UsageError` for a ``--model-arg`` the builder
+    does not take or cannot build with, and for a model whose layers do not
+    fit the images, naming the input it is built for and the one the dataset gives.
+    """
+    from ..autograd import no_grad
+    from ..models import get_model, list_models
+    from ..models.registry import _BUILDERS
+    from ..tensor import Tensor
+
+    name, kwargs = cfg["model"], dict(cfg["model_kwargs"])
+    params = [p for p in inspect.signature(_BUILDERS[name.replace("-", "_").lower()]).parameters
+              if p not in ("num_classes", "in_channels")]
+    for key in kwargs:
+        if key in ("num_classes", "in_channels"):
+            raise UsageError(f"--model-arg {key}: set from the dataset ({num_classes} classes, "
+                             f"{sample_shape[0]} channel(s)); leave it out")
+        if not builder_accepts(name, key):
+            raise UsageError(f"--model-arg {key}: model {name!r} has no argument {key!r}; it takes: "
+                             + (", ".join(params) or "none"))
+    try:
+        model = get_model(name, num_classes=num_classes, in_channels=sample_shape[0], **kwargs)
+    except (GlassnetError, TypeError, ValueError) as exc:
+        if not kwargs:
+            raise
+        given = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
+        raise UsageError(f"--model-arg: cannot build {name} with {given}: {exc}") from exc
+    dataset = f"{cfg['dataset']}'s {'x'.join(map(str, sample_shape))} images"
+    dtype = next((p.data.dtype for p in model.parameters()), np.dtype(np.float32))
+    model.eval()
+    try:
+        with no_grad():
+            out = model(Tensor(np.zeros((1, *sample_shape), dtype=dtype)))
+    except ShapeError as exc:
+        small = [n for n in list_models() if builder_accepts(n, "image_size")]
+        given = "".join(f" --model-arg {k}={v!r}" for k, v in kwargs.items())
+        raise UsageError(f"--model {name}{given} does not fit {dataset}: it is built for "
+                         f"{_design_input(name, kwargs)} input ({exc}); models for small images: "
+                         f"{', '.join(small)}") from exc
+    finally:
+        model.train()
+    if tuple(out.shape) != (1, num_classes):
+        raise UsageError(f"--model {name} gives outputs of shape {tuple(out.shape)[1:]} on {dataset}; "
+                         f"training needs ({num_classes},), one score per class")
+    return model
+
+
+def _check_out(out: Path, overwrite: bool) -> bool:
+    """Refuse an ``--out`` that would mix two runs; return whether it must be cleared first.
+
+    New or empty folder: fine. A run folder (``config.json``): refused unless
+    ``overwrite``. Any other non-empty folder, or a file: refused, with or
+    without ``overwrite``.
+    """
+    from ..io.run_dir import is_run_dir
+
+    if not out.exists() and not out.is_symlink():
+        return False
+    if not out.is_dir():
+        raise UsageError(f"--out {out}: exists and is not a folder")
+    if not any(out.iterdir()):
+        return False
+    if is_run_dir(out):
+        if overwrite:
+            return True
+        raise UsageError(f"--out {out}: is an existing run folder; pass --resume {out} to continue it "
+                         f"or --overwrite to replace it")
+    entries = sorted(p.name for p in out.iterdir())
+    shown = ", ".join(entries[:5]) + (f" and {len(entries) - 5} more" if len(entries) > 5 else "")
+    if overwrite:
+        raise UsageError(f"--out {out}: --overwrite only replaces a glassnet run folder (one with a valid "
+                         f"config.json), and this folder is not one (it holds {shown}); nothing was removed")
+    raise UsageError(f"--out {out}: is a folder that is not empty and not a glassnet run folder "
+                     f"(it holds {shown}); choose a new or empty folder")
 
 
 def _make_optimizer(cfg, params):
@@ -192,22 +365,27 @@ def _make_scheduler(cfg, optimizer):
     return None
 
 
-def _make_augment(cfg, mean, std):
+def _make_augment(cfg, mean, std, image_shape):
     from ..train import RECIPES, alexnet_recipe
 
     recipe = RECIPES[cfg["recipe"]]() if cfg.get("recipe") else alexnet_recipe()
-    return recipe.make_augment(mean=mean, std=std, image_size=28, seed=cfg["seed"])
+    h, w = image_shape
+    return recipe.make_augment(mean=mean, std=std, image_size=h if h == w else (h, w), seed=cfg["seed"])
 
 
 def _resume_config(explicit: dict) -> dict:
+    """The config of the run ``explicit["resume"]`` continues: its ``config.json`` (checked),
+    with the :data:`RESUME_FREE` options given on the command line; any other option given
+    must agree with the saved one (else :class:`~glassnet.errors.UsageError`)."""
+    from ..io.run_dir import read_config
+
     run_dir = Path(explicit["resume"])
     path = run_dir / "config.json"
-    try:
-        saved = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise InvalidArgumentError(f"--resume {run_dir}: {path} not found (not a glassnet run folder?)") from None
-    except json.JSONDecodeError as exc:
-        raise InvalidArgumentError(f"--resume {run_dir}: {path} is not valid JSON: {exc}") from None
+    if not run_dir.is_dir():
+        raise UsageError(f"--resume {run_dir}: no such folder")
+    if not path.is_file():
+        raise UsageError(f"--resume {run_dir}: {path} not found (not a glassnet run folder?)")
+    saved = read_config(run_dir)  # DataFormatError naming the file when it is broken
     conflicts = []
     for key, value in explicit.items():
         if key in RESUME_FREE:
@@ -219,51 +397,61 @@ def _resume_config(explicit: dict) -> dict:
         if saved.get(key) != value:
             conflicts.append(f"--{key.replace('_', '-')} {value!r} (the run used {saved.get(key)!r})")
     if conflicts:
-        raise InvalidArgumentError(f"--resume {run_dir}: options conflict with {path}: " + "; ".join(conflicts))
+        raise UsageError(f"--resume {run_dir}: options conflict with {path}: " + "; ".join(conflicts))
     cfg = {**BASE_DEFAULTS, **saved}
-    for key in RESUME_FREE - {"resume"}:
+    free = RESUME_FREE - {"resume"}
+    for key in free:
         if key in explicit:
             cfg[key] = explicit[key]
+    validate_config(cfg, source=path, command_line=free & set(explicit))
     cfg["out"] = str(run_dir)
     return cfg
 
 
 def run(args) -> int:
+    """``glassnet train``: check every option, train, write the run folder, print the test accuracy.
+
+    Errors reach :func:`glassnet.cli.main` (one line, exit status 2 for a wrong option);
+    Ctrl-C saves a checkpoint and exits with 130.
+    """
     import glassnet as gn
 
     from ..backend import cupy_available, retain_freed_memory
     from ..data import DataLoader
-    from ..models import get_model
+    from ..io.run_dir import clear_run_dir
     from ..train import Trainer, TrainingDivergedError, evaluate
 
     from ..threads import blas_threads_spin, set_num_threads
 
-    retain_freed_memory()  # reuse big per-step buffers instead of re-faulting them (see its docstring)
-
-    explicit = {k: v for k, v in vars(args).items() if k != "handler"}
+    explicit = {k: v for k, v in vars(args).items() if k not in ("handler", "command")}
+    overwrite = explicit.pop("overwrite", False)
     resuming = "resume" in explicit
-    try:
-        cfg = _resume_config(explicit) if resuming else resolve_config(explicit)
-    except (ValueError, KeyError) as exc:
-        print(f"glassnet train: error: {exc}", file=sys.stderr)
-        return 2
+    if resuming and overwrite:
+        raise UsageError("--overwrite cannot be combined with --resume (which continues the run folder)")
+    cfg = _resume_config(explicit) if resuming else resolve_config(explicit)
     if cfg["device"] == "cuda" and not cupy_available():
-        print("glassnet train: error: --device cuda needs CuPy and a GPU (pip install glassnet[gpu]); "
-              "none was found", file=sys.stderr)
-        return 2
-    threads = explicit.get("threads")
-    set_num_threads(threads if threads is not None else (1 if blas_threads_spin() else None))
+        raise UsageError("--device cuda needs CuPy and a GPU (pip install glassnet[gpu]); none was found")
+    _check_data_root(cfg, explicit)
     out = Path(cfg["out"] or f"runs/{cfg['model']}-{time.strftime('%Y%m%d-%H%M%S')}")
     cfg["out"] = str(out)
-    out.mkdir(parents=True, exist_ok=True)
+    clear = False if resuming else _check_out(out, overwrite)
+
+    retain_freed_memory()  # reuse big per-step buffers instead of re-faulting them (see its docstring)
+    threads = explicit.get("threads")
+    set_num_threads(threads if threads is not None else (1 if blas_threads_spin() else None))
     gn.manual_seed(cfg["seed"])
-    train, val, test, num_classes, (mean, std) = _load_data(cfg)
-    model = get_model(cfg["model"], num_classes=num_classes, in_channels=1, **cfg["model_kwargs"])
+    train, val, test, num_classes, (mean, std), sample_shape = _load_data(
+        cfg, exact_val_size=resuming or "val_size" in explicit)
+    model = build_model(cfg, num_classes, sample_shape)
     model.to(device=cfg["device"], dtype=np.dtype(cfg["dtype"]))
     optimizer = _make_optimizer(cfg, model.parameters())
     scheduler = _make_scheduler(cfg, optimizer)
+    if clear:
+        removed = clear_run_dir(out)
+        print(f"glassnet train: --overwrite: removed {len(removed)} entries of the previous run in {out}")
+    out.mkdir(parents=True, exist_ok=True)
     if not resuming:
-        cfg.update(num_classes=num_classes, in_channels=1, train_size=len(train),
+        cfg.update(num_classes=num_classes, in_channels=sample_shape[0], train_size=len(train),
                    val_size=len(val) if val else 0, parameters=model.num_parameters())
         cfg.pop("resume", None)
         _write_json(out / "config.json", cfg)
@@ -273,7 +461,7 @@ def run(args) -> int:
     progress = not cfg["no_progress"]
     train_loader = DataLoader(train, batch_size=cfg["batch_size"], shuffle=True, seed=cfg["seed"])
     val_loader = DataLoader(val, batch_size=512) if val else None
-    augment = _make_augment(cfg, mean, std) if cfg["augment"] else None
+    augment = _make_augment(cfg, mean, std, sample_shape[1:]) if cfg["augment"] else None
     on_epoch_end = None
     if cfg.get("tensorboard"):
         from ..tensorboard import TensorBoardLogger
@@ -283,17 +471,12 @@ def run(args) -> int:
                       out_dir=out, checkpoint_every=cfg["checkpoint_every"], augment=augment, config=cfg,
                       progress=progress, plateau_metric=cfg["plateau_metric"], on_epoch_end=on_epoch_end,
                       resume_hint=f"glassnet train --resume {out}")
-    try:
+    try:  # Ctrl-C (a checkpoint is saved first) reaches glassnet.cli.main: exit status 130
         history = trainer.fit(resume=resuming)
-    except KeyboardInterrupt:
+    except TrainingDivergedError as exc:  # exit status 1
+        raise TrainingDivergedError(f"training diverged: {exc}") from exc
+    finally:
         _close(on_epoch_end)
-        sys.stdout.flush()
-        return 130
-    except TrainingDivergedError as exc:
-        _close(on_epoch_end)
-        print(f"glassnet train: training diverged: {exc}", file=sys.stderr)
-        return 1
-    _close(on_epoch_end)
     result = evaluate(model, DataLoader(test, batch_size=512), progress=progress)
     result["mean_epoch_time_s"] = float(np.mean(history.column("epoch_time_s")))
     result["best_val_accuracy"] = trainer.best_val_accuracy

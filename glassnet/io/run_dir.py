@@ -12,6 +12,14 @@ A run folder (written by ``glassnet train``) looks like::
     model, config = load_run("runs/mlp")          # best, else last, else model.npz
     x = preprocess_transform(config)(uint8_images)  # (N, 1, 28, 28) uint8 -> normalised floats
 
+Reading is strict: ``config.json`` and ``history.json`` must have the JSON
+types listed in :data:`CONFIG_TYPES` (else :class:`~glassnet.errors.DataFormatError`
+naming the file and key), nest at most :data:`glassnet.limits.MAX_DEPTH`
+levels, and weights holding NaN or infinity are refused unless
+``load_run(..., allow_nonfinite=True)``. :func:`clear_run_dir` (``glassnet
+train --overwrite``) removes only what glassnet writes into a run folder
+(:data:`RUN_FILES`, :data:`RUN_FOLDERS`).
+
 :func:`preprocess_transform` is the one place the training/evaluation
 normalisation is defined (``ToFloat`` then ``Normalize`` with the dataset's
 mean/std); ``glassnet train``, ``evaluate``, ``plot`` and ``predict`` all use it.
@@ -20,18 +28,21 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import GlassnetError, InvalidArgumentError, StateDictError
+from ..errors import DataFormatError, GlassnetError, InvalidArgumentError, StateDictError
+from ..limits import check_json_depth
 from ..models.registry import builder_accepts
 from .pth import StateDictFileError
 from .state_dict_file import load_state_dict_file
 
 __all__ = ["load_run", "find_weights", "read_config", "read_history", "preprocess_transform",
-           "dataset_stats", "class_names", "load_test_set", "image_size", "RunDirError"]
+           "dataset_stats", "class_names", "load_test_set", "image_size", "RunDirError",
+           "is_run_dir", "clear_run_dir", "check_data_root", "check_finite_state", "RUN_FILES", "RUN_FOLDERS"]
 
 #: dataset name in config.json -> glassnet.data class name
 DATASET_CLASSES = {"fashion-mnist": "FashionMNIST", "mnist": "MNIST"}
@@ -47,8 +58,69 @@ def _norm_dataset(name) -> str:
     return {"fashionmnist": "fashion-mnist"}.get(key, key)
 
 
+#: config.json keys glassnet reads, and the JSON types each may have (``None`` = JSON null)
+CONFIG_TYPES = {
+    "model": (str,), "model_kwargs": (dict, type(None)), "num_classes": (int, type(None)),
+    "in_channels": (int, type(None)), "dataset": (str,), "dtype": (str, type(None)),
+    "image_size": (int, list, type(None)), "classes": (list, type(None)), "data_root": (str, type(None)),
+}
+
+
+def _read_json(path: Path, what: str):
+    """Parse the JSON file ``path`` (depth-checked first); errors name the file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataFormatError(f"{path}: cannot read the run's {what}: not UTF-8 text ({exc.reason})") from exc
+    check_json_depth(text, path)
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise DataFormatError(f"{path}: cannot read the run's {what}: not valid JSON ({exc})") from exc
+
+
+def _type_names(types) -> str:
+    names = {str: "a string", dict: "an object", int: "an integer", list: "a list", type(None): "null"}
+    return " or ".join(names[t] for t in types)
+
+
+def _check_config_types(config: dict, path: Path) -> None:
+    for key, types in CONFIG_TYPES.items():
+        if key not in config:
+            continue
+        value = config[key]
+        if isinstance(value, bool) or not isinstance(value, types):
+            raise DataFormatError(f"{path}: \"{key}\" must be {_type_names(types)}, got {_short(value)}")
+    for key in ("num_classes", "in_channels"):
+        if config.get(key) is not None and config[key] < 1:
+            raise DataFormatError(f"{path}: \"{key}\" must be >= 1, got {config[key]}")
+    size = config.get("image_size")
+    if isinstance(size, list) and (len(size) != 2 or any(isinstance(v, bool) or not isinstance(v, int) or v < 1
+                                                         for v in size)):
+        raise DataFormatError(f"{path}: \"image_size\" must be an integer or a list [H, W] of two "
+                              f"positive integers, got {_short(size)}")
+    if config.get("classes") is not None and not all(isinstance(c, str) for c in config["classes"]):
+        raise DataFormatError(f"{path}: \"classes\" must be a list of strings")
+    if config.get("dtype") not in (None, "float32", "float64"):
+        raise DataFormatError(f"{path}: \"dtype\" must be \"float32\" or \"float64\", got {_short(config['dtype'])}")
+    if any(not isinstance(k, str) for k in (config.get("model_kwargs") or {})):
+        raise DataFormatError(f"{path}: \"model_kwargs\" keys must be strings")
+
+
+def _short(value, n: int = 60) -> str:
+    text = json.dumps(value) if isinstance(value, (str, int, float, list, dict, type(None))) else repr(value)
+    return text if len(text) <= n else text[: n - 3] + "..."
+
+
 def read_config(run_dir) -> dict:
-    """``config.json`` of a run folder, as a dict (clear error when missing or broken)."""
+    """``config.json`` of a run folder, as a dict.
+
+    Raises :class:`RunDirError` when the folder or its ``config.json`` is
+    missing, and :class:`~glassnet.errors.DataFormatError` naming the file
+    when it is not UTF-8 JSON, nests deeper than :data:`glassnet.limits.MAX_DEPTH`,
+    is not an object with a string ``"model"``, or a key of
+    :data:`CONFIG_TYPES` has the wrong JSON type.
+    """
     run = Path(run_dir)
     if not run.is_dir():
         raise RunDirError(f"run folder {str(run)!r} does not exist"
@@ -56,23 +128,38 @@ def read_config(run_dir) -> dict:
     path = run / "config.json"
     if not path.is_file():
         raise RunDirError(f"run folder {str(run)!r} has no config.json (is it a `glassnet train` output folder?)")
-    try:
-        config = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise RunDirError(f"{path}: cannot read the run's config: {exc}") from exc
+    config = _read_json(path, "config")
     if not isinstance(config, dict) or "model" not in config:
-        raise RunDirError(f"{path}: expected a JSON object with at least a \"model\" key")
+        raise DataFormatError(f"{path}: expected a JSON object with at least a \"model\" key, "
+                              f"got {_short(config)}")
+    _check_config_types(config, path)
     return config
 
 
 def read_history(run_dir) -> list:
-    """``history.json`` of a run folder: a list of per-epoch dicts (``[]`` if absent)."""
+    """``history.json`` of a run folder: a list of per-epoch dicts (``[]`` if absent).
+
+    Raises :class:`~glassnet.errors.DataFormatError` naming the file when it is
+    not JSON, nests too deep, is not a list of objects, or an entry's
+    ``"epoch"`` is not a positive integer or a metric is neither a number nor null.
+    """
     path = Path(run_dir) / "history.json"
     if not path.is_file():
         return []
-    with open(path) as f:
-        rows = json.load(f)
-    return list(rows) if isinstance(rows, list) else []
+    rows = _read_json(path, "history")
+    if not isinstance(rows, list):
+        raise DataFormatError(f"{path}: expected a JSON list of per-epoch objects, got {_short(rows)}")
+    for i, row in enumerate(rows):
+        if not isinstance(row, dict):
+            raise DataFormatError(f"{path}: entry {i} must be an object of per-epoch metrics, got {_short(row)}")
+        epoch = row.get("epoch")
+        if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 1:
+            raise DataFormatError(f"{path}: entry {i}: \"epoch\" must be a positive integer, got {_short(epoch)}")
+        for key, value in row.items():
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                raise DataFormatError(f"{path}: entry {i}: \"{key}\" must be a number or null, "
+                                      f"got {_short(value)}")
+    return rows
 
 
 def find_weights(run_dir, which: str = "best") -> tuple[Path, str]:
@@ -134,7 +221,23 @@ def _build_model(config: dict, config_path: Path):
     return model
 
 
-def load_run(run_dir, which: str = "best", log=print):
+def check_finite_state(state, path) -> None:
+    """Raise :class:`~glassnet.errors.DataFormatError` naming ``path`` and the first tensor
+    of ``state`` (name -> array) that holds NaN or infinity."""
+    for name, value in state.items():
+        a = np.asarray(value)
+        if a.dtype.kind not in "fc" or a.size == 0:
+            continue
+        finite = np.isfinite(a)
+        if not finite.all():
+            bad = a.size - int(finite.sum())
+            raise DataFormatError(
+                f"{path}: tensor {name!r} {tuple(a.shape)} holds {bad} non-finite value(s) (NaN or inf) of "
+                f"{a.size}; the run diverged or the file is corrupt (load_run(..., allow_nonfinite=True) "
+                "loads it anyway)")
+
+
+def load_run(run_dir, which: str = "best", log=print, *, allow_nonfinite: bool = False):
     """Rebuild a run's model from ``config.json`` and load its weights; return ``(model, config)``.
 
     The model is ``get_model(config["model"], num_classes=..., in_channels=...,
@@ -145,15 +248,20 @@ def load_run(run_dir, which: str = "best", log=print):
     saying which file was used. The returned config gets ``"weights_file"``
     (the path used) and ``"run_dir"``.
 
-    Raises :class:`RunDirError` for a missing folder, config or weights file,
-    and :class:`~glassnet.errors.StateDictError` naming the weights file when
-    its tensors do not fit the model (missing/unexpected keys, wrong shapes).
+    Raises :class:`RunDirError` for a missing folder, config or weights file;
+    :class:`~glassnet.errors.DataFormatError` for a malformed ``config.json``
+    (see :func:`read_config`) and, unless ``allow_nonfinite=True``, for
+    weights holding NaN or infinity (naming the file and the first such
+    tensor); and :class:`~glassnet.errors.StateDictError` naming the weights
+    file when its tensors do not fit the model (missing/unexpected keys, wrong shapes).
     """
     run = Path(run_dir)
     config = read_config(run)
     path, note = find_weights(run, which)
     model = _build_model(config, run / "config.json")
     state = _model_state(load_state_dict_file(path), path)
+    if not allow_nonfinite:
+        check_finite_state(state, path)
     try:
         model.load_state_dict(state, strict=True)
     except StateDictError as exc:
@@ -164,6 +272,52 @@ def load_run(run_dir, which: str = "best", log=print):
         log(note)
     config = dict(config, weights_file=os.fspath(path), run_dir=os.fspath(run))
     return model, config
+
+
+# ------------------------------------------------------ run folder contents
+#: files glassnet writes into a run folder (``train``, ``evaluate``); ``--overwrite`` removes these ...
+RUN_FILES = ("history.json", "history.csv", "test.json", "evaluation.json", "model.npz")
+#: ... and these folders (checkpoints, ``glassnet plot``'s PNGs, TensorBoard events), then config.json
+RUN_FOLDERS = ("checkpoints", "plots", "tensorboard")
+
+
+def is_run_dir(path) -> bool:
+    """Whether ``path`` is a run folder: it holds a ``config.json`` that :func:`read_config` accepts."""
+    try:
+        read_config(path)
+    except (GlassnetError, OSError):
+        return False
+    return True
+
+
+def clear_run_dir(path) -> list[Path]:
+    """Remove what glassnet wrote into the run folder ``path`` and return the paths removed.
+
+    Removes ``config.json`` (last, so an interrupted clear still leaves a run
+    folder), :data:`RUN_FILES` and their ``.tmp`` leftovers of atomic writes,
+    and the folders :data:`RUN_FOLDERS` (a symbolic link is unlinked, never
+    followed). Anything else in the folder is left alone. Raises
+    :class:`RunDirError` when ``path`` is not a run folder (:func:`is_run_dir`).
+    """
+    run = Path(path)
+    if not is_run_dir(run):
+        raise RunDirError(f"{run} is not a glassnet run folder (no readable config.json); nothing was removed")
+    removed = []
+    for name in RUN_FOLDERS:
+        entry = run / name
+        if entry.is_symlink() or entry.is_file():
+            entry.unlink()
+        elif entry.is_dir():
+            shutil.rmtree(entry)
+        else:
+            continue
+        removed.append(entry)
+    for name in RUN_FILES + ("config.json",):
+        for entry in (run / (name + ".tmp"), run / name):
+            if entry.is_symlink() or entry.is_file():
+                entry.unlink()
+                removed.append(entry)
+    return removed
 
 
 # ----------------------------------------------------------- preprocessing
@@ -226,10 +380,38 @@ def image_size(config) -> tuple[int, int]:
     return (int(size), int(size)) if isinstance(size, (int, float)) else (int(size[0]), int(size[1]))
 
 
+def check_data_root(dataset, root, splits=("train", "test"), option: str = "data_root") -> None:
+    """Raise :class:`~glassnet.data.DatasetNotFoundError` naming ``root`` (and ``option``, the
+    argument it came from) unless ``root`` is a folder holding ``dataset``'s IDX files
+    (plain or ``.gz``) for every split in ``splits``. The datasets themselves would
+    fall back to the other places they search; an explicit root must not."""
+    from .. import data
+
+    name = _dataset_name(dataset)
+    if name not in DATASET_CLASSES:
+        raise InvalidArgumentError(f"unknown dataset {name!r}; known: {', '.join(sorted(DATASET_CLASSES))}")
+    cls = getattr(data, DATASET_CLASSES[name])
+    folder = Path(root).expanduser()
+    if not folder.is_dir():
+        what = "is a file, not a folder" if folder.exists() else "does not exist"
+        raise data.DatasetNotFoundError(f"{option} {str(root)!r} {what} (it should be the folder holding "
+                                        f"the {cls.title} IDX files; leave {option} out to search the usual places)")
+    missing = []
+    for split in splits:
+        for gz_name, _ in cls.resources[split]:
+            plain = gz_name[:-3] if gz_name.endswith(".gz") else gz_name
+            if not any((folder / n).is_file() for n in (plain, plain + ".gz")):
+                missing.append(f"{plain}[.gz]")
+    if missing:
+        raise data.DatasetNotFoundError(f"{option} {str(root)!r} does not hold the {cls.title} files: "
+                                        f"missing {', '.join(missing)}")
+
+
 def load_test_set(config, data_root=None, limit: int | None = None):
     """The run's test split, preprocessed with :func:`preprocess_transform`.
 
     ``data_root`` defaults to ``config["data_root"]`` (then the usual search);
+    an explicit ``data_root`` must hold the files (:func:`check_data_root`).
     ``limit`` keeps only the first N images.
     """
     from .. import data
@@ -237,8 +419,10 @@ def load_test_set(config, data_root=None, limit: int | None = None):
     name = _dataset_name(config)
     if name not in DATASET_CLASSES:
         raise InvalidArgumentError(f"unknown dataset {name!r} in the run's config; known: "
-                         f"{', '.join(sorted(DATASET_CLASSES))}")
+                                   f"{', '.join(sorted(DATASET_CLASSES))}")
     cls = getattr(data, DATASET_CLASSES[name])
+    if data_root is not None:
+        check_data_root(name, data_root, ("test",), option="data_root")
     root = data_root if data_root is not None else config.get("data_root")
     test = cls(root=root, train=False, transform=preprocess_transform(config))
     if limit is not None and limit < len(test):
