@@ -55,7 +55,7 @@ def encode(obj):
 
 
 def decode(obj):
-    """Undo :func:`encode`'s tags (``TypeError``/``ValueError`` on a malformed tag)."""
+    """Undo :func:`encode`'s tags (``ValueError`` on a malformed tag)."""
     if isinstance(obj, list):
         return [decode(v) for v in obj]
     if isinstance(obj, dict):
@@ -63,7 +63,7 @@ def decode(obj):
             (k, v), = obj.items()
             if k == "__float__":
                 if not isinstance(v, str):
-                    raise TypeError(f"__float__ holds a {type(v).__name__}, not a string")
+                    raise _MalformedTag(f"__float__ holds a {type(v).__name__}, not a string")
                 return float(v)
             if k == "__tuple__":
                 return tuple(decode(x) for x in _as_list(k, v))
@@ -93,14 +93,18 @@ def decode_text(text: str, source):
         raise DataFormatError(f"{source}: checkpoint metadata holds a malformed tagged value: {exc}") from None
 
 
+class _MalformedTag(ValueError):
+    """A tagged value that is not what its tag says (caught by :func:`decode_text`)."""
+
+
 def _as_list(tag, v):
     if not isinstance(v, list):
-        raise TypeError(f"{tag} holds a {type(v).__name__}, not a list")
+        raise _MalformedTag(f"{tag} holds a {type(v).__name__}, not a list")
     return v
 
 
 def _pairs(tag, v):
     for item in _as_list(tag, v):
         if not isinstance(item, list) or len(item) != 2:
-            raise TypeError(f"{tag} holds {item!r}, not a [key, value] pair")
+            raise _MalformedTag(f"{tag} holds {item!r}, not a [key, value] pair")
         yield item
