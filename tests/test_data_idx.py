@@ -147,7 +147,7 @@ def test_missing_file(tmp_path):
 def test_write_rejects_unsupported(tmp_path):
     with pytest.raises(TypeError, match="IDX cannot store dtype int64"):
         write_idx(tmp_path / "a.idx", np.zeros(3, dtype=np.int64))
-    with pytest.raises(ValueError, match="1 to 255 dimensions"):
+    with pytest.raises(ValueError, match="1 to 64 dimensions"):
         write_idx(tmp_path / "a.idx", np.uint8(3))
 
 

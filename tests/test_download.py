@@ -1,11 +1,14 @@
 """Downloads, entirely offline: file:// URLs, fake openers and a local HTTP
 server on 127.0.0.1 serving small IDX files written with write_idx."""
 import functools
+import hashlib
 import http.client
 import http.server
 import io
 import os
+import socket
 import threading
+import time
 import urllib.error
 
 import numpy as np
@@ -141,9 +144,10 @@ def test_short_read_is_an_error_and_atomic(tmp_path):
 
 def test_interrupted_transfer_removes_temp_file(tmp_path):
     dest = tmp_path / "f.bin"
-    with pytest.raises(ConnectionResetError):
+    with pytest.raises(DownloadError, match="connection failed after 2000 bytes.*ConnectionResetError") as e:
         download_url("http://x/f.bin", dest,
                      opener=lambda url, timeout: _Resp(b"a" * 5000, fail_after=2000), progress=False)
+    assert isinstance(e.value.__cause__, ConnectionResetError)
     assert os.listdir(tmp_path) == []
 
     def refuse(url, timeout):
@@ -284,30 +288,211 @@ def test_download_skipped_when_files_present(isolated, monkeypatch):
     assert len(FashionMNIST(root=root, download=True)) == 3
 
 
-def test_default_opener_sends_user_agent(served, tmp_path):
-    # urllib's default would be blocked by some mirrors; ours names glassnet.
-    www, base = served
-    (www / "f").write_bytes(b"hi")
-    seen = {}
-
-    class Spy(_QuietHandler):
-        def do_GET(self):
-            seen["ua"] = self.headers.get("User-Agent")
-            return super().do_GET()
-
-    handler = functools.partial(Spy, directory=str(www))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    t = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
-    t.start()
-    try:
-        download_url(f"http://127.0.0.1:{server.server_address[1]}/f", tmp_path / "f", progress=False)
-    finally:
-        server.shutdown()
-        server.server_close()
-    assert seen["ua"].startswith("glassnet")
-    assert (tmp_path / "f").read_bytes() == b"hi"
-
-
 def test_http_error_is_an_oserror():
     # download_from_mirrors relies on this to move on to the next mirror
     assert issubclass(urllib.error.HTTPError, OSError)
+
+
+# --------------------------------------------------------------------------
+# Hostile servers on 127.0.0.1: every misbehaviour ends in a DownloadError (or
+# ChecksumError) within the deadline, and never leaves a file behind.
+
+
+class _HostileHandler(http.server.BaseHTTPRequestHandler):
+    """Behaviour chosen by the path; ``server.stop`` (an Event) ends the slow ones."""
+
+    protocol_version = "HTTP/1.0"
+    body = bytes(range(256)) * 40  # 10240 bytes
+
+    def log_message(self, *args):
+        pass
+
+    def _send(self, code=200, length=None, extra=()):
+        self.send_response(code)
+        if length is not None:
+            self.send_header("Content-Length", str(length))
+        for k, v in extra:
+            self.send_header(k, v)
+        self.end_headers()
+
+    def _trickle(self, data):
+        for b in data:  # one byte every 50 ms, until the test ends
+            if self.server.stop.wait(0.05):
+                return
+            self.wfile.write(bytes([b]))
+            self.wfile.flush()
+
+    def do_GET(self):  # noqa: C901 - one branch per behaviour
+        path = self.path.split("?")[0]
+        path = path[:-2] if path.endswith("/f") else path  # a mirror's base URL + file name "f"
+        try:
+            if path == "/good":
+                self._send(length=len(self.body))
+                self.wfile.write(self.body)
+            elif path == "/ua":
+                ua = self.headers.get("User-Agent", "").encode()
+                self._send(length=len(ua))
+                self.wfile.write(ua)
+            elif path == "/trickle":                       # 8 minutes for the body
+                self._send(length=len(self.body))
+                self._trickle(self.body)
+            elif path == "/trickle-headers":               # the status line itself trickles
+                self._trickle(b"HTTP/1.0 200 OK\r\nX-Slow: " + b"a" * 10000)
+            elif path == "/silent":                        # accepts, then never answers
+                self.server.stop.wait(60)
+            elif path == "/endless":                       # no length, never ends
+                self._send()
+                while not self.server.stop.is_set():
+                    self.wfile.write(bytes(65536))
+            elif path == "/oversize":                      # no length, 10x the expected size
+                self._send()
+                self.wfile.write(self.body * 10)
+            elif path == "/longer-than-length":           # more bytes than Content-Length
+                self._send(length=100)
+                self.wfile.write(self.body)
+            elif path == "/drop":                          # promises 10240, sends 4000, hangs up
+                self._send(length=len(self.body))
+                self.wfile.write(self.body[:4000])
+                self.wfile.flush()
+                self.connection.shutdown(2)
+            elif path == "/bad-length":
+                self._send(extra=[("Content-Length", "not a number")])
+                self.wfile.write(self.body)
+            elif path == "/loop":
+                self._send(302, length=0, extra=[("Location", "/loop")])
+            elif path.startswith("/hop/"):                 # /hop/3 -> /hop/2 -> ... -> /good
+                n = int(path.rsplit("/", 1)[1])
+                self._send(302, length=0, extra=[("Location", f"/hop/{n - 1}" if n > 1 else "/good")])
+            elif path == "/500":
+                self.send_error(500, "Internal Server Error")
+            else:
+                self.send_error(404, "Not Found")
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+
+@pytest.fixture
+def hostile():
+    """A ThreadingHTTPServer on 127.0.0.1 with _HostileHandler; yields the base URL."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _HostileHandler)
+    server.stop = threading.Event()
+    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.stop.set()
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+def _fails(tmp_path, url, match, **kw):
+    """Download ``url`` expecting DownloadError matching ``match``; returns the seconds it took."""
+    out = tmp_path / "out"
+    dest = out / "f.bin"
+    t0 = time.monotonic()
+    with pytest.raises(DownloadError, match=match) as e:
+        download_url(url, dest, progress=False, **kw)
+    elapsed = time.monotonic() - t0
+    assert url in str(e.value)
+    assert not dest.exists() and os.listdir(out) == [], "a partial or temporary file was left behind"
+    return elapsed
+
+
+def test_hostile_good_baseline_and_wrong_checksum(hostile, tmp_path):
+    body = _HostileHandler.body
+    path = download_url(hostile + "/good", tmp_path / "g.bin", progress=False, deadline_s=5,
+                        expected_size=len(body))
+    assert path.read_bytes() == body and not _leftovers(tmp_path)
+    # http.client stops at Content-Length; the extra bytes are never read
+    path = download_url(hostile + "/longer-than-length", tmp_path / "f", progress=False, deadline_s=5)
+    assert path.read_bytes() == body[:100]
+    out = tmp_path / "out"
+    with pytest.raises(ChecksumError, match="MD5"):
+        download_url(hostile + "/good", out / "f.bin", "0" * 32, progress=False, deadline_s=5)
+    assert os.listdir(out) == []
+
+
+# (path, what the error says, download_url keywords)
+HOSTILE_CASES = [
+    # the per-socket timeout (30 s) never fires: each read returns a byte in 50 ms
+    ("/trickle", "deadline of 1 s", {"deadline_s": 1.0, "timeout": 30.0}),
+    ("/trickle-headers", "deadline of 1 s", {"deadline_s": 1.0, "timeout": 30.0}),
+    ("/silent", "deadline of 1 s", {"deadline_s": 1.0, "timeout": 30.0}),
+    ("/endless", r"longer than max_bytes=1000000.*cut off", {"max_bytes": 1_000_000}),
+    ("/oversize", "more than the expected 10240 bytes", {"expected_size": 10240}),
+    ("/longer-than-length", "announces 100 bytes.*has 10240", {"expected_size": 10240}),
+    ("/drop", "connection ended after 4000 of 10240 bytes|connection failed", {}),
+    ("/bad-length", "longer than max_bytes=100", {"max_bytes": 100}),
+    ("/nothing", "HTTP 404", {}),
+    ("/500", "HTTP 500", {}),
+    ("/loop", "HTTP 302.*redirect", {}),
+]
+
+
+@pytest.mark.parametrize("where, match, kw", HOSTILE_CASES, ids=[c[0] for c in HOSTILE_CASES])
+def test_hostile_server(hostile, tmp_path, where, match, kw):
+    elapsed = _fails(tmp_path, hostile + where, match, **{"deadline_s": 10.0, **kw})
+    assert elapsed < kw.get("deadline_s", 10.0) + 5.0
+
+
+def test_hostile_deadline_with_a_custom_opener(tmp_path):
+    class Trickle(_Resp):
+        def read(self, n=-1):
+            time.sleep(0.05)
+            return super().read(1)
+
+    elapsed = _fails(tmp_path, "http://x/f", "deadline", opener=lambda url, timeout: Trickle(bytes(10**5)),
+                     deadline_s=0.5)
+    assert elapsed < 5.0
+
+
+def test_hostile_redirects_bounded(hostile, tmp_path):
+    body = _HostileHandler.body
+    assert download_url(hostile + "/hop/3", tmp_path / "a", progress=False, max_redirects=3).read_bytes() == body
+    _fails(tmp_path, hostile + "/hop/4", r"more than 3 redirects", max_redirects=3)
+
+
+def test_default_opener_sends_user_agent(hostile, tmp_path):
+    # urllib's default would be blocked by some mirrors; ours names glassnet.
+    assert download_url(hostile + "/ua", tmp_path / "ua", progress=False).read_text().startswith("glassnet")
+
+
+def test_hostile_refused_connection(tmp_path):
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens there now
+    _fails(tmp_path, f"http://127.0.0.1:{port}/f", "cannot open.*refused", deadline_s=5)
+
+
+def test_hostile_keyboard_interrupt_midway_removes_temp(tmp_path):
+    class Interrupted(_Resp):
+        def read(self, n=-1):
+            if self.tell() >= 3000:
+                raise KeyboardInterrupt
+            return super().read(n)
+
+    dest = tmp_path / "f.bin"
+    with pytest.raises(KeyboardInterrupt):
+        download_url("http://x/f.bin", dest, opener=lambda url, timeout: Interrupted(b"a" * 9000), progress=False)
+    assert os.listdir(tmp_path) == []
+
+
+def test_hostile_mirrors_skip_every_kind_of_failure(hostile, tmp_path):
+    md5 = hashlib.md5(_HostileHandler.body).hexdigest()
+    mirrors = [hostile + "/nothing", hostile + "/500", hostile + "/drop", hostile + "/trickle"]
+    with pytest.raises(DownloadError) as e:
+        download_from_mirrors("f", mirrors, tmp_path / "out", md5, progress=False, deadline_s=1.0)
+    msg = str(e.value)
+    assert "404" in msg and "500" in msg and "deadline" in msg
+    assert not _leftovers(tmp_path / "out")
+
+
+@pytest.mark.parametrize("kw", [{"deadline_s": 0}, {"timeout": -1}, {"max_bytes": -1}, {"max_redirects": -1}])
+def test_download_rejects_bad_limits(tmp_path, kw):
+    from glassnet.errors import InvalidArgumentError
+
+    with pytest.raises(InvalidArgumentError):
+        download_url("http://127.0.0.1:9/x", tmp_path / "x", progress=False, **kw)
