@@ -1,21 +1,23 @@
 """Load and save state dicts as files: ``.safetensors``, ``.npz`` and ``.pth``.
 
-* ``.safetensors`` is parsed and written here (8-byte little-endian header
-  length, a JSON header of ``dtype``/``shape``/``data_offsets``, then the raw
-  bytes), so the ``safetensors`` package is not needed at runtime.
-* ``.npz`` goes through NumPy with ``allow_pickle=False``.
+* ``.safetensors`` is written here (8-byte little-endian header length, a
+  JSON header of ``dtype``/``shape``/``data_offsets``, then the raw bytes) and
+  read by :func:`glassnet.io.array_readers.load_safetensors`, so the
+  ``safetensors`` package is not needed at runtime.
+* ``.npz`` is written here (no pickle) and read by
+  :func:`glassnet.io.array_readers.load_npz`.
 * ``.pth`` / ``.pt`` / ``.bin`` (``torch.save`` zip archives) go through
   :func:`glassnet.io.pth.load_pth` -- no PyTorch needed either.
 
-Every problem with a file raises :class:`StateDictFileError` (a
-``StateDictError`` and a ``DataFormatError``) naming the file and what is
+Every reader takes ``max_bytes`` and stays within it on any file, hostile
+ones included. Every problem with a file raises :class:`StateDictFileError`
+(a ``StateDictError`` and a ``DataFormatError``) naming the file and what is
 wrong. Writes are atomic: a crash or error mid-write leaves any existing
 file untouched and no temporary file behind.
 """
 from __future__ import annotations
 
 import json
-import math
 import os
 import struct
 import tempfile
@@ -26,27 +28,19 @@ import numpy as np
 
 from ..backend import to_numpy
 from ..tensor import Tensor
-from .pth import StateDictFileError, load_pth
+from .array_readers import NP_TO_ST as _NP_TO_ST
+from .array_readers import load_npz, load_safetensors
+from .pth import StateDictFileError, file_errors, load_pth
+from .read_guard import CORRUPT_FILE_ERRORS, describe
 
 __all__ = ["load_state_dict_file", "save_state_dict_file"]
-
-# safetensors dtype tag <-> NumPy dtype (little-endian). BF16 is widened to float32.
-_ST_TO_NP = {
-    "F64": np.dtype("<f8"), "F32": np.dtype("<f4"), "F16": np.dtype("<f2"),
-    "I64": np.dtype("<i8"), "I32": np.dtype("<i4"), "I16": np.dtype("<i2"), "I8": np.dtype("i1"),
-    "U64": np.dtype("<u8"), "U32": np.dtype("<u4"), "U16": np.dtype("<u2"), "U8": np.dtype("u1"),
-    "BOOL": np.dtype("?"),
-    "BF16": np.dtype("<u2"),  # raw bits; converted to float32 after reading
-}
-_NP_TO_ST = {np.dtype(v).newbyteorder("="): k for k, v in _ST_TO_NP.items() if k != "BF16"}
-_MAX_HEADER = 100 * 1024 * 1024  # the safetensors reference limit
 
 _WRAPPER_KEYS = ("state_dict", "model_state_dict", "model")
 _STRIP_PREFIXES = ("module.", "_orig_mod.")  # DataParallel/DDP, torch.compile
 
 
 # ======================================================================= load
-def load_state_dict_file(path, unwrap: bool = True) -> "OrderedDict[str, np.ndarray]":
+def load_state_dict_file(path, unwrap: bool = True, max_bytes=None) -> "OrderedDict[str, np.ndarray]":
     """Read a state dict file into ``OrderedDict[name, numpy.ndarray]``.
 
     The format is recognised from the file's content (the extension only
@@ -61,9 +55,16 @@ def load_state_dict_file(path, unwrap: bool = True) -> "OrderedDict[str, np.ndar
     ``"module."`` (DataParallel/DDP) or ``"_orig_mod."`` (``torch.compile``)
     prefix shared by *every* key is stripped.
 
+    ``max_bytes`` bounds what reading may allocate, in any format (``None`` =
+    :func:`glassnet.limits.default_max_bytes` of the file's size: 1 GiB, or
+    16x the file); pass a larger value to read a bigger trusted file.
+
     Raises :class:`StateDictFileError` naming the file for a missing,
     corrupt, truncated or unsupported file, or one whose content is not a
-    flat mapping of names to tensors.
+    flat mapping of names to tensors (or has a key holding a NUL character),
+    and :class:`~glassnet.io.pth.StateDictLimitError` (also a
+    :class:`~glassnet.errors.LimitExceededError`) naming the file and
+    ``max_bytes`` when the file asks for more than the limit.
     """
     path = os.fspath(path)
     try:
@@ -74,30 +75,42 @@ def load_state_dict_file(path, unwrap: bool = True) -> "OrderedDict[str, np.ndar
     ext = os.path.splitext(path)[1].lower()
     # A safetensors header length can begin with b"PK" too, so ask zipfile as well.
     if head[:4] in (b"PK\x03\x04", b"PK\x05\x06") and (
-            zipfile.is_zipfile(path) or ext in (".pth", ".pt", ".bin", ".ckpt", ".npz")):
+            ext in (".pth", ".pt", ".bin", ".ckpt", ".npz") or _is_zip(path)):
         if ext == ".npz" or _is_npz(path):
-            return _load_npz(path)
-        obj = load_pth(path)
+            return load_npz(path, max_bytes)
+        obj = load_pth(path, max_bytes)
         return _to_flat_state_dict(obj, path, unwrap)
     if (len(head) == 9 and head[8:9] == b"{") or ext == ".safetensors":
-        return _load_safetensors(path)
+        return load_safetensors(path, max_bytes)
     if ext in (".pth", ".pt", ".bin", ".ckpt") or head.startswith(b"\x80"):
-        load_pth(path)  # raises the precise error (legacy format, corrupt zip...)
+        load_pth(path, max_bytes)  # raises the precise error (legacy format, corrupt zip...)
     raise StateDictFileError(
         f"{path}: unrecognised state dict file (starts with {head!r}); expected a "
         ".safetensors, .npz or torch.save (.pth/.pt/.bin) file")
+
+
+def _is_zip(path):
+    try:
+        return zipfile.is_zipfile(path)
+    except CORRUPT_FILE_ERRORS:
+        return False
 
 
 def _is_npz(path):
     try:
         with zipfile.ZipFile(path) as zf:
             names = zf.namelist()
-    except (zipfile.BadZipFile, OSError):
+    except CORRUPT_FILE_ERRORS:
         return False  # let load_pth report the corruption
     return bool(names) and all(n.endswith(".npy") for n in names)
 
 
 def _to_flat_state_dict(obj, path, unwrap):
+    with file_errors(path, "torch.save archive"):
+        return _flatten(obj, path, unwrap)
+
+
+def _flatten(obj, path, unwrap):
     if unwrap:
         for _ in range(3):  # e.g. {"model": {"state_dict": {...}}}
             if not isinstance(obj, dict) or _all_arrays(obj):
@@ -116,12 +129,14 @@ def _to_flat_state_dict(obj, path, unwrap):
     out = OrderedDict()
     for k, v in obj.items():
         if not isinstance(k, str):
-            raise StateDictFileError(f"{path}: state dict key {k!r} is not a string")
+            raise StateDictFileError(f"{path}: state dict key {describe(k)} is not a string")
+        if "\x00" in k:
+            raise StateDictFileError(f"{path}: state dict key {describe(k)} contains a NUL character")
         if not isinstance(v, np.ndarray):
             raise StateDictFileError(
-                f"{path}: entry {k!r} is a {type(v).__name__}, not a tensor; expected a state "
+                f"{path}: entry {describe(k)} is {describe(v)}, not a tensor; expected a state "
                 f"dict (name -> tensor) or a checkpoint with one of the keys {list(_WRAPPER_KEYS)}"
-                f" (top-level keys: {list(obj)[:10]})")
+                f" (top-level keys: {[describe(key, 40) for key in list(obj)[:10]]})")
         out[k] = v
     if unwrap and out:
         for prefix in _STRIP_PREFIXES:
@@ -132,101 +147,6 @@ def _to_flat_state_dict(obj, path, unwrap):
 
 def _all_arrays(d):
     return bool(d) and all(isinstance(v, np.ndarray) for v in d.values())
-
-
-def _load_npz(path):
-    out = OrderedDict()
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            for name in npz.files:
-                out[name] = np.asarray(npz[name], order="C")
-    except ValueError as exc:
-        raise StateDictFileError(
-            f"{path}: .npz holds object arrays (needs pickle), refused: {exc}") from exc
-    except (OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
-        raise StateDictFileError(f"{path}: corrupt .npz file: {exc}") from exc
-    for name, arr in out.items():
-        if arr.dtype.kind not in "biufc":
-            raise StateDictFileError(f"{path}: entry {name!r} has unsupported dtype {arr.dtype}")
-    return out
-
-
-def _load_safetensors(path):
-    def bad(msg):
-        return StateDictFileError(f"{path}: corrupt .safetensors file: {msg}")
-
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            file_size = f.tell()
-            f.seek(0)
-            raw_len = f.read(8)
-            if len(raw_len) < 8:
-                raise bad(f"file is {file_size} bytes, too short for the 8-byte header length")
-            (n,) = struct.unpack("<Q", raw_len)
-            if n > _MAX_HEADER or 8 + n > file_size:
-                raise bad(f"header length {n} runs past the end of the {file_size}-byte file")
-            try:
-                header = json.loads(f.read(n).decode("utf-8"))
-            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-                raise bad(f"header is not valid JSON: {exc}") from exc
-            if not isinstance(header, dict):
-                raise bad(f"header is a JSON {type(header).__name__}, not an object")
-            data_start = 8 + n
-            data_len = file_size - data_start
-            entries = []
-            for name, info in header.items():
-                if name == "__metadata__":
-                    continue
-                entries.append((name,) + _check_entry(name, info, data_len, bad))
-            entries.sort(key=lambda e: e[3][0])
-            prev_end = 0
-            for name, _, _, (begin, end) in entries:
-                if begin < prev_end:
-                    raise bad(f"tensor {name!r} bytes [{begin}, {end}) overlap the previous tensor")
-                prev_end = end
-            out = OrderedDict()
-            for name, tag, shape, (begin, end) in entries:
-                arr = np.empty(shape, dtype=_ST_TO_NP[tag])
-                f.seek(data_start + begin)
-                buf = memoryview(arr.reshape(-1).view(np.uint8))
-                if f.readinto(buf) != end - begin:
-                    raise bad(f"tensor {name!r} is truncated")
-                if not arr.dtype.isnative:
-                    arr = arr.astype(arr.dtype.newbyteorder("="))
-                if tag == "BF16":
-                    arr = (arr.astype(np.uint32) << 16).view(np.float32)
-                out[name] = arr
-            return out
-    except OSError as exc:
-        raise StateDictFileError(f"{path}: cannot read file: {exc}") from exc
-
-
-def _check_entry(name, info, data_len, bad):
-    if not isinstance(info, dict):
-        raise bad(f"entry {name!r} is not an object")
-    tag = info.get("dtype")
-    if tag not in _ST_TO_NP:
-        raise bad(f"tensor {name!r} has unsupported dtype {tag!r}")
-    shape = info.get("shape")
-    if not isinstance(shape, list) or not all(
-            isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in shape):
-        raise bad(f"tensor {name!r} has invalid shape {shape!r}")
-    offsets = info.get("data_offsets")
-    if (not isinstance(offsets, list) or len(offsets) != 2
-            or not all(isinstance(o, int) and not isinstance(o, bool) for o in offsets)):
-        raise bad(f"tensor {name!r} has invalid data_offsets {offsets!r}")
-    begin, end = offsets
-    if not 0 <= begin <= end:
-        raise bad(f"tensor {name!r} has data_offsets [{begin}, {end}] out of order")
-    if end > data_len:
-        raise bad(f"tensor {name!r} data_offsets [{begin}, {end}] run past the end of "
-                  f"the {data_len}-byte data section (file truncated?)")
-    need = math.prod(shape) * _ST_TO_NP[tag].itemsize
-    if end - begin != need:
-        raise bad(f"tensor {name!r} of dtype {tag} and shape {shape} needs {need} bytes "
-                  f"but data_offsets [{begin}, {end}] span {end - begin}")
-    return tag, tuple(shape), (begin, end)
 
 
 # ======================================================================= save
@@ -271,6 +191,9 @@ def _prepare_arrays(state_dict, path, ext):
     for name, value in state_dict.items():
         if not isinstance(name, str) or not name:
             raise StateDictFileError(f"{path}: state dict key {name!r} is not a non-empty string")
+        if "\x00" in name:
+            raise StateDictFileError(f"{path}: state dict key {name!r} contains a NUL character, "
+                                     "which a reader would cut short (and so confuse with another key)")
         if ext == ".safetensors" and name == "__metadata__":
             raise StateDictFileError(f"{path}: key '__metadata__' is reserved in .safetensors")
         if isinstance(value, Tensor):  # glassnet Tensor / Parameter
