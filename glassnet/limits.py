@@ -104,25 +104,31 @@ def _exact_int(value) -> int:
     return operator.index(value)
 
 
-_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.S)
-_JSON_BRACKET = re.compile(r"[\[\]{}]")
+#: the tokens that matter for nesting: an escape (backslash + the character it escapes), a quote, a bracket
+_JSON_TOKEN = re.compile(r'\\.|["\[\]{}]', re.S)
 
 
 def check_json_depth(text: str, source, max_depth: int = MAX_DEPTH) -> None:
     """Raise :class:`LimitExceededError` if the JSON ``text`` nests lists/objects deeper than
-    ``max_depth`` (checked on the raw text, before any parser recurses)."""
-    depth = deepest = 0
-    for bracket in _JSON_BRACKET.finditer(_JSON_STRING.sub('""', text)):
-        ch = bracket.group()
-        if ch in "[{":
+    ``max_depth`` (checked on the raw text, before any parser recurses).
+
+    One forward pass over the tokens that matter (escapes, quotes, brackets), so the
+    time is linear in the text's length whatever it holds.
+    """
+    depth = 0
+    in_string = False
+    for token in _JSON_TOKEN.finditer(text):
+        ch = token.group()
+        if ch == '"':
+            in_string = not in_string
+        elif in_string or len(ch) == 2:
+            continue
+        elif ch in "[{":
             depth += 1
-            if depth > deepest:
-                deepest = depth
-                if deepest > max_depth:
-                    raise LimitExceededError(
-                        f"{source}: JSON nested more than {max_depth} levels deep",
-                        limit_name="max_depth", needed=None, limit=max_depth)
-        elif ch in "]}":
+            if depth > max_depth:
+                raise LimitExceededError(f"{source}: JSON nested more than {max_depth} levels deep",
+                                         limit_name="max_depth", needed=None, limit=max_depth)
+        else:
             depth -= 1
 
 

@@ -84,6 +84,11 @@ def ones_(tensor):
     return constant_(tensor, 1.0)
 
 
+def _is_empty(tensor) -> bool:
+    data = getattr(tensor, "data", tensor)
+    return getattr(data, "size", 1) == 0
+
+
 def _fan(tensor, mode):
     fan_in, fan_out = calculate_fan_in_and_fan_out(tensor)
     if mode not in ("fan_in", "fan_out"):
@@ -93,6 +98,8 @@ def _fan(tensor, mode):
 
 def xavier_uniform_(tensor, gain: float = 1.0, rng=None):
     """U(−a, a) with a = gain·√(6 / (fan_in + fan_out))  (Glorot & Bengio 2010)."""
+    if _is_empty(tensor):  # as PyTorch: initialising a zero-element tensor is a no-op
+        return tensor
     fan_in, fan_out = calculate_fan_in_and_fan_out(tensor)
     a = gain * math.sqrt(6.0 / (fan_in + fan_out))
     return uniform_(tensor, -a, a, rng)
@@ -100,18 +107,24 @@ def xavier_uniform_(tensor, gain: float = 1.0, rng=None):
 
 def xavier_normal_(tensor, gain: float = 1.0, rng=None):
     """N(0, σ²) with σ = gain·√(2 / (fan_in + fan_out))."""
+    if _is_empty(tensor):  # as PyTorch: initialising a zero-element tensor is a no-op
+        return tensor
     fan_in, fan_out = calculate_fan_in_and_fan_out(tensor)
     return normal_(tensor, 0.0, gain * math.sqrt(2.0 / (fan_in + fan_out)), rng)
 
 
 def kaiming_uniform_(tensor, a: float = 0.0, mode: str = "fan_in", nonlinearity: str = "leaky_relu", rng=None):
     """U(−b, b) with b = gain·√(3 / fan)  (He et al. 2015)."""
+    if _is_empty(tensor):  # as PyTorch: initialising a zero-element tensor is a no-op
+        return tensor
     bound = calculate_gain(nonlinearity, a) * math.sqrt(3.0 / _fan(tensor, mode))
     return uniform_(tensor, -bound, bound, rng)
 
 
 def kaiming_normal_(tensor, a: float = 0.0, mode: str = "fan_in", nonlinearity: str = "leaky_relu", rng=None):
     """N(0, σ²) with σ = gain / √fan  (He et al. 2015)."""
+    if _is_empty(tensor):  # as PyTorch: initialising a zero-element tensor is a no-op
+        return tensor
     std = calculate_gain(nonlinearity, a) / math.sqrt(_fan(tensor, mode))
     return normal_(tensor, 0.0, std, rng)
 
