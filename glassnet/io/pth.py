@@ -25,7 +25,7 @@ A hostile file cannot make the reader run code, allocate without bound or
 overflow the C stack: the zip directory is checked and every member read
 within one :class:`~glassnet.limits.ReadBudget` (:mod:`glassnet.io.safe_zip`),
 the pickle's opcodes are checked before it is unpickled
-(:mod:`glassnet.io.safe_pickle`), and every tensor is checked against its
+(:mod:`glassnet.safe_pickle`), and every tensor is checked against its
 storage and charged to the budget before it is materialised.
 """
 from __future__ import annotations
@@ -41,7 +41,7 @@ import numpy as np
 
 from ..errors import DataFormatError, GlassnetError, LimitExceededError, StateDictError
 from .read_guard import CORRUPT_FILE_ERRORS, array_nbytes, describe, read_budget
-from .safe_pickle import OBJECT_BYTES, scan_pickle
+from ..safe_pickle import OBJECT_BYTES, scan_pickle
 from .safe_zip import open_zip, read_member
 
 __all__ = ["load_pth", "StateDictFileError", "UnsafePickleError", "StateDictLimitError"]

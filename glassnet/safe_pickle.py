@@ -28,8 +28,8 @@ from __future__ import annotations
 import pickletools
 import struct
 
-from ..errors import DataFormatError, LimitExceededError
-from ..limits import MAX_DEPTH
+from .errors import DataFormatError, LimitExceededError
+from .limits import MAX_DEPTH
 
 __all__ = ["scan_pickle", "OBJECT_BYTES"]
 
