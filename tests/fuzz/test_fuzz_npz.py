@@ -1,0 +1,7 @@
+"""Fuzz glassnet.io.load_state_dict_file on .npz archives: any input bytes give a correct load or a GlassnetError, within the memory cap and
+time limits (target "npz" in tests/fuzz/targets.py; tests/fuzz/README.md has the big-campaign commands)."""
+from tests.fuzz.runner import assert_clean
+
+
+def test_fuzz_npz(tmp_path):
+    assert_clean("npz", tmp_path)
