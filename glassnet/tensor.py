@@ -62,6 +62,20 @@ def _scatter_add(target, index, values):
         cupyx.scatter_add(target, index, values)
 
 
+class _HookHandle:
+    """Returned by :meth:`Tensor.register_post_accumulate_grad_hook`; ``remove()`` unregisters."""
+
+    _next_id = 0
+
+    def __init__(self, hooks: dict):
+        self._hooks = hooks
+        self.id = _HookHandle._next_id
+        _HookHandle._next_id += 1
+
+    def remove(self) -> None:
+        self._hooks.pop(self.id, None)
+
+
 class Tensor:
     """A multi-dimensional array that can record operations for autodiff.
 
@@ -82,7 +96,8 @@ class Tensor:
     """
 
     __array_ufunc__ = None  # make NumPy defer: ndarray + Tensor -> Tensor.__radd__
-    __slots__ = ("data", "grad", "requires_grad", "_parents", "_backward_fn", "_op", "_retains_grad", "__weakref__")
+    __slots__ = ("data", "grad", "requires_grad", "_parents", "_backward_fn", "_op", "_retains_grad",
+                 "_post_accumulate_grad_hooks", "__weakref__")
 
     def __init__(self, data, requires_grad: bool = False):
         xp = get_array_module(data)
@@ -99,6 +114,7 @@ class Tensor:
         self._backward_fn = None
         self._op = None
         self._retains_grad = False
+        self._post_accumulate_grad_hooks = None
 
     # ------------------------------------------------------------------ basics
     @property
@@ -187,6 +203,28 @@ class Tensor:
 
     def zero_grad(self) -> None:
         self.grad = None
+
+    def register_post_accumulate_grad_hook(self, hook):
+        """Call ``hook(tensor)`` during ``backward()`` right after this leaf's
+        gradient for that backward has been added into ``.grad`` — as soon as
+        it is final, while the rest of the graph is still being walked
+        (PyTorch's name and timing). A data-parallel wrapper uses it to start
+        reducing gradients early. Hooks run in registration order; a hook
+        that raises aborts the backward. Returns a handle whose ``remove()``
+        unregisters the hook.
+        """
+        if not self.is_leaf:
+            raise GlassnetRuntimeError("register_post_accumulate_grad_hook: only leaf tensors "
+                                       "(parameters, inputs) accumulate a .grad; this one was made by "
+                                       f"the op {self._op!r}")
+        if not self.requires_grad:
+            raise GlassnetRuntimeError("register_post_accumulate_grad_hook: this tensor does not "
+                                       "require grad, so backward() never gives it a gradient")
+        if self._post_accumulate_grad_hooks is None:
+            self._post_accumulate_grad_hooks = {}
+        handle = _HookHandle(self._post_accumulate_grad_hooks)
+        self._post_accumulate_grad_hooks[handle.id] = hook
+        return handle
 
     def _accumulate_grad(self, g, owned: bool = False) -> None:
         """Add ``g`` into ``.grad``. ``owned``: no other tensor or graph edge
