@@ -14,3 +14,4 @@ COMMANDS = [train, models, summary]
 from . import evaluate, plot, predict  # noqa: E402
 COMMANDS += [evaluate, plot, predict]
 from . import export; COMMANDS.append(export)  # noqa: E402,E702
+from . import prepare; COMMANDS.append(prepare)  # noqa: E402,E702

@@ -1,0 +1,257 @@
+"""A folder of photos, one subfolder per class: :class:`ImageFolder`, with torchvision's semantics.
+
+    root/dog/xxx.png
+    root/dog/nested/xxy.jpg
+    root/cat/123.jpg
+
+    ds = ImageFolder("root", transform=Compose([RandomResizedCrop(224), RandomHorizontalFlip(),
+                                                ToFloat(), Normalize(IMAGENET_MEAN, IMAGENET_STD)]))
+
+Classes are the subfolders of ``root``, sorted; a sample is every file below a class folder
+(symbolic links followed, in sorted order) whose name ends, case-insensitively, with one of
+``extensions`` (torchvision's :data:`IMG_EXTENSIONS`; add ``".gif"`` to read GIFs), or for
+which ``is_valid_file(path)`` is true. As in torchvision, a root with no class folder or a class
+folder with no image is an error (``allow_empty=True`` accepts empty classes). Images decode
+with :func:`glassnet.data.decode.decode_image` to (C, H, W) uint8, the pixels torchvision's
+``pil_loader`` gives (see that module for the conversions and where glassnet differs).
+
+Files that cannot be decoded
+----------------------------
+``on_error="raise"`` (the default): fetching such a file raises
+:class:`~glassnet.errors.DataFormatError` naming it. ``on_error="skip"``: every file is checked
+once, when the dataset is built (:func:`~glassnet.data.decode.verify_image`: each byte read and
+entropy-decoded, JPEGs at 1/8 scale; a few threads; a progress bar on a terminal), the bad ones
+are left out of ``samples`` with ONE warning listing them, and ``skipped`` holds
+``(path, reason)`` for each. So ``len(ds)``, the indices and the epochs are fixed from the start
+and do not depend on which worker meets a bad file when; a file that breaks after the check
+raises when fetched. The check costs about a third of a full decode: for a large folder that is
+read many times, build an image cache (``glassnet prepare``) instead, which checks as it decodes.
+"""
+from __future__ import annotations
+
+import os
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+
+from ..errors import DataFormatError, InvalidArgumentError, InvalidTypeError
+from .base import Dataset, _as_index
+from .datasets import DatasetNotFoundError
+from .decode import MAX_PIXELS, check_decode_args, decode_image, verify_image
+from .sample_rng import sample_rng
+from .transforms import apply_transform
+
+__all__ = ["ImageFolder", "IMG_EXTENSIONS", "find_classes", "make_dataset", "has_file_allowed_extension"]
+
+#: torchvision's default image extensions (GIF is not among them there either)
+IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+#: how many files ``on_error="skip"``'s warning names
+WARN_LIST = 50
+
+
+def has_file_allowed_extension(filename: str, extensions) -> bool:
+    """Whether ``filename`` ends, case-insensitively, with one of ``extensions`` (lowercase)."""
+    return filename.lower().endswith(extensions if isinstance(extensions, str) else tuple(extensions))
+
+
+def find_classes(directory) -> tuple[list[str], dict[str, int]]:
+    """The class folders of ``directory``, sorted, and their indices (torchvision's ``find_classes``)."""
+    try:
+        with os.scandir(directory) as it:
+            classes = sorted(entry.name for entry in it if entry.is_dir())
+    except OSError as exc:
+        raise DatasetNotFoundError(f"ImageFolder: cannot list the folder {directory}: {exc.strerror or exc}") from exc
+    if not classes:
+        raise DatasetNotFoundError(f"ImageFolder: couldn't find any class folder in {directory} "
+                                   "(expected one subfolder of images per class)")
+    return classes, {name: i for i, name in enumerate(classes)}
+
+
+def _walk(top):
+    """``os.walk(top, followlinks=True)``, not descending into a link back to a folder above."""
+    ids = {}
+    for root, dirs, files in os.walk(top, followlinks=True):
+        try:
+            st = os.stat(root)
+        except OSError:
+            dirs[:] = []
+            continue
+        key = (st.st_dev, st.st_ino)
+        parent, loop = os.path.dirname(root), False
+        while len(parent) >= len(top) and parent in ids:
+            if ids[parent] == key:
+                loop = True
+                break
+            parent = os.path.dirname(parent)
+        if loop:
+            dirs[:] = []
+            continue
+        ids[root] = key
+        yield root, dirs, files
+
+
+def make_dataset(directory, class_to_idx, extensions=None, is_valid_file=None,
+                 allow_empty: bool = False) -> list[tuple[str, int]]:
+    """``[(path, class_index), ...]``: torchvision's ``make_dataset`` (give ``extensions`` or
+    ``is_valid_file``, not both), safe against symbolic-link loops."""
+    directory = os.path.expanduser(str(directory))
+    if not class_to_idx:
+        raise InvalidArgumentError("make_dataset: class_to_idx must have at least one entry to collect any samples")
+    if (extensions is None) == (is_valid_file is None):
+        raise InvalidArgumentError("make_dataset: give exactly one of extensions and is_valid_file")
+    if extensions is not None:
+        exts = extensions if isinstance(extensions, str) else tuple(e.lower() for e in extensions)
+
+        def is_valid_file(path):
+            return has_file_allowed_extension(path, exts)
+    instances, found = [], set()
+    for target_class in sorted(class_to_idx):
+        class_index = class_to_idx[target_class]
+        target_dir = os.path.join(directory, target_class)
+        if not os.path.isdir(target_dir):
+            continue
+        for root, _, fnames in sorted(_walk(target_dir)):
+            for fname in sorted(fnames):
+                path = os.path.join(root, fname)
+                if is_valid_file(path):
+                    instances.append((path, class_index))
+                    found.add(target_class)
+    empty = set(class_to_idx) - found
+    if empty and not allow_empty:
+        msg = f"ImageFolder: found no valid file for the classes {', '.join(sorted(empty))} in {directory}"
+        if extensions is not None:
+            shown = extensions if isinstance(extensions, str) else ", ".join(extensions)
+            msg += f"; supported extensions are: {shown}"
+        raise DatasetNotFoundError(msg + " (pass allow_empty=True to accept empty classes)")
+    return instances
+
+
+def _check_file(args):
+    path, loader, max_pixels = args
+    try:
+        if loader is None:
+            verify_image(path, max_pixels=max_pixels)
+        else:
+            loader(path)
+    except MemoryError:
+        raise
+    except Exception as exc:  # a custom loader may raise anything for a bad file
+        text = str(exc)
+        return text[len(path) + 2:] if text.startswith(path + ": ") else f"{type(exc).__name__}: {text}"
+    return None
+
+
+def verify_files(paths, loader=None, max_pixels: int = MAX_PIXELS, workers: int | None = None,
+                 desc: str = "checking images") -> list:
+    """For each path, ``None`` if it decodes, else the reason it does not (threads, a progress bar on a tty)."""
+    from tqdm.auto import tqdm
+
+    workers = workers or min(8, os.cpu_count() or 1)
+    jobs = [(p, loader, max_pixels) for p in paths]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(tqdm(pool.map(_check_file, jobs, chunksize=16), total=len(jobs), desc=desc,
+                         unit="img", disable=None, leave=False))
+
+
+def skipped_message(who: str, skipped, total: int) -> str:
+    """One warning's text naming the files left out (the first :data:`WARN_LIST`)."""
+    lines = [f"{who}: skipped {len(skipped)} of {total} files that cannot be decoded:"]
+    lines += [f"  {path}: {why}" for path, why in skipped[:WARN_LIST]]
+    if len(skipped) > WARN_LIST:
+        lines.append(f"  ... and {len(skipped) - WARN_LIST} more (all listed in .skipped)")
+    return "\n".join(lines)
+
+
+class ImageFolder(Dataset):
+    """Photos in class subfolders (torchvision's ``ImageFolder``), decoded to (C, H, W) uint8.
+
+    Args:
+        root: the folder holding one subfolder per class.
+        transform: applied as ``transform(x, rng=rng)`` to each decoded image (uint8 (C, H, W));
+            ``None`` returns it as decoded.
+        target_transform: applied to the class index.
+        extensions: file name endings that count as images (case-insensitive).
+        mode: ``"RGB"`` (C = 3) or ``"L"`` (C = 1).
+        on_error: ``"raise"`` or ``"skip"`` (see the module docstring).
+        loader: ``loader(path)`` instead of the decoder; its result goes to ``transform`` as is.
+        is_valid_file: ``is_valid_file(path) -> bool`` instead of the extension test.
+        allow_empty: accept class folders without images.
+        decode_size: decode JPEGs at the smallest reduced DCT scale whose shorter side stays
+            >= this (for pipelines that start with ``Resize(decode_size)``; ``None``: full size).
+        max_pixels: refuse images declaring more pixels, before decoding.
+        backend: the decoder (:data:`~glassnet.data.decode.BACKENDS`).
+
+    Attributes: ``classes``, ``class_to_idx``, ``samples`` (= ``imgs``; ``(path, class_index)``),
+    ``targets`` (list of int), ``skipped`` (``(path, reason)``, with ``on_error="skip"``).
+
+    ``get_item(i, rng)`` applies the transform with ``rng``; ``ds[i]`` is
+    ``get_item(i, sample_rng(0, 0, i))``.
+
+    Shape:
+        - ``ds[i]`` with ``transform=None``: x (C, H_i, W_i) uint8, C = 3 ("RGB") or 1 ("L"),
+          each image its own size; y ``int``
+        - with a transform: what the transform returns (e.g. (3, 224, 224) float32)
+    """
+
+    def __init__(self, root, transform=None, target_transform=None, extensions=IMG_EXTENSIONS, mode: str = "RGB",
+                 on_error: str = "raise", loader=None, is_valid_file=None, *, allow_empty: bool = False,
+                 decode_size: int | None = None, max_pixels: int = MAX_PIXELS, backend: str = "auto"):
+        check_decode_args("ImageFolder", mode, decode_size, backend, max_pixels)
+        if on_error not in ("raise", "skip"):
+            raise InvalidArgumentError(f"ImageFolder: on_error must be 'raise' or 'skip', got {on_error!r}")
+        if loader is not None and not callable(loader):
+            raise InvalidTypeError(f"ImageFolder: loader must be callable, got {type(loader).__name__}")
+        if is_valid_file is not None:
+            if extensions is not IMG_EXTENSIONS and extensions is not None:
+                raise InvalidArgumentError("ImageFolder: give extensions or is_valid_file, not both")
+            extensions = None
+        self.root = os.path.expanduser(str(root))
+        self.transform, self.target_transform = transform, target_transform
+        self.mode, self.on_error, self.loader = mode, on_error, loader
+        self.decode_size, self.max_pixels, self.backend = decode_size, max_pixels, backend
+        self.extensions = extensions
+        self.classes, self.class_to_idx = find_classes(self.root)
+        samples = make_dataset(self.root, self.class_to_idx, extensions, is_valid_file, allow_empty)
+        self.skipped = []
+        if on_error == "skip":
+            reasons = verify_files([p for p, _ in samples], loader, max_pixels)
+            self.skipped = [(p, why) for (p, _), why in zip(samples, reasons) if why is not None]
+            if self.skipped:
+                warnings.warn(skipped_message(f"ImageFolder({self.root})", self.skipped, len(samples)),
+                              stacklevel=2)
+                samples = [s for s, why in zip(samples, reasons) if why is None]
+        self.samples = samples
+        self.imgs = self.samples
+        self.targets = [t for _, t in samples]
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def load(self, path):
+        """The decoded image at ``path`` (or ``loader(path)``), before the transform."""
+        if self.loader is not None:
+            return self.loader(path)
+        try:
+            return decode_image(path, self.mode, decode_size=self.decode_size, max_pixels=self.max_pixels,
+                                backend=self.backend)
+        except DataFormatError as exc:
+            if self.on_error == "skip":
+                raise type(exc)(f"{exc} (the file passed the check when the dataset was built, "
+                                "so it changed since; rebuild the dataset to skip it)") from exc
+            raise
+
+    def get_item(self, index, rng):
+        """``(transform(image, rng=rng), target_transform(class_index))`` of sample ``index``."""
+        i = _as_index(index, len(self), "ImageFolder")
+        path, target = self.samples[i]
+        x = apply_transform(self.transform, self.load(path), batched=False, rng=rng)
+        if self.target_transform is not None:
+            target = self.target_transform(target)
+        return x, target
+
+    def __getitem__(self, index):
+        i = _as_index(index, len(self), "ImageFolder")
+        return self.get_item(i, sample_rng(0, 0, i))
+
+    def __repr__(self) -> str:
+        return (f"ImageFolder(root={self.root!r}, n={len(self)}, classes={len(self.classes)}, mode={self.mode!r}, "
+                f"transform={self.transform!r})")
