@@ -90,6 +90,8 @@ def mismatch(out):
 
 
 def failing(out, how):
+    if how == "kill":  # as in a real run, the rank table printed by init() has long reached mpiexec
+        time.sleep(1)   # (it forwards output asynchronously, and drops what it has not read at a kill)
     ddp = dist.DistributedDataParallel(C.small_cnn(), timeout_s=5 if how == "stuck" else None)
     opt = C.sgd(ddp.parameters())
     with dist.abort_on_failure():
