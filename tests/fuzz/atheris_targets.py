@@ -48,6 +48,19 @@ def _build_seeds(target: str, seed_dir: Path) -> None:
     subprocess.run([sys.executable, "-c", code, target, str(seed_dir)], check=True, cwd=REPO_ROOT, env=env)
 
 
+def _hot_dir(name: str, base: str) -> Path:
+    """``BASE/glassnet-atheris-NAME-PID`` for the files of each input; the folders of processes
+    that are gone (libFuzzer exits without Python's atexit) are removed first."""
+    import shutil
+    for old in Path(base).glob(f"glassnet-atheris-{name}-*"):
+        pid = old.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            shutil.rmtree(old, ignore_errors=True)
+    hot = Path(base) / f"glassnet-atheris-{name}-{os.getpid()}"
+    hot.mkdir(exist_ok=True)
+    return hot
+
+
 def _vm_and_rss() -> tuple[int, int]:
     vm = rss = 0
     with open("/proc/self/status") as f:
@@ -92,6 +105,8 @@ def main(argv=None) -> int:
         return 0
     target = targets_mod.get(args.target)
     work = Path(args.work or Path(tempfile.gettempdir()) / "glassnet-atheris" / target.name)
+    hot = _hot_dir(target.name, runner.fast_tmp_dir())
+    target.scratch = hot / "scratch"
     seeds = work / "seeds"
     if not seeds.exists() or not any(seeds.iterdir()):
         seeds.mkdir(parents=True, exist_ok=True)
@@ -106,7 +121,6 @@ def main(argv=None) -> int:
             (corpus / f"seed-{i}").write_bytes(target.to_bytes(case))
         fuzzer_args.append(str(corpus))
 
-    hot = Path(tempfile.mkdtemp(prefix=f"glassnet-atheris-{target.name}-", dir=runner.fast_tmp_dir()))
     case_dir = hot / "case"
 
     def run_readers(case: dict) -> None:

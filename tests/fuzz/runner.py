@@ -326,6 +326,7 @@ def _child_main(opts: dict) -> int:
     faulthandler.enable(file=sys.stderr, all_threads=True)
     work = Path(opts["work"])
     target = targets_mod.get(opts["target"])
+    target.scratch = Path(opts_hot_dir(work)) / "scratch"  # removed with the hot folder by the parent
     target.setup(Path(opts["seeds"]))
     state = _ChildState(target, work, opts["soft_timeout"], opts["hard_timeout"], opts["shrink"])
     signal.signal(signal.SIGALRM, state._on_alarm)
@@ -623,7 +624,7 @@ def assert_clean(target_name: str, tmp_path, examples: int | None = None) -> Cam
 
 
 # ------------------------------------------------------------------- CLI
-def _replay(target_name: str, folders) -> int:
+def _replay(target_name: str, folders, cap: int | None = DEFAULT_CAP) -> int:
     from tests.fuzz import targets as targets_mod
 
     target = targets_mod.get(target_name)
@@ -631,6 +632,10 @@ def _replay(target_name: str, folders) -> int:
     seeds = Path(tempfile.mkdtemp(prefix=f"glassnet-fuzz-seeds-{target_name}-"))
     target.build_seeds(seeds)
     target.setup(seeds)
+    if cap:  # the campaign's cap, so that a "memory" failure reproduces as one
+        baseline = _vm_size()
+        resource.setrlimit(resource.RLIMIT_AS, (baseline + cap, resource.getrlimit(resource.RLIMIT_AS)[1]))
+        print(f"memory cap: {baseline / MIB:.0f} MiB baseline VM + {cap / MIB:.0f} MiB")
     bad = 0
     for folder in folders:
         case = read_case(Path(folder))
@@ -673,6 +678,7 @@ def main(argv=None) -> int:
     r = sub.add_parser("replay", help="run a target's readers on saved case folders, in this process")
     r.add_argument("target")
     r.add_argument("folders", nargs="+")
+    r.add_argument("--cap-mib", type=int, default=DEFAULT_CAP // MIB, help="address-space cap (0: none)")
     args = p.parse_args(argv)
     if args.cmd == "list":
         for t in (t for t in targets_mod.TARGETS.values() if not t.name.startswith("_")):
@@ -680,7 +686,7 @@ def main(argv=None) -> int:
             print(f"{'':18} {t.description}")
         return 0
     if args.cmd == "replay":
-        return _replay(args.target, args.folders)
+        return _replay(args.target, args.folders, args.cap_mib * MIB)
     names = args.targets or [n for n in targets_mod.TARGETS if not n.startswith("_")]
     results = []
     for name in names:

@@ -271,7 +271,8 @@ def build_images(seed_dir: Path) -> None:
         ("png-i16", Image.fromarray((rng.integers(0, 65535, (4, 4))).astype(np.uint16)), "PNG", {}),
         ("jpeg-rgb", rgb, "JPEG", {"quality": 80}), ("jpeg-gray-progressive", gray, "JPEG", {"progressive": True}),
         ("bmp-rgb", rgb, "BMP", {}), ("bmp-pal", pal, "BMP", {}), ("bmp-rgba", rgba, "BMP", {}),
-        ("gif-pal", pal, "GIF", {}), ("tiff-rgb", rgb, "TIFF", {}), ("tiff-lzw", gray, "TIFF", {"compression": "tiff_lzw"}),
+        ("gif-pal", pal, "GIF", {}), ("tiff-rgb", rgb, "TIFF", {}),
+        ("tiff-lzw", gray, "TIFF", {"compression": "tiff_lzw"}),
         ("ppm-rgb", rgb, "PPM", {}), ("ico", rgba, "ICO", {"sizes": [(6, 6)]}), ("tga", rgb, "TGA", {}),
     ]
     try:

@@ -74,6 +74,8 @@ class Target:
     ci_examples = 150
     #: the single file of single-file targets (atheris puts the raw bytes there)
     main_file = ""
+    #: a folder the target may write scratch files into (set by the harness; else a temporary one)
+    scratch = None
 
     def __init__(self):
         self.readers = [Reader(n, getattr(self, "read_" + n)) for n in self.reader_names]
@@ -91,6 +93,16 @@ class Target:
 
     def seed_cases(self) -> list:
         return list(self._seed_cases)
+
+    def scratch_dir(self) -> Path:
+        if self.scratch is None:
+            import atexit
+            import shutil
+            from tests.fuzz.runner import fast_tmp_dir
+            self.scratch = Path(tempfile.mkdtemp(prefix=f"glassnet-fuzz-{self.name}-", dir=fast_tmp_dir()))
+            atexit.register(shutil.rmtree, self.scratch, True)
+        Path(self.scratch).mkdir(parents=True, exist_ok=True)
+        return Path(self.scratch)
 
     def seed_files(self, name=None) -> list:
         name = name or self.main_file
@@ -153,7 +165,7 @@ def safetensors_file(draw):
         rank = pick(draw, [0, 1, 1, 2, 3, 8, 64, 65])
         shape = [M.int_or(draw, 0, 4, M.BOUNDARY_INTS) for _ in range(rank)]
         if rank >= 8 and draw(st.booleans()):
-            shape = [1] * rank
+            shape = [pick(draw, [1, 1, 2, 2 ** 31, 2 ** 62, 2 ** 64 - 1])] * rank
         itemsize = ST_ITEMSIZE.get(tag, 4) if isinstance(tag, str) else 4
         need = math.prod(shape) * itemsize if all(s >= 0 for s in shape) else -1
         if 0 <= need <= 4096 and draw(st.integers(0, 3)):
@@ -186,10 +198,30 @@ def safetensors_file(draw):
     return struct.pack("<Q", n) + text + data
 
 
+@st.composite
+def safetensors_parts_mutated(draw, seeds, tokens, fixup=None):
+    """A .safetensors seed with its JSON header and/or data section mutated *separately*, and the
+    8-byte header length written anew (an insert into the header then still parses as a header);
+    ``fixup`` (e.g. :func:`rehash`) runs on the result three times in four."""
+    data = pick(draw, seeds)
+    (n,) = struct.unpack("<Q", data[:8])
+    header, body = data[8:8 + n], data[8 + n:]
+    which = draw(st.integers(0, 3))
+    if which in (0, 1, 3):
+        header = M.mutate_bytes(draw, header, [header], tokens, 3)
+    if which in (2, 3) and body:
+        body = M.mutate_bytes(draw, body, [body], (), 2)
+    out = struct.pack("<Q", len(header)) + header + body
+    if fixup is not None and draw(st.integers(0, 3)):
+        out = fixup(out)
+    return out
+
+
 @register
 class SafetensorsTarget(Target):
     name = "safetensors"
-    description = "glassnet.io.load_state_dict_file on .safetensors (differential check against the safetensors package)"
+    description = ("glassnet.io.load_state_dict_file on .safetensors (differential check against the "
+                   "safetensors package)")
     main_file = "w.safetensors"
     reader_names = ("load_state_dict_file",)
 
@@ -198,7 +230,8 @@ class SafetensorsTarget(Target):
 
     def strategy(self):
         seeds = self.seed_files()
-        return st.one_of(M.mutated(seeds, ST_TOKENS), safetensors_file()).map(lambda b: {self.main_file: b})
+        return st.one_of(M.mutated(seeds, ST_TOKENS), safetensors_parts_mutated(seeds, ST_TOKENS),
+                         safetensors_file()).map(lambda b: {self.main_file: b})
 
     def read_load_state_dict_file(self, case_dir):
         from glassnet.io import load_state_dict_file
@@ -289,7 +322,8 @@ class NpzTarget(Target):
 
 
 # ------------------------------------------------------------------ .pth
-PICKLE_TOKENS = [b"\x80\x02", b"\x80\x05", b"c__builtin__\neval\n", b"cos\nsystem\n", b"ctorch._utils\n_rebuild_tensor_v2\n",
+PICKLE_TOKENS = [b"\x80\x02", b"\x80\x05", b"c__builtin__\neval\n", b"cos\nsystem\n",
+                 b"ctorch._utils\n_rebuild_tensor_v2\n",
                  b"(", b"t", b"R", b"Q", b"}", b"u", b"q\x00", b"h\x00", b"r\xff\xff\xff\x7f", b"j\xff\xff\xff\x7f",
                  b"B\xff\xff\xff\xff", b"\x8e\xff\xff\xff\xff\xff\xff\xff\x7f", b".", b"X\x07\x00\x00\x00storage",
                  b"ctorch\nFloatStorage\n", b"\x95\xff\xff\xff\xff\x00\x00\x00\x00", b"K\xff", b"J\xff\xff\xff\xff",
@@ -487,7 +521,8 @@ class _CheckpointBase(Target):
 class CheckpointTarget(_CheckpointBase):
     name = "checkpoint"
     description = ("read_checkpoint_info (hash checked / not) and load_checkpoint (all-or-nothing) on "
-                   "byte-mutated checkpoint files, half of them with the SHA-256 made valid again")
+                   "byte-mutated checkpoint files (whole file, or header/data apart with the header length "
+                   "rewritten), most of them with the SHA-256 made valid again")
     reader_names = ("read_checkpoint_info", "read_checkpoint_info_nohash", "load_checkpoint")
     ci_examples = 120
 
@@ -497,8 +532,12 @@ class CheckpointTarget(_CheckpointBase):
         @st.composite
         def strat(draw):
             case = pick(draw, cases)
-            data = draw(M.mutated([case[self.ck_file]] + [c[self.ck_file] for c in cases], CK_TOKENS,
-                                  fixup=rehash))
+            if draw(_BOOL):
+                data = draw(M.mutated([case[self.ck_file]] + [c[self.ck_file] for c in cases], CK_TOKENS,
+                                      fixup=rehash))
+            else:
+                data = draw(safetensors_parts_mutated([case[self.ck_file]], CK_TOKENS + [b"9" * 5000],
+                                                      fixup=rehash))
             return {self.ck_file: data, "combo": case["combo"]}
         return strat()
 
@@ -602,7 +641,7 @@ class CheckpointRewriteTarget(_CheckpointBase):
         super().setup(seed_dir)
         from glassnet.io import load_state_dict_file
         self._parts = {}
-        self._scratch = Path(tempfile.mkdtemp(prefix="glassnet-fuzz-ck-"))
+        self._scratch = self.scratch_dir()
         for case in self._seed_cases:
             p = self._scratch / "seed.safetensors"
             p.write_bytes(case[self.ck_file])
@@ -804,7 +843,8 @@ def idx_file(draw, dims_hint=None):
     else:
         ndim = draw(_IDX_NDIM)
         k = min(ndim, 6)
-        dims = [draw(_IDX_DIM) for _ in range(k)] + [draw(_IDX_FILL)] * (ndim - k)
+        fill = draw(_IDX_FILL) if draw(_BOOL) else draw(_IDX_DIM)  # many huge dims: sizes past 2**1024
+        dims = [draw(_IDX_DIM) for _ in range(k)] + [fill] * (ndim - k)
     magic = bytes([0, 0, code, len(dims) % 256])
     if not draw(st.integers(0, 15)):
         magic = draw(st.binary(min_size=4, max_size=4))
@@ -924,7 +964,8 @@ MNIST_FILES = ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 @register
 class MnistTarget(Target):
     name = "mnist"
-    description = "glassnet.data.MNIST / FashionMNIST(root=..., train=False) on fuzzed IDX files, then ds[0] and get_batch"
+    description = ("glassnet.data.MNIST / FashionMNIST(root=..., train=False) on fuzzed IDX files, then ds[0] "
+                   "and get_batch")
     reader_names = ("MNIST", "FashionMNIST")
     ci_examples = 150
 

@@ -1,5 +1,6 @@
-"""Fuzz glassnet.data.idx.read_idx on raw and gzip IDX files: any input bytes give a correct load or a GlassnetError, within the memory cap and
-time limits (target "idx" in tests/fuzz/targets.py; tests/fuzz/README.md has the big-campaign commands)."""
+"""Fuzz glassnet.data.idx.read_idx on raw and gzip IDX files: any input bytes give a correct load or a
+GlassnetError, within the memory cap and time limits (target "idx" in tests/fuzz/targets.py;
+tests/fuzz/README.md has the big-campaign commands)."""
 from tests.fuzz.runner import assert_clean
 
 

@@ -1,5 +1,6 @@
-"""Fuzz glassnet.commands.predict.load_image on fuzzed image files: any input bytes give a correct load or a GlassnetError, within the memory cap and
-time limits (target "image" in tests/fuzz/targets.py; tests/fuzz/README.md has the big-campaign commands)."""
+"""Fuzz glassnet.commands.predict.load_image on fuzzed image files: any input bytes give a correct load
+or a GlassnetError, within the memory cap and time limits (target "image" in tests/fuzz/targets.py;
+tests/fuzz/README.md has the big-campaign commands)."""
 import pytest
 
 from tests.fuzz.runner import assert_clean

@@ -1,5 +1,6 @@
-"""Fuzz glassnet.io.pth.load_pth and load_state_dict_file on torch.save archives: any input bytes give a correct load or a GlassnetError, within the memory cap and
-time limits (target "pth" in tests/fuzz/targets.py; tests/fuzz/README.md has the big-campaign commands)."""
+"""Fuzz glassnet.io.pth.load_pth and load_state_dict_file on torch.save archives: any input bytes give
+a correct load or a GlassnetError, within the memory cap and time limits (target "pth" in
+tests/fuzz/targets.py; tests/fuzz/README.md has the big-campaign commands)."""
 import pytest
 
 from tests.fuzz.runner import assert_clean

@@ -1,5 +1,6 @@
-"""Fuzz glassnet.io.load_state_dict_file on .safetensors files: any input bytes give a correct load or a GlassnetError, within the memory cap and
-time limits (target "safetensors" in tests/fuzz/targets.py; tests/fuzz/README.md has the big-campaign commands)."""
+"""Fuzz glassnet.io.load_state_dict_file on .safetensors files: any input bytes give a correct load or
+a GlassnetError, within the memory cap and time limits (target "safetensors" in
+tests/fuzz/targets.py; tests/fuzz/README.md has the big-campaign commands)."""
 from tests.fuzz.runner import assert_clean
 
 
