@@ -20,7 +20,7 @@ import os
 import numpy as np
 from .errors import InvalidArgumentError, MissingDependencyError
 
-__all__ = ["plot_curves", "plot_confusion_matrix", "plot_filters", "plot_activations", "grid_shape",
+__all__ = ["plot_curves", "plot_confusion_matrix", "plot_filters", "filter_mosaic", "plot_activations", "grid_shape",
            "normalize_per_map", "require_matplotlib", "MatplotlibMissingError"]
 
 
@@ -124,16 +124,28 @@ def plot_confusion_matrix(cm, class_names, path, title: str | None = None) -> st
     return _save(fig, path)
 
 
-def plot_filters(weight, path, title: str | None = None, max_filters: int = 64) -> str:
-    """A grid of conv filters (C_out, C_in, kH, kW), each normalised to [0, 1] on its own.
+def filter_mosaic(weight, max_filters: int = 96, cols: int | None = None, pad: int = 1):
+    """The conv filters (C_out, C_in, kH, kW) tiled into one picture, as the lecture draws AlexNet's.
 
-    C_in = 3 is shown in colour; C_in = 1 in gray; otherwise the mean over
-    the input channels is shown (the title says so).
+    Each filter is min-max normalised to [0, 1] on its own (over all its input
+    channels together, so its colours keep their balance). C_in = 3 gives an RGB
+    mosaic (rows, cols, 3); C_in = 1 a grayscale one; other C_in the mean over the
+    input channels. Tiles are ``pad`` pixels apart on a white background, ``cols`` per
+    row (default: the narrowest grid of at least ``sqrt(n)`` columns that the filters fill
+    exactly -- AlexNet's 96 in 8 rows of 12 -- at most 16 wide).
+
+    Returns ``(mosaic, shown, note)``: the float64 picture in [0, 1], the number of
+    filters drawn (at most ``max_filters``) and a note for the title ("" or
+    " (mean over C input channels)").
+
+    Shape:
+        - weight: (C_out, C_in, kH, kW)
+        - mosaic: (rows·(kH+pad)−pad, cols·(kW+pad)−pad[, 3])
     """
     w = np.asarray(weight, dtype=np.float64)
     if w.ndim != 4:
         raise InvalidArgumentError(f"plot_filters: expected a conv weight (C_out, C_in, kH, kW), got shape {w.shape}")
-    c_out, c_in = w.shape[:2]
+    c_in = w.shape[1]
     w = w[:max_filters]
     note = ""
     if c_in == 3:
@@ -141,16 +153,36 @@ def plot_filters(weight, path, title: str | None = None, max_filters: int = 64) 
     else:
         if c_in != 1:
             note = f" (mean over {c_in} input channels)"
-        tiles = normalize_per_map(w.mean(axis=1))
-    rows, cols = grid_shape(len(tiles))
-    fig = _figure((1.2 * cols, 1.2 * rows + 0.6))
+        tiles = normalize_per_map(w.mean(axis=1))  # (n, kH, kW)
+    n, kh, kw = tiles.shape[:3]
+    if cols is None:  # the narrowest full grid at least square, e.g. 96 -> 8 x 12, else near-square
+        side = math.ceil(math.sqrt(n))
+        cols = next((c for c in range(side, 17) if n % c == 0), min(side, 16))
+    rows = math.ceil(n / cols)
+    shape = (rows * (kh + pad) - pad, cols * (kw + pad) - pad) + tiles.shape[3:]
+    mosaic = np.ones(shape)
     for k, tile in enumerate(tiles):
-        ax = fig.add_subplot(rows, cols, k + 1)
-        ax.imshow(tile, cmap=None if tile.ndim == 3 else "gray", vmin=0, vmax=1, interpolation="nearest")
-        ax.set_xticks([])
-        ax.set_yticks([])
-    shown = f"first {len(tiles)} of {c_out}" if len(tiles) < c_out else f"{c_out}"
-    fig.suptitle((title or "first conv layer filters") + f": {shown} filters {w.shape[2]}×{w.shape[3]}" + note)
+        r, c = divmod(k, cols)
+        mosaic[r * (kh + pad):r * (kh + pad) + kh, c * (kw + pad):c * (kw + pad) + kw] = tile
+    return mosaic, n, note
+
+
+def plot_filters(weight, path, title: str | None = None, max_filters: int = 96) -> str:
+    """The first conv layer's filters (C_out, C_in, kH, kW) as one mosaic (:func:`filter_mosaic`),
+    each normalised to [0, 1] on its own: C_in = 3 in colour (RGB), C_in = 1 in gray, otherwise
+    the mean over the input channels (the title says so)."""
+    mosaic, shown, note = filter_mosaic(weight, max_filters)
+    c_out, _, kh, kw = np.shape(weight)
+    height, width = mosaic.shape[:2]
+    scale = 10.0 / max(height, width)  # the longer side 10 inches
+    fig = _figure((max(3.0, width * scale), max(2.0, height * scale) + 0.6))
+    ax = fig.add_subplot(1, 1, 1)
+    ax.imshow(mosaic, cmap=None if mosaic.ndim == 3 else "gray", vmin=0, vmax=1, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    count = f"first {shown} of {c_out}" if shown < c_out else f"{c_out}"
+    colour = ", RGB" if mosaic.ndim == 3 else ""
+    ax.set_title((title or "first conv layer filters") + f": {count} filters {kh}×{kw}{colour}" + note)
     return _save(fig, path)
 
 

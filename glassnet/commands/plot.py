@@ -5,7 +5,9 @@
 
 * ``curves.png``: train/val loss and accuracy per epoch (from ``history.json``);
 * ``confusion_matrix.png``: true vs predicted class on the test set, with counts;
-* ``filters.png``: the first conv layer's filters, each normalised on its own;
+* ``filters.png``: the first conv layer's filters, each min-max normalised to [0, 1] on its
+  own -- in colour (RGB) when it takes 3 input channels, as the lecture shows AlexNet's
+  96 11×11×3 filters; in gray otherwise;
 * ``activations_<layer>.png``: every conv layer's output maps for one test
   image (captured with ``Module.register_forward_hook``).
 
@@ -28,9 +30,10 @@ def add_parser(sub) -> None:
     p.add_argument("--image-index", type=int, default=0, help="test image whose activations are drawn (default 0)")
     p.add_argument("--out", default=None, metavar="DIR", help="output folder (default RUN/plots)")
     p.add_argument("--which", choices=["best", "last"], default="best", help="checkpoint to load (default best)")
-    p.add_argument("--data-root", default=None, help="folder with the dataset's IDX files")
+    p.add_argument("--data-root", default=None, help="folder with the dataset's files (default: the run's)")
     p.add_argument("--limit", type=int, default=None, help="confusion matrix on the first N test images only")
-    p.add_argument("--batch-size", type=int, default=500)
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="images per batch (default: 500 at 28x28, fewer for larger images)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(handler=run)
 
@@ -71,13 +74,15 @@ def _file_part(name: str) -> str:
 
 
 def make_plots(run_dir, out_dir=None, image_index: int = 0, which: str = "best", data_root=None,
-               limit=None, batch_size: int = 500, progress: bool = False, log=print) -> list[Path]:
+               limit=None, batch_size=None, progress: bool = False, log=print) -> list[Path]:
     """Write the run's PNGs into ``out_dir`` (default ``run_dir/plots``); return the paths written.
 
-    ``log`` gets a line per file written and per plot skipped.
+    ``log`` gets a line per file written and per plot skipped; ``batch_size=None`` is
+    :func:`~glassnet.commands.evaluate.default_batch_size` of the run.
     """
     from .. import viz
-    from ..io.run_dir import class_names, load_run, load_test_set, read_history
+    from ..io.run_dir import class_names, load_run, read_history
+    from ._run_inputs import default_batch_size, run_test_set
     from .evaluate import confusion_matrix, predict_probabilities
 
     viz.require_matplotlib()
@@ -98,12 +103,14 @@ def make_plots(run_dir, out_dir=None, image_index: int = 0, which: str = "best",
     else:
         log(f"skipped curves.png: {run / 'history.json'} is missing or empty")
 
-    test = load_test_set(config, data_root=data_root)
+    if batch_size is None:
+        batch_size = default_batch_size(config)
+    test = run_test_set(config, data_root=data_root)
     n_test = len(test)
     if not -n_test <= image_index < n_test:
         raise UsageError(f"--image-index must be in -{n_test}..{n_test - 1} (the test set has {n_test} "
                          f"images), got {image_index}")
-    subset = test if limit is None else load_test_set(config, data_root=data_root, limit=limit)
+    subset = test if limit is None else run_test_set(config, data_root=data_root, limit=limit)
     probs, labels = predict_probabilities(model, subset, batch_size, progress, desc=f"plot {run.name}")
     cm = confusion_matrix(labels, probs.argmax(axis=1), probs.shape[1])
     wrote(viz.plot_confusion_matrix(cm, names, out / "confusion_matrix.png",
@@ -113,8 +120,9 @@ def make_plots(run_dir, out_dir=None, image_index: int = 0, which: str = "best",
     convs = conv_layers(model)
     if convs:
         name, first = convs[0]
-        wrote(viz.plot_filters(first.weight.data if hasattr(first.weight, "data") else first.weight,
-                               out / "filters.png", title=f"{run.name}: {name}"))
+        weight = first.weight.data if hasattr(first.weight, "data") else first.weight
+        wrote(viz.plot_filters(weight, out / "filters.png", title=f"{run.name}: {name}",
+                               max_filters=96 if weight.shape[1] == 3 else 64))
     else:
         log(f"skipped filters.png and activations: model {config['model']!r} has no conv layer")
 
@@ -136,13 +144,12 @@ def make_plots(run_dir, out_dir=None, image_index: int = 0, which: str = "best",
 def run(args) -> int:
     """``glassnet plot``: write the run's PNGs (see :func:`make_plots`); errors reach
     :func:`glassnet.cli.main` (one line on stderr)."""
-    from ..io.run_dir import check_data_root, read_config
+    from ._run_inputs import check_run_data_root
 
-    check_int("batch_size", args.batch_size, 1)
+    check_int("batch_size", args.batch_size, 1, optional=True)
     check_int("limit", args.limit, 1, optional=True)
     if args.data_root is not None:
-        check_data_root(read_config(args.run).get("dataset", "fashion-mnist"), args.data_root, ("test",),
-                        option="--data-root")
+        check_run_data_root(args.run, args.data_root)
     make_plots(args.run, args.out, args.image_index, args.which, args.data_root, args.limit,
                args.batch_size, progress=not args.no_progress)
     return 0

@@ -2,12 +2,17 @@
 
     glassnet predict runs/small_cnn shirt.png boot.jpg --top-k 3
     glassnet predict runs/small_cnn photo.jpg --invert     # dark object on a light background
+    glassnet predict runs/resnet18_flowers rose.jpg        # a colour photo run
 
-Each image is converted to the model's channels (grayscale for Fashion-MNIST
-models), resized to the model's input size (28×28 by default), scaled to
-[0, 1], optionally inverted (Fashion-MNIST and MNIST are light objects on a
-black background), and normalised exactly as in training
-(:func:`glassnet.io.preprocess_transform`). Needs Pillow: ``pip install glassnet[image]``.
+Each image is converted to the model's channels (RGB for colour runs,
+grayscale for Fashion-MNIST models). For MNIST-like runs it is resized to the
+model's input size (28×28 by default), optionally inverted (Fashion-MNIST and
+MNIST are light objects on a black background), and normalised exactly as in
+training (:func:`glassnet.io.preprocess_transform`). Photo runs (a folder or
+CIFAR) keep the photo's aspect ratio: its shorter side is resized to the run's
+``eval_resize`` (else to the input size) and the run's own evaluation
+pipeline does the rest (resize, centre crop to ``image_size``, normalize).
+Needs Pillow: ``pip install glassnet[image]``.
 
 Hostile files are refused before they cost anything: an image declaring more
 than ``--max-pixels`` (:data:`MAX_PIXELS`) pixels is not decoded (a
@@ -158,8 +163,8 @@ def load_image(path, in_channels: int = 1, size=(28, 28), invert: bool = False, 
     grayscale for ``in_channels=1`` (grayscale is replicated for ``in_channels=3``);
     16-bit, 32-bit integer and float grayscale images are scaled by their real
     range (65535, or [0, 1] for floats) before being quantised to 8 bits; the
-    image is resized (bilinear, antialiased) to ``size`` (H, W); ``invert``
-    maps each pixel v to 255 - v.
+    image is resized (bilinear, antialiased) to ``size`` (H, W), or kept at its
+    own size with ``size=None``; ``invert`` maps each pixel v to 255 - v.
 
     Raises :class:`~glassnet.errors.DataFormatError` naming the file for
     anything it cannot read properly: not an image, truncated or corrupt data,
@@ -167,14 +172,14 @@ def load_image(path, in_channels: int = 1, size=(28, 28), invert: bool = False, 
     float pixels outside [0, 1].
 
     Shape:
-        - Output: (in_channels, H, W) uint8 with (H, W) = ``size``
+        - Output: (in_channels, H, W) uint8 with (H, W) = ``size`` (the image's own with ``size=None``)
     """
     if in_channels not in (1, 3):
         raise InvalidArgumentError(f"{path}: the model takes {in_channels} input channels; "
                                    "only 1 (grayscale) and 3 (RGB) images are supported")
     Image = _pil_image()
-    h, w = size
     img = _open_checked(path, int(max_pixels))
+    w, h = img.size if size is None else (size[1], size[0])
     try:
         if img.mode in _MODES_WIDE:
             unit = Image.fromarray(_wide_to_unit(path, img))  # mode "F"
@@ -202,6 +207,21 @@ def load_image(path, in_channels: int = 1, size=(28, 28), invert: bool = False, 
     return np.ascontiguousarray(a)
 
 
+def _model_inputs(config, images) -> np.ndarray:
+    """The model's input batch for decoded uint8 images: MNIST-like runs' images are already at the
+    input size; a photo run's go one by one through ``Resize(shorter side)`` and the run's pipeline."""
+    from ..data import transforms as T
+    from ..io.run_dir import image_size
+    from ._run_inputs import is_photo_run, run_preprocess
+
+    pipeline = run_preprocess(config)
+    if not is_photo_run(config):
+        return pipeline(np.stack(images))
+    shorter = int(config.get("eval_resize") or min(image_size(config)))
+    resize = T.Resize(shorter)  # a no-op when the run's pipeline resizes to the same size
+    return np.stack([pipeline(resize(img)) for img in images])
+
+
 def predict_images(model, config, paths, invert: bool = False, top_k: int = 3, *,
                    max_pixels: int = MAX_PIXELS) -> list[dict]:
     """Classify image files with a loaded run (``glassnet.io.load_run``).
@@ -210,23 +230,23 @@ def predict_images(model, config, paths, invert: bool = False, top_k: int = 3, *
     softmax), ``top`` (the ``top_k`` (class name, probability) pairs, most
     probable first) and ``border_mean`` (the mean of the outermost pixels, in
     [0, 1], after any inversion). Images are read by :func:`load_image`
-    (``max_pixels`` is its limit); a file it cannot read raises a glassnet error
-    naming the file.
+    (``max_pixels`` is its limit; photo runs decode at full size, RGB for 3 input
+    channels); a file it cannot read raises a glassnet error naming the file.
     """
     from ..autograd import no_grad
     from ..backend import to_numpy
-    from ..io.run_dir import class_names, image_size, preprocess_transform
+    from ..io.run_dir import class_names, image_size
     from ..tensor import Tensor
+    from ._run_inputs import is_photo_run
     from .evaluate import softmax
 
     names = class_names(config)
     in_channels = int(config.get("in_channels") or 1)
-    size = image_size(config)
+    size = None if is_photo_run(config) else image_size(config)
     images = [load_image(p, in_channels, size, invert, max_pixels=max_pixels) for p in paths]
     if not images:
         return []
-    batch = np.stack(images)
-    x = preprocess_transform(config)(batch)
+    x = _model_inputs(config, images)
     model.eval()
     with no_grad():
         probs = softmax(to_numpy(model(Tensor(x)).data))
@@ -246,6 +266,7 @@ def run(args) -> int:
     :class:`~glassnet.errors.DataFormatError` naming an image it cannot read...), which
     :func:`glassnet.cli.main` prints as one line on stderr."""
     from ..io.run_dir import load_run
+    from ._run_inputs import is_photo_run
 
     if isinstance(args.top_k, bool) or args.top_k < 1:
         raise UsageError(f"--top-k must be >= 1, got {args.top_k!r}")
@@ -263,7 +284,7 @@ def run(args) -> int:
         print(f"{r['path']}:")
         for rank, (name, prob) in enumerate(r["top"], 1):
             print(f"  {rank}. {name:<{width}}  {100 * prob:6.2f}%")
-        if not args.invert and r["border_mean"] > 0.5:
+        if not args.invert and r["border_mean"] > 0.5 and not is_photo_run(config):
             print("  note: this image has a light background; the training images are light objects on "
                   "a black background, so --invert may give better predictions")
     return 0

@@ -1,6 +1,8 @@
 """The model zoo's registry: every zoo model is a function registered by name.
 
-``list_models()`` lists the names; ``get_model(name, **kwargs)`` builds one.
+``list_models()`` lists the names; ``get_model(name, **kwargs)`` builds one;
+``get_model(name, weights="IMAGENET1K_V1")`` (or ``"DEFAULT"``) also loads
+torchvision's published ImageNet weights (:mod:`glassnet.models.weights`).
 Each builder takes at least ``num_classes`` and ``in_channels``.
 """
 from __future__ import annotations
@@ -26,15 +28,36 @@ def list_models() -> list[str]:
     return sorted(_BUILDERS)
 
 
-def get_model(name: str, **kwargs):
+def get_model(name: str, weights=None, *, download: bool = True, progress: bool = True, **kwargs):
     """Build the zoo model ``name`` with ``kwargs`` (e.g. ``num_classes=10``).
 
-    Raises ``KeyError`` listing the available names when ``name`` is unknown.
+    Args:
+        name: a name of :func:`list_models` (``-`` and ``_`` alike, any case).
+        weights: ``None`` (random initialisation), or published weights to load:
+            ``"IMAGENET1K_V1"``, ``"IMAGENET1K_V2"`` (ResNet-50/101/152), ``"DEFAULT"``
+            (torchvision's default entry), torchvision's ``"ResNet18_Weights.IMAGENET1K_V1"``
+            spelling, or a :class:`~glassnet.models.weights.Weights`. The file is taken from
+            the cache or downloaded (:func:`~glassnet.models.weights.weights_file`), its
+            SHA-256 prefix checked, and loaded in torchvision's layout. ``num_classes``
+            other than 1000 keeps a freshly initialised classifier head
+            (:func:`~glassnet.models.load_pretrained`); GoogLeNet gets
+            ``transform_input=True`` as in torchvision.
+        download: fetch missing weights (also off with ``GLASSNET_OFFLINE=1``).
+        progress: show a download progress bar.
+
+    Raises :class:`~glassnet.errors.UnknownNameError` listing the available names
+    when ``name`` (or ``weights``) is unknown, and
+    :class:`~glassnet.models.weights.WeightsNotFoundError` saying where to put a
+    weights file that is not cached and cannot be downloaded.
     """
     key = name.replace("-", "_").lower()
     if key not in _BUILDERS:
         raise UnknownNameError(f"unknown model {name!r}; available: {', '.join(list_models())}")
-    return _BUILDERS[key](**kwargs)
+    if weights is None:
+        return _BUILDERS[key](**kwargs)
+    from .pretrained import build_pretrained
+
+    return build_pretrained(key, _BUILDERS[key], weights, download=download, progress=progress, **kwargs)
 
 
 def builder_accepts(name: str, kwarg: str) -> bool:

@@ -4,6 +4,7 @@ from .activation import ELU, LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
 from .conv import Conv2d
 from .container import ModuleList, Sequential
 from .dropout import Dropout, Dropout2d
+from .freeze import freeze, unfreeze
 from .linear import Flatten, Identity, Linear, Maxout
 from .loss import CrossEntropyLoss, MSELoss
 from .module import Module
