@@ -18,7 +18,7 @@ import glassnet.threads as th
 from glassnet.analysis import gradcheck
 from glassnet.kernels import conv as convmod
 from glassnet.kernels.winograd_tiles import F3X3_3X3, F3X3_5X5, F4X4_3X3, toom_cook
-from tests.test_kernel_conv import naive_conv_backward, naive_conv_forward
+from tests.test_kernel_conv import assert_close, naive_conv_backward, naive_conv_forward
 from tests.torch_oracle import require_torch
 
 ALGORITHMS = [F4X4_3X3, F3X3_3X3, F3X3_5X5]
@@ -184,7 +184,12 @@ def test_switch_off_gives_the_im2col_path(forced):
     y_col, c_col = convmod.conv2d_forward(x, w, None, (1, 1), (1, 1))
     assert c_wino[8] is None and c_col[8] is not None
     assert y_wino.dtype == np.float32
-    np.testing.assert_allclose(y_wino, y_col, rtol=5e-5, atol=5e-5)
+    # Winograd's float32 error scales with the outputs' magnitude (its transforms mix a tile's values), not with each
+    # output, so the bound is relative to max |y|. Measured max |y_wino - y_col| / max |y_col|: 3.3e-6 for this input
+    # under OPENBLAS_CORETYPE=SkylakeX/Haswell/Sandybridge/Prescott/Nehalem, 7.4e-6 over seeds 0-199 under
+    # SkylakeX/Haswell/Sandybridge (F3x3_5x5; 2.5e-6 for the 3x3 algorithms); 3e-5 is 4x the worst. (The former
+    # elementwise rtol=atol=5e-5 reached 0.57 of its limit here and was exceeded 1.8x at other seeds.)
+    assert_close(y_wino, y_col, 3e-5)
 
 
 def test_model_sized_decisions():
