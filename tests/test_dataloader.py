@@ -157,6 +157,39 @@ def test_per_sample_dataset_without_get_batch():
     assert DataLoader(_ds(4)).uses_get_batch
 
 
+class RngItems:
+    """The per-sample RNG contract: get_item(index, rng)."""
+
+    def __len__(self):
+        return 10
+
+    def get_item(self, i, rng):
+        return rng.integers(0, 1000, (2,)), i
+
+    def get_batch(self, indices):  # never used when get_item exists
+        raise AssertionError("get_batch called")
+
+
+def test_get_item_datasets_draw_from_sample_rng():
+    from glassnet.data.sample_rng import sample_rng
+
+    loader = DataLoader(RngItems(), batch_size=4, shuffle=True, seed=12)
+    assert loader.uses_get_item and not loader.uses_get_batch
+    for e in range(2):
+        order = loader.order(e)
+        xs, ys = zip(*loader)
+        np.testing.assert_array_equal(np.concatenate(ys), order)
+        want = np.stack([sample_rng(12, e, i).integers(0, 1000, (2,)) for i in order])
+        np.testing.assert_array_equal(np.concatenate(xs), want)
+        assert xs[0].shape == (4, 2) and ys[0].dtype == np.int64
+    assert [len(y) for _, y in loader.iter_epoch(1, start_batch=1)] == [4, 2]
+    np.testing.assert_array_equal(np.concatenate([y for _, y in loader.iter_epoch(1, start_batch=1)]),
+                                  loader.order(1)[4:])
+    assert loader.epoch == 2
+    with loader.iter_epoch(0) as it:
+        next(it)
+
+
 @pytest.mark.parametrize("kw, match", [
     (dict(batch_size=0), "batch_size must be a positive int"),
     (dict(batch_size=2.5), "batch_size must be a positive int"),

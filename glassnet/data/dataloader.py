@@ -1,4 +1,4 @@
-"""DataLoader: batches of NumPy arrays from a dataset, reproducibly shuffled.
+"""DataLoader: batches of NumPy arrays from a dataset, reproducibly shuffled, optionally built by worker processes.
 
 Epochs and seeds
 ----------------
@@ -6,9 +6,41 @@ The loader counts epochs: each ``iter(loader)`` (each ``for`` loop) uses the
 current epoch ``e`` and then advances the counter. With ``shuffle=True``,
 epoch ``e``'s order is ``default_rng(SeedSequence([seed, e])).permutation(N)``:
 a fresh permutation every epoch that depends only on ``(seed, e)``. A resumed
-run calls ``loader.set_epoch(e)`` and gets exactly the order epoch ``e`` had.
+run calls ``loader.set_epoch(e)`` and gets exactly the order epoch ``e`` had;
+``loader.iter_epoch(e, start_batch=k)`` yields batches ``k, k+1, ...`` of
+epoch ``e`` (mid-epoch resume) without touching the counter.
 Without a ``seed`` one is drawn from OS entropy at construction (readable as
 ``loader.seed``, so even such a run can be replayed).
+
+Samples
+-------
+A dataset with ``get_item(index, rng)`` is read sample by sample with
+``rng = sample_rng(loader.seed, epoch, index)`` (:mod:`glassnet.data.sample_rng`)
+and collated (``np.stack`` of the samples, int64 labels); any other dataset
+through ``get_batch(indices)``, or ``dataset[i]`` stacked
+(:func:`~glassnet.data.datasets.fetch_batch`).
+
+Workers
+-------
+With ``num_workers=N > 0`` batches are built by N worker processes
+(:mod:`glassnet.data.start_method`, :mod:`glassnet.data.worker_pool`:
+failures and shutdown, :mod:`glassnet.data.worker_loop`: seeding) and come
+back through shared memory (:mod:`glassnet.data.shared_batches`). Batch
+``k`` goes to worker ``k % N``; at most ``prefetch_factor * N`` batches are
+in flight; they are yielded in order, and since a batch depends only on
+``(dataset, indices, seed, epoch)`` they are bitwise the batches of
+``num_workers=0`` (for ``get_item`` datasets and deterministic ones; a
+``get_batch`` dataset whose transforms keep their own generator cannot be
+replayed across processes). A batch from the workers is not copied: its
+arrays view the shared memory the worker wrote, which is reused once they
+are garbage-collected (keeping a batch is safe; it just keeps its memory).
+No process starts before the first iteration; without ``persistent_workers`` the workers of an epoch are stopped, and
+every shared-memory segment unlinked, when its iterator ends, is closed,
+raises (Ctrl-C included) or is garbage-collected. With
+``persistent_workers=True`` they serve every epoch until ``loader.close()``
+or until the loader is garbage-collected. With the default ``forkserver``
+start method a script must guard its entry point with
+``if __name__ == "__main__":`` and the dataset must pickle.
 """
 from __future__ import annotations
 
@@ -16,47 +48,69 @@ import numbers
 
 import numpy as np
 
-from .datasets import fetch_batch
 from ..errors import InvalidArgumentError
+from .collate import has_get_item
+from .epoch_iterators import InProcessEpoch, WorkerEpoch
+from .worker_loop import get_worker_info
+from .worker_pool import DataLoaderTimeoutError, DataLoaderWorkerError, WorkerPool
 
-__all__ = ["DataLoader"]
+__all__ = ["DataLoader", "DataLoaderWorkerError", "DataLoaderTimeoutError", "get_worker_info"]
+
+
+def _check_int(value, name: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        rule = "a positive int" if minimum == 1 else "a non-negative int"
+        raise InvalidArgumentError(f"DataLoader: {name} must be {rule}, got {value!r}")
+    return int(value)
 
 
 class DataLoader:
     """Iterate over ``dataset`` in batches of ``(x, y)`` NumPy arrays.
 
-    For the MNIST-like datasets with the default transform, ``x`` is float32
-    (B, 1, 28, 28) and ``y`` int64 (B,). The last batch is smaller when
-    ``len(dataset)`` is not a multiple of ``batch_size``, unless
-    ``drop_last=True`` drops it. ``len(loader)`` is the number of batches.
-
-    When the dataset implements ``get_batch(indices)`` (all glassnet
-    datasets do) each batch is one vectorised call; otherwise samples are
-    fetched one by one with ``dataset[i]`` and stacked
-    (``loader.uses_get_batch`` tells which).
+    Arguments follow PyTorch's ``torch.utils.data.DataLoader``: ``batch_size``,
+    ``shuffle``, ``drop_last`` (drop a last, smaller batch), ``num_workers``
+    (0: build batches in this process), ``prefetch_factor`` (batches in flight
+    per worker), ``persistent_workers``, ``timeout`` (seconds to wait for one
+    batch from the workers; 0: no limit; a worker that dies is reported at
+    once regardless), ``worker_init_fn(worker_id)``, ``multiprocessing_context``
+    (``"forkserver"`` (default), ``"spawn"``, ``"fork"`` or a context);
+    plus ``seed`` (shuffle order and per-sample augmentation). ``len(loader)``
+    is the number of batches.
 
     Shape:
-        - x: (B, *sample_shape), e.g. (B, 1, 28, 28) float32 in [0, 1]
+        - x: (B, *sample_shape), e.g. (B, 1, 28, 28) float32 in [0, 1] or (B, 3, 224, 224) uint8
         - y: (B,) int64
         - B is ``batch_size``, except the last batch of an epoch, which has
           ``len(dataset) % batch_size`` samples when that is not 0 and
           ``drop_last=False``
     """
 
-    def __init__(self, dataset, batch_size: int = 1, shuffle: bool = False,
-                 drop_last: bool = False, seed: int | None = None):
-        if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
-            raise InvalidArgumentError(f"DataLoader: batch_size must be a positive int, got {batch_size!r}")
+    def __init__(self, dataset, batch_size: int = 1, shuffle: bool = False, drop_last: bool = False,
+                 seed: int | None = None, num_workers: int = 0, prefetch_factor: int = 2,
+                 persistent_workers: bool = False, timeout: float = 0.0, worker_init_fn=None,
+                 multiprocessing_context=None):
+        self.batch_size = _check_int(batch_size, "batch_size", 1)
         if seed is None:
             seed = int(np.random.SeedSequence().entropy)
         elif isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
             raise InvalidArgumentError(f"DataLoader: seed must be a non-negative int or None, got {seed!r}")
+        self.seed = int(seed)
+        self.num_workers = _check_int(num_workers, "num_workers", 0)
+        self.prefetch_factor = _check_int(prefetch_factor, "prefetch_factor", 1)
+        if persistent_workers and self.num_workers == 0:
+            raise InvalidArgumentError("DataLoader: persistent_workers=True needs num_workers > 0")
+        if isinstance(timeout, bool) or not isinstance(timeout, numbers.Real) or not timeout >= 0:
+            raise InvalidArgumentError(f"DataLoader: timeout must be a number of seconds >= 0, got {timeout!r}")
         self.dataset = dataset
-        self.batch_size = int(batch_size)
         self.shuffle = bool(shuffle)
         self.drop_last = bool(drop_last)
-        self.seed = int(seed)
+        self.persistent_workers = bool(persistent_workers)
+        self.timeout = float(timeout)
+        self.worker_init_fn = worker_init_fn
+        self.multiprocessing_context = multiprocessing_context
         self._epoch = 0
+        self._pool = None       # the persistent pool, started at the first iteration
+        self._pool_user = None  # weak reference to the iterator using it now
 
     @property
     def epoch(self) -> int:
@@ -72,7 +126,12 @@ class DataLoader:
     @property
     def uses_get_batch(self) -> bool:
         """True when batches come from one ``dataset.get_batch`` call each."""
-        return callable(getattr(self.dataset, "get_batch", None))
+        return not self.uses_get_item and callable(getattr(self.dataset, "get_batch", None))
+
+    @property
+    def uses_get_item(self) -> bool:
+        """True when samples come from ``dataset.get_item(index, sample_rng(seed, epoch, index))``."""
+        return has_get_item(self.dataset)
 
     def order(self, epoch: int | None = None) -> np.ndarray:
         """The sample indices of ``epoch`` (default: the next one), in visiting order."""
@@ -90,16 +149,69 @@ class DataLoader:
     def __iter__(self):
         # Claim the epoch now (not at the first next()), so that
         # ``it = iter(loader)`` twice gives two different epochs.
-        order = self.order(self._epoch)
+        e = self._epoch
         self._epoch += 1
-        return self._batches(order)
+        return self.iter_epoch(e)
 
-    def _batches(self, order):
-        b = self.batch_size
-        for k in range(len(self)):
-            yield fetch_batch(self.dataset, order[k * b:(k + 1) * b])
+    def iter_epoch(self, epoch: int, start_batch: int = 0):
+        """Batches ``start_batch, start_batch + 1, ...`` of epoch ``epoch`` (the loader's epoch counter
+        is left alone). The iterator has ``close()`` and is a context manager; with workers, closing it
+        (or dropping it) stops the epoch's work at once.
+
+        Shape:
+            - each batch: ``(x (B, *sample_shape), y (B,))`` as for ``iter(loader)``
+        """
+        epoch = _check_int(epoch, "epoch", 0)
+        n_batches = len(self)
+        start = _check_int(start_batch, "start_batch", 0)
+        if start > n_batches:
+            raise InvalidArgumentError(f"DataLoader.iter_epoch: start_batch {start} is past the epoch's "
+                                       f"{n_batches} batches")
+        order = self.order(epoch)
+        if self.num_workers == 0 or start == n_batches:
+            return InProcessEpoch(self, epoch, order, start, n_batches)
+        return WorkerEpoch(self, epoch, order, start, n_batches)
+
+    def batch_indices(self, order: np.ndarray, k: int) -> np.ndarray:
+        """The sample indices of batch ``k`` in ``order``.
+
+        Shape:
+            - order: (N,); Output: (B,)
+        """
+        return order[k * self.batch_size:(k + 1) * self.batch_size]
+
+    def _acquire_pool(self):
+        """``(pool, owned)``: the persistent pool if idle, else a new pool owned by the caller."""
+        user = self._pool_user() if self._pool_user is not None else None
+        if self.persistent_workers and user is None:
+            if self._pool is None or self._pool.closed:
+                self._pool = self._new_pool()
+            return self._pool, False
+        return self._new_pool(), True
+
+    def _new_pool(self) -> WorkerPool:
+        return WorkerPool(self.dataset, self.num_workers, self.prefetch_factor, self.seed,
+                          self.multiprocessing_context, self.worker_init_fn)
+
+    def close(self) -> None:
+        """Stop persistent workers now (they are started again by the next iteration)."""
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_pool"] = state["_pool_user"] = None
+        return state
 
     def __repr__(self) -> str:
         return (f"DataLoader({type(self.dataset).__name__} n={len(self.dataset)}, "
                 f"batch_size={self.batch_size}, shuffle={self.shuffle}, "
-                f"drop_last={self.drop_last}, seed={self.seed}, epoch={self._epoch})")
+                f"drop_last={self.drop_last}, seed={self.seed}, epoch={self._epoch}, "
+                f"num_workers={self.num_workers})")
