@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import os
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 
 from ..errors import DataFormatError, InvalidArgumentError, InvalidTypeError
 from .base import Dataset, _as_index
@@ -140,16 +139,17 @@ def _check_file(args):
     return None
 
 
-def verify_files(paths, loader=None, max_pixels: int = MAX_PIXELS, workers: int | None = None,
-                 desc: str = "checking images") -> list:
-    """For each path, ``None`` if it decodes, else the reason it does not (threads, a progress bar on a tty)."""
+def verify_files(paths, loader=None, max_pixels: int = MAX_PIXELS, desc: str = "checking images") -> list:
+    """For each path, ``None`` if it decodes, else the reason it does not (a progress bar on a tty).
+
+    The files are checked in the calling thread, one after the other: the decoder
+    turns Pillow's bomb warning into an error with ``warnings.catch_warnings``,
+    which changes process-wide state and is not safe to use from several threads.
+    """
     from tqdm.auto import tqdm
 
-    workers = workers or min(8, os.cpu_count() or 1)
     jobs = [(p, loader, max_pixels) for p in paths]
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(tqdm(pool.map(_check_file, jobs, chunksize=16), total=len(jobs), desc=desc,
-                         unit="img", disable=None, leave=False))
+    return [_check_file(job) for job in tqdm(jobs, desc=desc, unit="img", disable=None, leave=False)]
 
 
 def skipped_message(who: str, skipped, total: int) -> str:
