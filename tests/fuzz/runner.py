@@ -492,94 +492,96 @@ def run_campaign(target_name: str, examples: int, *, work, seed: int | None = No
     slowest: dict = {}
     done = 0
     children = 0
-    while done < examples and children < max_children:
-        child_work = work / f"child-{children}"
-        if child_work.exists():
-            shutil.rmtree(child_work)
-        child_work.mkdir()
-        child_seed = None if seed is None and children == 0 else (seed or 0) + children
-        opts = {"target": target_name, "examples": examples - done, "seed": child_seed, "shrink": shrink,
-                "work": str(child_work), "seeds": str(seeds), "cap": cap, "soft_timeout": soft_timeout,
-                "hard_timeout": hard_timeout}
-        children += 1
-        left = None if total_timeout is None else max(1.0, total_timeout - (time.time() - t_start))
-        proc = subprocess.Popen([sys.executable, "-m", "tests.fuzz.runner", "_child", json.dumps(opts)],
-                                cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        killed, stuck = False, False
-        out = _watch(proc, child_work, hard_timeout, left)
-        if out is None:  # the campaign's total time ran out
-            proc.kill()
-            out = proc.communicate()[0]
-            killed = True
-        elif isinstance(out, tuple):
-            out, stuck = out[0], True
-        out = out.decode("utf-8", "replace")
-        _cleanup_later.append(child_work)
-        report_path = child_work / "report.json"
-        report = json.loads(report_path.read_text()) if report_path.exists() else None
-        if report is None and (child_work / "progress.json").exists():
-            progress = json.loads((child_work / "progress.json").read_text())
-        else:
-            progress = report
-        if progress:
-            _merge_counts(counts, progress["counts"])
-            memory = progress.get("memory", memory)
-            for k, v in progress.get("slowest_s", {}).items():
-                slowest[k] = max(slowest.get(k, 0.0), v)
-            done += progress["inputs"]
-            for f in progress["failures"]:
-                f = dict(f, path=str(child_work / "failures" / f["folder"]))
-                old = failures.get(f["signature"])
-                if old is None or f["size"] < old["size"]:
-                    if old is not None:
-                        f["count"] += old["count"]
-                    failures[f["signature"]] = f
-                else:
-                    old["count"] += f["count"]
-        if report is not None and report.get("harness_error"):
-            raise RuntimeError(f"fuzz target {target_name}: the harness failed:\n{report['harness_error']}")
-        if report is not None:  # the child finished
-            if (shrink and report["failures"]) or report["inputs"] < opts["examples"]:
-                break  # stopped at a failure to shrink it, or hypothesis ran out of inputs
-            continue
-        # The child died: its last input is in its hot folder.
-        hot = Path((child_work / "hot-dir").read_text()) if (child_work / "hot-dir").exists() else None
-        reader, case = "?", {}
-        if hot is not None and (hot / "current-reader").exists():
-            beat = (hot / "current-reader").read_bytes().decode("utf-8", "replace").strip()
-            reader = beat.split(" ", 1)[1] if " " in beat else "?"
-            case = read_case(hot / "case") if (hot / "case").exists() else {}
-        rc = proc.returncode
-        how = ("killed after the campaign's total timeout" if killed else
-               f"hang: no progress for {hard_timeout:g} s on one input (watchdog; traceback by SIGABRT)"
-               if stuck else f"killed by signal {signal.Signals(-rc).name}" if rc < 0 else
-               f"exited with status {rc}")
-        if reader == "?" or reader.startswith("(") or not case:
-            raise RuntimeError(f"fuzz child for {target_name} died outside a reader, in {reader} ({how}):\n"
-                               f"{out[-4000:]}")
-        counts.setdefault(reader, dict.fromkeys(KINDS, 0))["crash"] += 1
-        done += 1
-        sig = f"{reader}|crash|{how.split(' (')[0]}"
-        folder = work / "failures" / f"crash-{children - 1}-{_slug(reader)}"
-        write_case(case, folder)
-        info = {"signature": sig, "reader": reader, "kind": "crash", "size": case_size(case),
-                "folder": folder.name, "path": str(folder), "count": 1, "exception": how,
-                "traceback": out[-3000:]}
-        (folder / "info.json").write_text(json.dumps(info, indent=1))
-        old = failures.get(sig)
-        if old is None or info["size"] < old["size"]:
-            info["count"] += old["count"] if old else 0
-            failures[sig] = info
-        else:
-            old["count"] += 1
-        if log:
-            log(f"{target_name}: child died ({how}) on reader {reader}; restarting")
-        if shrink or killed:
-            break
-    for cw in _cleanup_later:
-        marker = cw / "hot-dir"
-        if marker.exists():
-            shutil.rmtree(marker.read_text(), ignore_errors=True)
+    try:
+        while done < examples and children < max_children:
+            child_work = work / f"child-{children}"
+            if child_work.exists():
+                shutil.rmtree(child_work)
+            child_work.mkdir()
+            child_seed = None if seed is None and children == 0 else (seed or 0) + children
+            opts = {"target": target_name, "examples": examples - done, "seed": child_seed, "shrink": shrink,
+                    "work": str(child_work), "seeds": str(seeds), "cap": cap, "soft_timeout": soft_timeout,
+                    "hard_timeout": hard_timeout}
+            children += 1
+            left = None if total_timeout is None else max(1.0, total_timeout - (time.time() - t_start))
+            proc = subprocess.Popen([sys.executable, "-m", "tests.fuzz.runner", "_child", json.dumps(opts)],
+                                    cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            killed, stuck = False, False
+            out = _watch(proc, child_work, hard_timeout, left)
+            if out is None:  # the campaign's total time ran out
+                proc.kill()
+                out = proc.communicate()[0]
+                killed = True
+            elif isinstance(out, tuple):
+                out, stuck = out[0], True
+            out = out.decode("utf-8", "replace")
+            _cleanup_later.append(child_work)
+            report_path = child_work / "report.json"
+            report = json.loads(report_path.read_text()) if report_path.exists() else None
+            if report is None and (child_work / "progress.json").exists():
+                progress = json.loads((child_work / "progress.json").read_text())
+            else:
+                progress = report
+            if progress:
+                _merge_counts(counts, progress["counts"])
+                memory = progress.get("memory", memory)
+                for k, v in progress.get("slowest_s", {}).items():
+                    slowest[k] = max(slowest.get(k, 0.0), v)
+                done += progress["inputs"]
+                for f in progress["failures"]:
+                    f = dict(f, path=str(child_work / "failures" / f["folder"]))
+                    old = failures.get(f["signature"])
+                    if old is None or f["size"] < old["size"]:
+                        if old is not None:
+                            f["count"] += old["count"]
+                        failures[f["signature"]] = f
+                    else:
+                        old["count"] += f["count"]
+            if report is not None and report.get("harness_error"):
+                raise RuntimeError(f"fuzz target {target_name}: the harness failed:\n{report['harness_error']}")
+            if report is not None:  # the child finished
+                if (shrink and report["failures"]) or report["inputs"] < opts["examples"]:
+                    break  # stopped at a failure to shrink it, or hypothesis ran out of inputs
+                continue
+            # The child died: its last input is in its hot folder.
+            hot = Path((child_work / "hot-dir").read_text()) if (child_work / "hot-dir").exists() else None
+            reader, case = "?", {}
+            if hot is not None and (hot / "current-reader").exists():
+                beat = (hot / "current-reader").read_bytes().decode("utf-8", "replace").strip()
+                reader = beat.split(" ", 1)[1] if " " in beat else "?"
+                case = read_case(hot / "case") if (hot / "case").exists() else {}
+            rc = proc.returncode
+            how = ("killed after the campaign's total timeout" if killed else
+                   f"hang: no progress for {hard_timeout:g} s on one input (watchdog; traceback by SIGABRT)"
+                   if stuck else f"killed by signal {signal.Signals(-rc).name}" if rc < 0 else
+                   f"exited with status {rc}")
+            if reader == "?" or reader.startswith("(") or not case:
+                raise RuntimeError(f"fuzz child for {target_name} died outside a reader, in {reader} ({how}):\n"
+                                   f"{out[-4000:]}")
+            counts.setdefault(reader, dict.fromkeys(KINDS, 0))["crash"] += 1
+            done += 1
+            sig = f"{reader}|crash|{how.split(' (')[0]}"
+            folder = work / "failures" / f"crash-{children - 1}-{_slug(reader)}"
+            write_case(case, folder)
+            info = {"signature": sig, "reader": reader, "kind": "crash", "size": case_size(case),
+                    "folder": folder.name, "path": str(folder), "count": 1, "exception": how,
+                    "traceback": out[-3000:]}
+            (folder / "info.json").write_text(json.dumps(info, indent=1))
+            old = failures.get(sig)
+            if old is None or info["size"] < old["size"]:
+                info["count"] += old["count"] if old else 0
+                failures[sig] = info
+            else:
+                old["count"] += 1
+            if log:
+                log(f"{target_name}: child died ({how}) on reader {reader}; restarting")
+            if shrink or killed:
+                break
+    finally:  # the children's tmpfs folders, also when a harness error is raised
+        for cw in _cleanup_later:
+            marker = cw / "hot-dir"
+            if marker.exists():
+                shutil.rmtree(marker.read_text(), ignore_errors=True)
     return CampaignResult(target=target_name, inputs=done, counts=counts, failures=list(failures.values()),
                           memory=memory, wall_s=round(time.time() - t_start, 1), slowest_s=slowest,
                           work=work, children=children)
