@@ -338,7 +338,11 @@ def alexnet_recipe(**overrides) -> Recipe:
     the validation accuracy plateaus (``ReduceLROnPlateau(mode="max",
     factor=0.1)``), dropout 0.5 (for models with a ``dropout`` argument),
     batch 128, and on-the-fly seeded augmentation: random crop with padding
-    2, horizontal flip, translation by up to 1 pixel.
+    2, horizontal flip, translation by up to 1 pixel. For photos resized to
+    the model (``glassnet train --data FOLDER --recipe alexnet``) the
+    augmentation is the paper's instead, per sample: random 224 (227) crops
+    of the images resized to 256, flips and PCA lighting (alphastd 0.1;
+    :func:`glassnet.data.pipelines.photo_train_transform`).
     """
     return replace(Recipe("alexnet"), **overrides)
 
@@ -363,8 +367,9 @@ class Trainer:
     step), history, the running sums of the current epoch and the best
     validation accuracy.
 
-    Exact resume: epoch ``e`` visits the batches ``loader.order(offset + e)``
-    (the DataLoader's order depends only on its seed and the epoch);
+    Exact resume: epoch ``e`` visits the batches ``loader.iter_epoch(offset + e, start)``
+    gives (the DataLoader's order and per-sample augmentation depend only on its seed, the
+    epoch and the sample; its worker processes, if any, build them);
     augmentation is a :class:`BatchAugment` whose draws depend only on
     ``(seed, e, step)``; the global RNG is restored. So ``fit(resume=True)``
     skips the batches already done (without fetching or running them) and
@@ -509,6 +514,7 @@ class Trainer:
                         and self.step < n_batches):
                     self._save("last")
         finally:
+            batches.close()  # stops the epoch's worker processes when it ends early
             if bar is not None:
                 bar.close()
         self._check_interrupt()
@@ -557,9 +563,22 @@ class Trainer:
         return key
 
     def _batches(self, e: int, start: int):
-        """Batches ``start, start+1, ...`` of epoch ``e`` (those before ``start`` are not fetched)."""
+        """Batches ``start, start+1, ...`` of epoch ``e`` (those before ``start`` are not fetched).
+
+        A :class:`~glassnet.data.DataLoader` serves them through ``iter_epoch(offset + e, start)``:
+        its worker processes (``num_workers``) build them, and they are bitwise those of
+        ``num_workers=0``; the loader's epoch counter is then moved past ``e``. A loader with
+        only ``order``/``set_epoch`` is read batch by batch with ``fetch_batch``; a plain
+        iterable is fetched from its start (the skipped batches are fetched, not trained on).
+        Closing this generator closes the epoch's iterator (and stops its workers' work).
+        """
         loader = self.train_loader
-        if hasattr(loader, "order") and hasattr(loader, "set_epoch") and hasattr(loader, "dataset"):
+        if callable(getattr(loader, "iter_epoch", None)) and hasattr(loader, "set_epoch"):
+            epoch = self._offset + e
+            loader.set_epoch(epoch + 1)
+            with loader.iter_epoch(epoch, start_batch=start) as it:
+                yield from it
+        elif hasattr(loader, "order") and hasattr(loader, "set_epoch") and hasattr(loader, "dataset"):
             order = loader.order(self._offset + e)
             loader.set_epoch(self._offset + e + 1)
             b = loader.batch_size

@@ -2,7 +2,8 @@
 
 A run folder (written by ``glassnet train``) looks like::
 
-    runs/NAME/config.json                 model, model_kwargs, num_classes, in_channels, dataset, [image_size, dtype]
+    runs/NAME/config.json                 model, model_kwargs, num_classes, in_channels, dataset, [image_size, dtype],
+                                          and since --data: data, normalize, eval_resize, pipeline, classes
     runs/NAME/history.json                per-epoch metrics
     runs/NAME/checkpoints/best.safetensors  model state under "model.", optimizer state under "optimizer."
     runs/NAME/checkpoints/last.safetensors
@@ -20,9 +21,13 @@ levels, and weights holding NaN or infinity are refused unless
 train --overwrite``) removes only what glassnet writes into a run folder
 (:data:`RUN_FILES`, :data:`RUN_FOLDERS`).
 
-:func:`preprocess_transform` is the one place the training/evaluation
-normalisation is defined (``ToFloat`` then ``Normalize`` with the dataset's
-mean/std); ``glassnet train``, ``evaluate``, ``plot`` and ``predict`` all use it.
+:func:`preprocess_transform` is the one place the evaluation pipeline is
+rebuilt from a run's config (``Resize(eval_resize)``, ``CenterCrop(image_size)``,
+``ToFloat``, ``Normalize(normalize)`` -- :mod:`glassnet.data.pipelines`; for
+older runs ``ToFloat`` then ``Normalize`` with the dataset's mean/std), and
+:func:`load_test_set` the one place its test split is (Fashion-MNIST/MNIST,
+CIFAR-10/100, or a folder split as :mod:`glassnet.data.data_spec` splits it);
+``glassnet train``, ``evaluate``, ``plot`` and ``predict`` all use them.
 """
 from __future__ import annotations
 
@@ -63,6 +68,8 @@ CONFIG_TYPES = {
     "model": (str,), "model_kwargs": (dict, type(None)), "num_classes": (int, type(None)),
     "in_channels": (int, type(None)), "dataset": (str,), "dtype": (str, type(None)),
     "image_size": (int, list, type(None)), "classes": (list, type(None)), "data_root": (str, type(None)),
+    "data": (str, type(None)), "normalize": (dict, type(None)), "eval_resize": (int, type(None)),
+    "pipeline": (str, type(None)), "test_split": (dict, type(None)),
 }
 
 
@@ -103,6 +110,16 @@ def _check_config_types(config: dict, path: Path) -> None:
         raise DataFormatError(f"{path}: \"classes\" must be a list of strings")
     if config.get("dtype") not in (None, "float32", "float64"):
         raise DataFormatError(f"{path}: \"dtype\" must be \"float32\" or \"float64\", got {_short(config['dtype'])}")
+    norm = config.get("normalize")
+    if norm is not None and not all(
+            isinstance(norm.get(k), list) and norm[k] and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                             for v in norm[k]) for k in ("mean", "std")):
+        raise DataFormatError(f"{path}: \"normalize\" must be {{\"mean\": [numbers], \"std\": [numbers]}}, "
+                              f"got {_short(norm)}")
+    if config.get("eval_resize") is not None and config["eval_resize"] < 1:
+        raise DataFormatError(f"{path}: \"eval_resize\" must be >= 1, got {config['eval_resize']}")
+    if config.get("pipeline") not in (None, "native", "photo"):
+        raise DataFormatError(f"{path}: \"pipeline\" must be \"native\" or \"photo\", got {_short(config['pipeline'])}")
     if any(not isinstance(k, str) for k in (config.get("model_kwargs") or {})):
         raise DataFormatError(f"{path}: \"model_kwargs\" keys must be strings")
 
@@ -339,16 +356,29 @@ def dataset_stats(config) -> tuple[float, float]:
     raise InvalidArgumentError(f"unknown dataset {name!r}; known: {', '.join(sorted(DATASET_CLASSES))}")
 
 
-def preprocess_transform(config, dtype=None):
-    """The input pipeline of training and evaluation: ``Compose([ToFloat(dtype), Normalize(mean, std)])``.
+def _has_pipeline(config) -> bool:
+    """The run's config records its evaluation pipeline (runs written since ``--data``)."""
+    return isinstance(config, dict) and all(config.get(k) is not None
+                                            for k in ("normalize", "image_size", "eval_resize"))
 
-    ``config`` is a run's config dict (``"dataset"``, optional ``"dtype"``) or
-    a dataset name (``"fashion-mnist"``, ``"mnist"``). Input: uint8 images,
-    (1, H, W) or (N, 1, H, W) (or floats already in [0, 1]); output: the
-    normalised float images the model was trained on.
+
+def preprocess_transform(config, dtype=None):
+    """The run's evaluation pipeline: uint8 images (C, H, W) or (N, C, H, W) -> the model's normalised input.
+
+    ``config`` is a run's config dict or a dataset name (``"fashion-mnist"``, ``"mnist"``).
+    A config that records its pipeline (``"image_size"``, ``"eval_resize"``, ``"normalize"``,
+    as ``glassnet train`` writes them) gives ``Resize(eval_resize) -> CenterCrop(image_size) ->
+    ToFloat -> Normalize(mean, std)`` (:func:`glassnet.data.pipelines.eval_transform`): photos of
+    any size in, ``image_size`` out; for images already at the run's own size (the
+    ``"native"`` pipeline) the resize and crop change nothing. Otherwise (older runs, names):
+    ``Compose([ToFloat(dtype), Normalize(mean, std)])`` with the dataset's statistics, on
+    (1, H, W) / (N, 1, H, W) uint8 or floats already in [0, 1].
     """
     from ..data import transforms as T
+    from ..data.pipelines import eval_transform_from_config
 
+    if _has_pipeline(config):
+        return eval_transform_from_config(config, dtype)
     mean, std = dataset_stats(config)
     if dtype is None and isinstance(config, dict):
         dtype = config.get("dtype")
@@ -410,21 +440,54 @@ def check_data_root(dataset, root, splits=("train", "test"), option: str = "data
 def load_test_set(config, data_root=None, limit: int | None = None):
     """The run's test split, preprocessed with :func:`preprocess_transform`.
 
-    ``data_root`` defaults to ``config["data_root"]`` (then the usual search);
-    an explicit ``data_root`` must hold the files (:func:`check_data_root`).
-    ``limit`` keeps only the first N images.
+    Fashion-MNIST / MNIST: the IDX test files (``data_root`` defaults to
+    ``config["data_root"]``, then the usual search; an explicit ``data_root`` must hold the
+    files, :func:`check_data_root`). CIFAR-10/100: the ``test_batch``. A folder run
+    (``"dataset": "folder"``): the folder ``config["data"]`` (or ``data_root``, where it has
+    moved) split as training split it (:mod:`glassnet.data.data_spec`: ``val/`` or ``test/``
+    of an ImageNet-style tree, or the fixed tenth held out of a single tree, which must still
+    hold the number of images it had). ``limit`` keeps only the first N images.
     """
     from .. import data
 
     name = _dataset_name(config)
-    if name not in DATASET_CLASSES:
+    if name in DATASET_CLASSES and (not _has_pipeline(config) or config.get("pipeline", "native") == "native"):
+        cls = getattr(data, DATASET_CLASSES[name])
+        if data_root is not None:
+            check_data_root(name, data_root, ("test",), option="data_root")
+        root = data_root if data_root is not None else config.get("data_root")
+        test = cls(root=root, train=False, transform=preprocess_transform(config))
+        if limit is not None and limit < len(test):
+            test = data.Subset(test, np.arange(max(int(limit), 0)))
+        return test
+    if name not in ("folder", "cifar10", "cifar100", *DATASET_CLASSES):
         raise InvalidArgumentError(f"unknown dataset {name!r} in the run's config; known: "
-                                   f"{', '.join(sorted(DATASET_CLASSES))}")
-    cls = getattr(data, DATASET_CLASSES[name])
-    if data_root is not None:
-        check_data_root(name, data_root, ("test",), option="data_root")
-    root = data_root if data_root is not None else config.get("data_root")
-    test = cls(root=root, train=False, transform=preprocess_transform(config))
-    if limit is not None and limit < len(test):
-        test = data.Subset(test, np.arange(max(int(limit), 0)))
-    return test
+                                   f"folder, cifar10, cifar100, {', '.join(sorted(DATASET_CLASSES))}")
+    return _photo_test_set(config, name, data_root, limit)
+
+
+def _photo_test_set(config, name, data_root, limit):
+    """The test split of a run with a recorded pipeline that is not the IDX one (see load_test_set)."""
+    from ..data.data_spec import PipelineDataset, open_splits, resolve_data
+
+    if not _has_pipeline(config):
+        raise InvalidArgumentError(f"the run's config has dataset {name!r} but no \"image_size\", \"eval_resize\" "
+                                   "and \"normalize\" to preprocess it with")
+    if name == "folder":
+        where = data_root if data_root is not None else config.get("data")
+        if not where:
+            raise InvalidArgumentError("the run's config has \"dataset\": \"folder\" but no \"data\" folder")
+        spec = resolve_data(where)
+    else:
+        root = data_root if data_root is not None else config.get("data_root")
+        spec = resolve_data(name, root)
+    channels = int(config.get("in_channels") or spec.channels)
+    _, _, test = open_splits(spec, channels, test_only=True)
+    split = config.get("test_split") or {}
+    whole = getattr(test, "source", None)
+    if spec.layout == "single" and split.get("of") is not None and len(whole) != split["of"]:
+        raise DataFormatError(f"{spec.data}: the run held out its test images from {split['of']} images, but the "
+                              f"folder now has {len(whole)}; the held-out split cannot be rebuilt (restore the "
+                              "folder, or evaluate on a separate test tree)")
+    n = len(test) if limit is None else min(max(int(limit), 0), len(test))
+    return PipelineDataset(test, np.arange(n), preprocess_transform(config))
