@@ -133,11 +133,17 @@ def check_json_depth(text: str, source, max_depth: int = MAX_DEPTH) -> None:
 
 
 def _human(n: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
-        if abs(n) < 1024 or unit == "PiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n} B"  # pragma: no cover
+    """``n`` bytes in the largest binary unit up to PiB (integer arithmetic: any size prints)."""
+    n = int(n)
+    units = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
+    i = 0
+    while i < len(units) - 1 and abs(n) >= 1024 ** (i + 1):
+        i += 1
+    if i == 0:
+        return f"{n} B"
+    whole, rest = divmod(abs(n), 1024 ** i)
+    sign = "-" if n < 0 else ""
+    return f"{sign}{whole}.{rest * 10 // 1024 ** i} {units[i]}"
 
 
 def _short(obj, n: int = 80) -> str:

@@ -371,3 +371,21 @@ def test_checkpoint_of_a_different_model_is_refused(tmp_path):
     opt = SGD(same.parameters(), lr=0.1)
     with pytest.raises(CheckpointError, match="no scheduler state"):
         load_checkpoint(tmp_path / "ck", same, opt, StepLR(opt, 2))
+
+
+@pytest.mark.parametrize("where", ["metadata", "header"])
+def test_integer_past_pythons_digit_limit_is_a_checkpoint_error(tmp_path, where):
+    """Found by tests/fuzz: json.loads raises a plain ValueError for a 5000-digit integer."""
+    import struct
+
+    from glassnet.io.checkpoint import read_checkpoint_info
+    from glassnet.io.checkpoint_file import write_checkpoint_file
+
+    path = tmp_path / "ck.safetensors"
+    if where == "metadata":
+        write_checkpoint_file(path, {}, '{"epoch":' + "9" * 5000 + "}")
+    else:
+        head = b'{"__metadata__":{"format":"glassnet-checkpoint"},"x":' + b"9" * 5000 + b"}"
+        path.write_bytes(struct.pack("<Q", len(head)) + head)
+    with pytest.raises(CheckpointError, match=r"ck\.safetensors.*not valid JSON"):
+        read_checkpoint_info(path)

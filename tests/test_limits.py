@@ -45,3 +45,9 @@ def test_json_depth_of_hostile_texts_is_refused_or_passed_in_one_pass():
         check_json_depth("[" * 1_000_000, "f")
     check_json_depth('\\"' * 200_000, "f")  # unclosed escaped quotes: linear, not quadratic
     check_json_depth('"' + "[" * 200_000, "f")  # an unclosed string holds no nesting
+
+
+def test_a_limit_message_for_an_astronomical_size_still_prints():
+    """Found by tests/fuzz: an IDX .gz header of 33 dims of 2**32-1 overflowed float formatting."""
+    with pytest.raises(LimitExceededError, match="PiB"):
+        ReadBudget("x.gz", max_bytes=10).take(2 ** 1100, "the payload")

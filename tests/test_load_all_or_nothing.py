@@ -111,3 +111,38 @@ def test_rng_state_is_checked_before_it_is_set():
     with pytest.raises(InvalidArgumentError, match="not a valid PCG64 state"):
         gn.random.set_rng_state(bad)
     assert gn.random.get_rng_state() == state
+
+
+def _stepped(opt_cls, **kw):
+    model = nn.Linear(4, 5)
+    opt = opt_cls(model.parameters(), lr=0.1, **kw)
+    model(gn.tensor(np.ones((2, 4), np.float32))).sum().backward()
+    opt.step()
+    return model, opt
+
+
+@pytest.mark.parametrize("opt_cls, kw, break_it, match", [
+    (SGD, {"momentum": 0.9}, lambda e: e.__setitem__("momentum_buffer", np.array(0.5, np.float32)),
+     r"'momentum_buffer' of parameter 0 has shape \(\) but the parameter has shape \(5, 4\)"),
+    (SGD, {"momentum": 0.9}, lambda e: e.__setitem__("momentum_buffer", np.zeros((5, 4), np.uint8)),
+     r"'momentum_buffer' of parameter 0 has dtype uint8; it must be a floating-point array"),
+    (Adam, {}, lambda e: e.__setitem__("exp_avg", np.zeros((5, 4), bool)), r"'exp_avg'.*dtype bool"),
+    (Adam, {}, lambda e: e.pop("exp_avg"), r"state of parameter 0 lacks \['exp_avg'\]"),
+    (Adam, {}, lambda e: e.pop("step"), r"lacks \['step'\]"),
+    (Adam, {}, lambda e: e.__setitem__("step", 10 ** 400), None),  # a huge int is finite: accepted, no OverflowError
+    (Adam, {}, lambda e: e.__setitem__("surprise", 1.0), r"'surprise' of parameter 0 is not one of Adam's"),
+])
+def test_optimizer_state_entries_that_would_break_the_next_step_are_refused(opt_cls, kw, break_it, match):
+    """Found by tests/fuzz: each of these used to load, then fail inside the next step()."""
+    model, opt = _stepped(opt_cls, **kw)
+    sd = opt.state_dict()
+    break_it(sd["state"][0])
+    before = {k: np.array(v) if hasattr(v, "shape") else v for k, v in opt.state[model.weight].items()}
+    if match is None:
+        opt.load_state_dict(sd)
+        return
+    with pytest.raises(InvalidArgumentError, match=match):
+        opt.load_state_dict(sd)
+    after = opt.state[model.weight]
+    assert before.keys() == after.keys()
+    opt.step()  # still usable

@@ -330,3 +330,29 @@ def test_predict_command_reports_bad_images(tmp_path, capsys):
         assert status == 1 and "\n" not in err and "Traceback" not in err, err
         for fragment in fragments:
             assert fragment in err, (fragment, err)
+
+
+def test_png_chunk_declaring_2_gib_does_not_allocate_it(tmp_path):
+    """Found by tests/fuzz: Pillow's read(idat_length) on a real file allocated the declared 2 GiB;
+    images are now opened from their bytes in memory, where read(n) returns what is there."""
+    import base64
+    import subprocess
+    import sys
+
+    png = tmp_path / "idat.png"
+    png.write_bytes(base64.b64decode(
+        "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAAAAAA6fptVf////0lEQVR4nGNgAAAAAgABSK+kcQAAAABJRU5ErkJggg=="))
+    code = (
+        "import resource, sys\n"
+        "from glassnet.commands.predict import load_image\n"
+        "from glassnet.errors import GlassnetError\n"
+        "vm = int(open('/proc/self/status').read().split('VmSize:')[1].split()[0]) * 1024\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (vm + (512 << 20), vm + (512 << 20)))\n"
+        "try:\n"
+        f"    load_image({str(png)!r})\n"
+        "    print('loaded')\n"
+        "except GlassnetError as exc:\n"
+        "    print('glassnet error', type(exc).__name__)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith(("glassnet error", "loaded")), out.stdout

@@ -23,6 +23,8 @@ raise :class:`~glassnet.errors.DataFormatError` naming the file.
 """
 from __future__ import annotations
 
+import io
+
 import warnings
 from pathlib import Path
 
@@ -72,6 +74,12 @@ _ALPHA_MODES = ("RGBA", "LA", "PA", "La", "RGBa")
 _MODES_WIDE = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
 
 
+def _read_image_file(path) -> bytes:
+    from ..data.decode import _read
+
+    return _read(path, str(path))
+
+
 def _open_checked(path, max_pixels: int):
     """Open ``path`` with Pillow, check its declared size and kind, decode it and
     apply its EXIF orientation; every failure is a glassnet error naming the file."""
@@ -81,7 +89,8 @@ def _open_checked(path, max_pixels: int):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(path)  # lazy: reads the header only
+            # from the bytes in memory: a file's read(n) allocates n bytes, and a PNG chunk may declare 2 GiB
+            img = Image.open(io.BytesIO(_read_image_file(path)))  # lazy: reads the header only
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise LimitExceededError(
             f"{path}: the image declares more pixels than Pillow decodes safely ({exc}); refusing to "

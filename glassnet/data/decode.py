@@ -35,6 +35,7 @@ full image is decoded, bit-identical to torchvision's loader.
 """
 from __future__ import annotations
 
+import io
 import os
 import warnings
 
@@ -119,8 +120,8 @@ def _read(path, name) -> bytes:
             raise LimitExceededError(f"{name}: the file is {size} bytes, more than an image file may be "
                                      f"({MAX_FILE_BYTES} bytes, MAX_FILE_BYTES)", limit_name="MAX_FILE_BYTES",
                                      needed=size, limit=MAX_FILE_BYTES)
-        with open(path, "rb") as f:
-            return f.read(MAX_FILE_BYTES + 1)
+        with open(path, "rb") as f:  # read(n) allocates n bytes up front: ask for what the file holds
+            return f.read(size)
     except OSError as exc:
         raise DataFormatError(f"{name}: cannot read the file: {exc.strerror or exc}") from exc
 
@@ -184,7 +185,9 @@ def _open(Image, source, name, max_pixels):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(source)                       # lazy: the header only
+            if not isinstance(source, io.IOBase):  # a path: Pillow must read from the bytes in memory, where
+                source = io.BytesIO(_read(source, name))  # read(n) gives what is there (a file's read(n) allocates n:
+            img = Image.open(source)                       # a PNG chunk declaring 2 GiB) -- lazy: the header only
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise LimitExceededError(f"{name}: Pillow refuses to decode the image as a decompression bomb ({exc})",
                                  limit_name="max_pixels", limit=max_pixels) from exc

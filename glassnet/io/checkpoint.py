@@ -259,7 +259,7 @@ def load_checkpoint(path_stem, model, optimizer=None, scheduler=None) -> dict:
 def _prepare(obj, state_dict, problems, installs) -> None:
     try:
         installs.append(obj.prepare_load_state_dict(state_dict))
-    except (GlassnetError, ValueError, TypeError, KeyError) as exc:
+    except (GlassnetError, ValueError, TypeError, KeyError, OverflowError) as exc:
         problems.append(f"{type(obj).__name__} state: {exc}")
 
 

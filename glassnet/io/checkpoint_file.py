@@ -168,7 +168,7 @@ def _header_metadata(head: bytes, path) -> dict:
     check_json_depth(text, path)
     try:
         header = json.loads(text)
-    except (json.JSONDecodeError, RecursionError) as exc:
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, or an integer past Python's digit limit
         raise DataFormatError(f"{path}: checkpoint header is not valid JSON: {exc}") from None
     metadata = header.get("__metadata__") if isinstance(header, dict) else None
     if not isinstance(metadata, dict):

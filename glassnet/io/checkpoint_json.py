@@ -85,7 +85,7 @@ def decode_text(text: str, source):
     check_json_depth(text, source)
     try:
         raw = json.loads(text)
-    except (json.JSONDecodeError, RecursionError) as exc:
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, or an integer past Python's digit limit
         raise DataFormatError(f"{source}: checkpoint metadata is not valid JSON: {exc}") from None
     try:
         return decode(raw)

@@ -101,12 +101,17 @@ class Adam(Optimizer):
         _check_number(name, where, "betas[1]", betas[1], low=0, high=1)
         _check_number(name, where, "weight_decay", group["weight_decay"], low=0)
 
+    _STATE_ARRAYS = frozenset({"exp_avg", "exp_avg_sq", "max_exp_avg_sq"})
+    _STATE_SCALARS = frozenset({"step"})
+
+    def _required_state(self, group):
+        return {"step", "exp_avg", "exp_avg_sq"} | ({"max_exp_avg_sq"} if group.get("amsgrad") else set())
+
     def _check_state_value(self, where, key, value, param):
         super()._check_state_value(where, key, value, param)
         if key == "step":
             step = value.item() if hasattr(value, "item") and getattr(value, "ndim", 0) == 0 else value
-            if isinstance(step, bool) or not isinstance(step, (int, np.integer, float)) or step < 0 \
-                    or step != int(step):
+            if not isinstance(step, (int, np.integer)) or step < 0:
                 raise InvalidArgumentError(f"{type(self).__name__}.load_state_dict: state 'step' of {where} must be "
                                            f"an integer >= 0, got {value!r}")
 

@@ -331,14 +331,14 @@ class Optimizer:
                     f"in the loaded state dict but {len(g['params'])} in this optimizer"
                 )
 
-        id_map = {}
+        id_map, group_of = {}, {}
         for g, sg in zip(groups, saved_groups):
             for saved_id, p in zip(sg["params"], g["params"]):
                 idx = _index(name, "param_groups", saved_id)
                 if idx in id_map:
                     raise InvalidArgumentError(f"{name}.load_state_dict: parameter index {idx} is listed twice "
                                                "in the loaded param_groups")
-                id_map[idx] = p
+                id_map[idx], group_of[idx] = p, {**g, **sg}
 
         new_state = ParamState()
         for key, entry in saved_state.items():
@@ -352,6 +352,11 @@ class Optimizer:
                 raise InvalidArgumentError(f"{name}.load_state_dict: state of parameter {idx} must be a dict, "
                                            f"got {type(entry).__name__}")
             p = id_map[idx]
+            if entry:
+                missing = sorted(self._required_state(group_of[idx]) - set(entry))
+                if missing:
+                    raise InvalidArgumentError(f"{name}.load_state_dict: the state of parameter {idx} lacks "
+                                               f"{missing} (it has {sorted(map(str, entry))})")
             loaded = {}
             for k, v in entry.items():
                 self._check_state_value(f"parameter {idx}", k, v, p)
@@ -378,27 +383,53 @@ class Optimizer:
 
         return apply
 
+    #: per-parameter state entries that are arrays of the parameter's shape (floating, finite)
+    _STATE_ARRAYS: frozenset = frozenset()
+    #: per-parameter state entries that are scalars (counts)
+    _STATE_SCALARS: frozenset = frozenset()
+
+    def _required_state(self, group) -> set:
+        """The keys a non-empty state entry of a parameter in ``group`` must hold (none by default)."""
+        return set()
+
     def _check_state_value(self, where: str, key, value, param) -> None:
-        """Refuse a per-parameter state value that cannot be right: an array of another shape,
-        a non-numeric or non-finite array, a non-finite or non-numeric scalar. Subclasses may
-        add rules for their own keys (e.g. Adam's ``step >= 0``)."""
+        """Refuse a per-parameter state value that cannot be right.
+
+        An optimizer that declares its state (``_STATE_ARRAYS``, ``_STATE_SCALARS``)
+        refuses unknown keys, arrays that are not floating, finite and of the
+        parameter's exact shape, and scalars that are not finite numbers. One that
+        declares nothing (a user's subclass) gets the generic checks: arrays of the
+        parameter's shape (or 0-d), numeric and finite; scalars finite numbers.
+        """
         name = type(self).__name__
         if not isinstance(key, str):
             raise InvalidArgumentError(f"{name}.load_state_dict: the state of {where} has a non-string key {key!r}")
-        if _is_array(value):
-            if value.dtype.kind not in "biuf":
-                raise InvalidArgumentError(f"{name}.load_state_dict: state {key!r} of {where} has dtype {value.dtype}")
-            if value.ndim > 0 and tuple(value.shape) != tuple(param.data.shape):
+        declared = self._STATE_ARRAYS | self._STATE_SCALARS
+        if declared and key not in declared:
+            raise InvalidArgumentError(f"{name}.load_state_dict: state {key!r} of {where} is not one of "
+                                       f"{name}'s state entries {sorted(declared)}")
+        if key in self._STATE_ARRAYS or (not declared and _is_array(value) and value.ndim > 0):
+            if not _is_array(value) or value.dtype.kind != "f":
+                what = f"dtype {value.dtype}" if _is_array(value) else f"a {type(value).__name__}"
+                raise InvalidArgumentError(f"{name}.load_state_dict: state {key!r} of {where} has {what}; "
+                                           "it must be a floating-point array")
+            if tuple(value.shape) != tuple(param.data.shape):
                 raise ShapeError(
                     f"{name}.load_state_dict: state {key!r} of {where} has shape "
                     f"{tuple(value.shape)} but the parameter has shape {tuple(param.data.shape)}"
                 )
-            if value.dtype.kind == "f" and not bool(get_array_module(value).isfinite(value).all()):
+            if not bool(get_array_module(value).isfinite(value).all()):
                 raise InvalidArgumentError(f"{name}.load_state_dict: state {key!r} of {where} holds NaN or Inf values")
             return
-        if value is None or isinstance(value, (bool, str)):
+        if _is_array(value):
+            if value.ndim > 0 or value.dtype.kind not in "biuf":
+                raise InvalidArgumentError(f"{name}.load_state_dict: state {key!r} of {where} must be a scalar, "
+                                           f"got an array of shape {tuple(value.shape)} and dtype {value.dtype}")
+            value = value.item()
+        if value is None or isinstance(value, (bool, str)) and not declared:
             return
-        if not isinstance(value, (int, float, np.integer, np.floating)) or not math.isfinite(value):
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+                or (isinstance(value, (float, np.floating)) and not math.isfinite(value)):
             raise InvalidArgumentError(f"{name}.load_state_dict: state {key!r} of {where} = {value!r} is not a finite number")
 
     # -------------------------------------------------------------------- repr

@@ -60,6 +60,11 @@ class SGD(Optimizer):
                         nesterov=nesterov, maximize=maximize)
         super().__init__(params, defaults)
 
+    _STATE_ARRAYS = frozenset({"momentum_buffer"})
+
+    def _required_state(self, group):
+        return {"momentum_buffer"}
+
     def _check_hyperparameters(self, group, where):
         _check_number("SGD", where, "lr", group["lr"], low=0)
         _check_number("SGD", where, "momentum", group["momentum"], low=0)
