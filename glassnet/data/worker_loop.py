@@ -10,6 +10,15 @@ process's to handle), skips tasks of an iteration the main process has
 abandoned, and exits when told to, when its pipe closes, or when it finds
 itself orphaned (checked every second while idle).
 
+Memory
+------
+A worker keeps the memory it frees for reuse (glibc's ``M_MMAP_MAX = 0`` and
+a 2 GiB ``M_TRIM_THRESHOLD``, what :func:`glassnet.backend.retain_freed_memory`
+does for ``glassnet train``'s main process): decoding and augmenting
+allocate and free the same buffers for every sample, and re-faulting them
+cost ~6 % of a worker's CPU in ``benchmarks/bench_loader_workers.py``. A
+worker's resident memory then stays at its peak (one batch's work).
+
 Randomness in a worker
 ----------------------
 All of a sample's randomness comes from ``sample_rng(seed, epoch, index)``.
@@ -21,6 +30,7 @@ draws depends on the batch, not on which worker built it.
 """
 from __future__ import annotations
 
+import ctypes
 import os
 import pickle
 import random
@@ -90,10 +100,21 @@ def _build(dataset, per_item: bool, slots: WorkerSlots, seed, epoch, indices, sp
         return None, _describe(exc, idx[len(items)] if per_item and len(items) < len(idx) else None)
 
 
+def _retain_freed_memory() -> None:
+    """:func:`glassnet.backend.retain_freed_memory` for this process, without its library search."""
+    try:
+        mallopt = ctypes.CDLL(None).mallopt  # glibc is loaded already
+    except (OSError, AttributeError):  # not glibc: nothing to do
+        return
+    mallopt(-4, 0)  # M_MMAP_MAX
+    mallopt(-1, 2**31 - 1)  # M_TRIM_THRESHOLD
+
+
 def worker_loop(worker_id, num_workers, dataset, seed, init_fn, tasks, results, current):
     """Body of a worker process: build the batches asked for until told to stop or orphaned."""
     global _worker_info
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
+    _retain_freed_memory()
     parent = os.getppid()
     _worker_info = WorkerInfo(worker_id, num_workers, seed, dataset)
     slots, per_item = WorkerSlots(), has_get_item(dataset)
