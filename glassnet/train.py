@@ -17,7 +17,8 @@ checkpoints -- ``out_dir/checkpoints/last`` every epoch and every
 ``checkpoint_every`` steps, ``best`` by validation accuracy -- and
 ``fit(..., resume=True)`` continues a killed run from the exact batch, ending
 with weights bitwise equal to an uninterrupted run (see :class:`Trainer`).
-:func:`alexnet_recipe` holds the lecture's AlexNet training recipe.
+:func:`alexnet_recipe` (:mod:`glassnet.recipes`, re-exported here) holds the lecture's
+AlexNet training recipe and :class:`BatchAugment` the seeded batch augmentation.
 """
 from __future__ import annotations
 
@@ -28,7 +29,6 @@ import os
 import signal
 import threading
 import time
-from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -41,8 +41,9 @@ from .io.checkpoint import (CheckpointError, CheckpointWriteError, checkpoint_pa
                             remove_stale_temporaries, save_checkpoint)
 from .optim.lr_scheduler import ReduceLROnPlateau
 from .random import check_rng_state, get_rng_state, set_rng_state
+from .recipes import RECIPES, BatchAugment, Recipe, alexnet_recipe  # noqa: F401 (re-exported)
 from .tensor import Tensor
-from .errors import GlassnetRuntimeError, InvalidArgumentError, InvalidTypeError, UnknownNameError
+from .errors import GlassnetRuntimeError, InvalidArgumentError, UnknownNameError
 
 __all__ = ["fit", "evaluate", "predict_logits", "History", "TrainingDivergedError",
            "Trainer", "BatchAugment", "Recipe", "alexnet_recipe", "RECIPES", "CheckpointError"]
@@ -208,146 +209,6 @@ def fit(model, train_loader, optimizer, epochs: int, loss_fn=None, val_loader=No
                       on_epoch_end=on_epoch_end, checkpoint_every=checkpoint_every, augment=augment,
                       config=config, plateau_metric=plateau_metric)
     return trainer.fit(resume=resume)
-
-
-# ============================================================ augmentation
-def _set_generator(transform, rng) -> int:
-    """Point every random transform inside ``transform`` at ``rng``; return how many."""
-    count = 0
-    members = getattr(transform, "transforms", None)
-    if isinstance(members, (list, tuple)):
-        for t in members:
-            count += _set_generator(t, rng)
-    if isinstance(getattr(transform, "rng", None), np.random.Generator):
-        transform.rng = rng
-        count += 1
-    return count
-
-
-class BatchAugment:
-    """On-the-fly augmentation of training batches, reseeded for every batch.
-
-    ``augment(x, epoch, step)`` applies ``transform`` (e.g. a ``Compose`` of
-    ``RandomCrop``/``RandomHorizontalFlip``/``RandomTranslate``) to the batch
-    ``x`` with all its random transforms drawing from one fresh generator
-    ``default_rng(SeedSequence([seed, epoch, step]))``. The draws are
-    therefore a pure function of ``(seed, epoch, step)``: nothing has to be
-    saved in a checkpoint, and a run resumed at any batch (or one that skips
-    batches) augments exactly as an uninterrupted run. This is why training
-    augmentation goes here rather than into the dataset's ``transform``
-    (whose generators move forward with every call and are not replayed by
-    ``DataLoader.set_epoch``).
-
-    Every random transform inside must take its randomness from an ``rng``
-    attribute (all of :mod:`glassnet.data.transforms` do).
-    """
-
-    def __init__(self, transform, seed: int = 0):
-        if not callable(transform):
-            raise InvalidTypeError(f"BatchAugment: {transform!r} is not callable")
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise InvalidArgumentError(f"BatchAugment: seed must be a non-negative int, got {seed!r}")
-        self.transform = transform
-        self.seed = int(seed)
-
-    def generator(self, epoch: int, step: int) -> np.random.Generator:
-        return np.random.default_rng(np.random.SeedSequence([self.seed, int(epoch), int(step)]))
-
-    def __call__(self, x, epoch: int, step: int):
-        _set_generator(self.transform, self.generator(epoch, step))
-        return self.transform(x)
-
-    def state(self) -> dict:
-        return {"seed": self.seed, "scheme": "default_rng(SeedSequence([seed, epoch, step]))",
-                "transform": repr(self.transform)}
-
-    def __repr__(self) -> str:
-        return f"BatchAugment(seed={self.seed}, transform={self.transform!r})"
-
-
-# ================================================================ recipes
-@dataclass
-class Recipe:
-    """A training recipe: optimizer, schedule, batch size, dropout and augmentation settings.
-
-    ``make_optimizer``, ``make_scheduler`` and ``make_augment`` build the
-    objects; ``cli_defaults()`` gives the ``glassnet train`` option values.
-    """
-
-    name: str
-    optimizer: str = "sgd"
-    lr: float = 1e-2
-    momentum: float = 0.9
-    nesterov: bool = False
-    weight_decay: float = 5e-4
-    scheduler: str = "plateau"
-    plateau_metric: str = "val_accuracy"
-    gamma: float = 0.1
-    patience: int = 2
-    batch_size: int = 128
-    dropout: float = 0.5
-    augment: bool = True
-    crop_padding: int = 2
-    translate: int = 1
-    flip_p: float = 0.5
-
-    def make_optimizer(self, params):
-        from . import optim
-
-        if self.optimizer != "sgd":
-            raise InvalidArgumentError(f"Recipe {self.name}: only the sgd optimizer is built here, got {self.optimizer!r}")
-        return optim.SGD(params, lr=self.lr, momentum=self.momentum, nesterov=self.nesterov,
-                         weight_decay=self.weight_decay)
-
-    def make_scheduler(self, optimizer):
-        from .optim import lr_scheduler as S
-
-        if self.scheduler != "plateau":
-            raise InvalidArgumentError(f"Recipe {self.name}: only the plateau schedule is built here")
-        mode = "max" if self.plateau_metric.endswith("accuracy") else "min"
-        return S.ReduceLROnPlateau(optimizer, mode=mode, factor=self.gamma, patience=self.patience)
-
-    def make_augment(self, mean: float = 0.0, std: float = 1.0, image_size=28, seed: int = 0) -> BatchAugment:
-        """The seeded batch augmentation. ``mean``/``std`` are those of the loader's
-        ``Normalize`` (the augmentation sees normalized images), so padding is filled
-        with the normalized value of a black pixel, ``-mean/std``."""
-        from .data import transforms as T
-
-        fill = (0.0 - mean) / std
-        parts = []
-        if self.crop_padding:
-            parts.append(T.RandomCrop(image_size, padding=self.crop_padding, fill=fill, seed=0))
-        if self.flip_p:
-            parts.append(T.RandomHorizontalFlip(self.flip_p, seed=0))
-        if self.translate:
-            parts.append(T.RandomTranslate(self.translate, fill=fill, seed=0))
-        return BatchAugment(T.Compose(parts), seed=seed)
-
-    def cli_defaults(self) -> dict:
-        return {"optimizer": self.optimizer, "lr": self.lr, "momentum": self.momentum,
-                "nesterov": self.nesterov, "weight_decay": self.weight_decay, "scheduler": self.scheduler,
-                "plateau_metric": self.plateau_metric, "gamma": self.gamma, "patience": self.patience,
-                "batch_size": self.batch_size, "augment": self.augment,
-                "model_kwargs": {"dropout": self.dropout}}
-
-
-def alexnet_recipe(**overrides) -> Recipe:
-    """The lecture's AlexNet training recipe (Krizhevsky et al. 2012), scaled to 28×28 images.
-
-    SGD with momentum 0.9 and weight decay 5e-4, lr 1e-2 divided by 10 when
-    the validation accuracy plateaus (``ReduceLROnPlateau(mode="max",
-    factor=0.1)``), dropout 0.5 (for models with a ``dropout`` argument),
-    batch 128, and on-the-fly seeded augmentation: random crop with padding
-    2, horizontal flip, translation by up to 1 pixel. For photos resized to
-    the model (``glassnet train --data FOLDER --recipe alexnet``) the
-    augmentation is the paper's instead, per sample: random 224 (227) crops
-    of the images resized to 256, flips and PCA lighting (alphastd 0.1;
-    :func:`glassnet.data.pipelines.photo_train_transform`).
-    """
-    return replace(Recipe("alexnet"), **overrides)
-
-
-RECIPES = {"alexnet": alexnet_recipe}
 
 
 # ================================================================ trainer

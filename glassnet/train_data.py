@@ -26,7 +26,9 @@ Used at their own size, images take the ``"native"`` pipeline, else the ``"photo
 (:mod:`glassnet.data.pipelines`). Fashion-MNIST and MNIST at 28 px keep the loader they always
 had (the dataset's vectorised ``get_batch``, the same batches bit for bit); everything else is
 read sample by sample under the per-sample RNG contract, so ``--workers N`` gives the same
-batches as ``--workers 0`` and a resumed run replays its augmentation.
+batches as ``--workers 0`` and a resumed run replays its augmentation. ``--limit-train`` /
+``--limit-test`` keep the first N images of a named set and N evenly spaced images of a
+folder (whose images are sorted by class: every class keeps its share).
 """
 from __future__ import annotations
 
@@ -96,6 +98,10 @@ def plan_input(cfg: dict, spec) -> InputPlan:
     native = spec.native_size
     if cfg.get("input"):
         c, h, w = (int(v) for v in cfg["input"])
+        if c != spec.channels and (spec.dataset != "folder" or spec.cache):
+            what = spec.dataset if spec.dataset != "folder" else f"the cache {spec.data}"
+            raise UsageError(f"--input {c}x{h}x{w}: {what} holds {spec.channels}-channel images; "
+                             f"use --input {spec.channels}x{h}x{w}")
         pipeline = "native" if native == (h, w) else "photo"
         source = f"--input {c}x{h}x{w}"
         return InputPlan(c, (h, w), pipeline, eval_resize_for((h, w), pipeline), source)
@@ -155,7 +161,7 @@ def _normalize(cfg, spec, plan, raw_train) -> dict:
 
 def _batch_augment(cfg, plan, norm):
     """The native pipeline's ``--augment``: the recipe's seeded batch augmentation."""
-    from .train import RECIPES, alexnet_recipe
+    from .recipes import RECIPES, alexnet_recipe
 
     recipe = RECIPES[cfg["recipe"]]() if cfg.get("recipe") else alexnet_recipe()
     mean, std = np.asarray(norm["mean"], np.float64), np.asarray(norm["std"], np.float64)
@@ -197,7 +203,7 @@ def build_training_data(cfg: dict, spec, plan: InputPlan, exact_val_size: bool,
     leaves nothing to train on or that a layout with its own ``val/`` tree does not use.
     """
     from . import data
-    from .data.data_spec import TEST_FRACTION, TEST_SEED, PipelineDataset, open_splits
+    from .data.data_spec import TEST_FRACTION, TEST_SEED, PipelineDataset, limit_indices, open_splits
     from .data.pipelines import eval_transform, train_transform
 
     classes = list(spec.classes)
@@ -209,18 +215,20 @@ def build_training_data(cfg: dict, spec, plan: InputPlan, exact_val_size: bool,
     else:
         pool, fixed_val, raw_test = open_splits(spec, plan.in_channels)
         classes = list(getattr(pool, "classes", None) or classes)
-        n_pool = len(pool) if cfg.get("limit_train") is None else min(cfg["limit_train"], len(pool))
+        spread = spec.dataset == "folder"  # a folder's samples are sorted by class
+        base = limit_indices(len(pool), cfg.get("limit_train"), spread)
+        n_pool = len(base)
         if fixed_val is not None:
             if val_size_given:
                 raise UsageError(f"--val-size: {spec.data} has its own val/ tree (beside train/ and test/), "
                                  "which is the validation set; leave --val-size out")
-            train_idx, val_idx = np.arange(n_pool), None
+            train_idx, val_idx = base, None
         else:
             val_size = _val_size(cfg, n_pool, exact_val_size, spec.dataset if spec.dataset != "folder" else "")
-            train_idx, val_idx = np.arange(n_pool), None
+            train_idx, val_idx = base, None
             if val_size > 0:
                 a, b = data.random_split(_Len(n_pool), [n_pool - val_size, val_size], seed=cfg["seed"])
-                train_idx, val_idx = a.indices, b.indices
+                train_idx, val_idx = base[a.indices], base[b.indices]
         norm = _normalize(cfg, spec, plan, PipelineDataset(pool, train_idx))
         mean, std = norm["mean"], norm["std"]
         evaluation = eval_transform(plan.image_size, plan.eval_resize, mean, std, cfg["dtype"])
@@ -232,8 +240,7 @@ def build_training_data(cfg: dict, spec, plan: InputPlan, exact_val_size: bool,
             val = PipelineDataset(fixed_val, None, evaluation)
         else:
             val = PipelineDataset(pool, val_idx, evaluation) if val_idx is not None else None
-        n_test = len(raw_test) if cfg.get("limit_test") is None else min(cfg["limit_test"], len(raw_test))
-        test = PipelineDataset(raw_test, np.arange(n_test), evaluation)
+        test = PipelineDataset(raw_test, limit_indices(len(raw_test), cfg.get("limit_test"), spread), evaluation)
         if spec.layout == "single":
             extra["test_split"] = {"fraction": TEST_FRACTION, "seed": TEST_SEED, "of": len(raw_test.source)}
     if plan.pipeline == "native" and cfg.get("augment"):

@@ -213,3 +213,55 @@ def test_in_process_resume_from_every_checkpoint_is_exact(tmp_path):
         assert any(f"global step {stop_after}" in line for line in logs)
         for k, v in model.state_dict().items():
             assert np.array_equal(v, expected[k]), (stop_after, k)
+
+
+def test_in_process_resume_with_worker_processes_is_exact(tmp_path):
+    """Per-sample augmentation built by 2 worker processes (DataLoader.iter_epoch): stopped after a
+    mid-epoch checkpoint and resumed -- with workers or without -- the run ends bitwise where an
+    uninterrupted run without workers ends."""
+    from glassnet.data import transforms as T
+    from glassnet.data.data_spec import PipelineDataset, RawImages
+
+    rng = np.random.default_rng(0)
+    raw = RawImages(rng.integers(0, 256, (60, 3, 12, 12), dtype=np.uint8), rng.integers(0, 3, 60))
+    ds = PipelineDataset(raw, None, T.Compose([T.RandomCrop(10, padding=1), T.RandomHorizontalFlip(), T.ToFloat()]))
+
+    def build(workers):
+        gn.manual_seed(5)
+        model = nn.Sequential(nn.Flatten(), nn.Linear(300, 16), nn.ReLU(), nn.Dropout(0.3), nn.Linear(16, 3))
+        opt = SGD(model.parameters(), lr=0.05, momentum=0.9)
+        return model, opt, DataLoader(ds, batch_size=8, shuffle=True, seed=2, num_workers=workers,
+                                      persistent_workers=workers > 0)
+
+    model, opt, loader = build(0)
+    Trainer(model, loader, opt, 2, progress=False, log=None).fit()
+    expected = {k: v.copy() for k, v in model.state_dict().items()}
+
+    class Stop(Exception):
+        pass
+
+    for resume_workers in (0, 2):
+        out = tmp_path / f"resume{resume_workers}"
+        model, opt, loader = build(2)
+        trainer = Trainer(model, loader, opt, 2, out_dir=out, checkpoint_every=1, progress=False, log=None)
+        real_save = trainer._save
+
+        def save_then_stop(which, glassnet_state=None, _real=real_save, _t=trainer):
+            stem = _real(which, glassnet_state)
+            if which == "last" and _t.global_step == 11:  # epoch 2, step 3 of 8
+                raise Stop
+            return stem
+
+        trainer._save = save_then_stop
+        try:
+            with pytest.raises(Stop):
+                trainer.fit()
+        finally:
+            loader.close()
+        model, opt, loader = build(resume_workers)
+        try:
+            Trainer(model, loader, opt, 2, out_dir=out, progress=False, log=None).fit(resume=True)
+        finally:
+            loader.close()
+        for k, v in model.state_dict().items():
+            assert np.array_equal(v, expected[k]), (resume_workers, k)

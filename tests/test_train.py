@@ -116,3 +116,40 @@ def test_cli_train_device_cuda_needs_a_gpu(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "--device cuda" in err and "CuPy" in err
     assert not (tmp_path / "run").exists()  # refused before anything was written
+
+
+TINY = ["--model", "mlp", "--model-arg", "hidden=[16]", "--limit-train", "256", "--limit-test", "64", "--epochs", "1",
+        "--val-size", "32", "--batch-size", "64", "--no-progress"]
+
+
+def test_cli_data_names_the_same_sets_as_dataset(tmp_path, capsys):
+    require_fashion_mnist()
+    runs = {}
+    for flag in (["--dataset", "fashion-mnist"], ["--data", "fashion-mnist"], ["--data", "FashionMNIST"]):
+        out = tmp_path / "-".join(flag).strip("-")
+        assert main(["train", *TINY, *flag, "--out", str(out)]) == 0, capsys.readouterr().err
+        runs[out] = load_state_dict_file(out / "checkpoints" / "last.safetensors")
+        config = json.loads((out / "config.json").read_text())
+        assert (config["dataset"], config["data"], config["image_size"], config["pipeline"]) == \
+            ("fashion-mnist", "fashion-mnist", [28, 28], "native")
+        assert config["normalize"] == {"mean": [0.286], "std": [0.353]} and config["eval_resize"] == 28
+    first, *others = runs.values()
+    for other in others:
+        assert all(np.array_equal(first[k], other[k]) for k in first)  # the same pipeline, bit for bit
+    capsys.readouterr()
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["--dataset", "mnist", "--data", "fashion-mnist"], "--dataset mnist disagrees with --data fashion-mnist"),
+    (["--data", "{tmp}", "--data-root", "{tmp}"], "--data-root is the folder of a named dataset"),
+    (["--data", "{tmp}/nowhere"], "does not exist"),
+    (["--input", "2x28x28"], "the channels must be 1 (grayscale) or 3 (RGB)"),
+    (["--workers", "-1"], "--workers must be >= 0"),
+    (["--input", "3x28x28"], "--input 3x28x28: fashion-mnist holds 1-channel images"),
+])
+def test_cli_data_option_errors(tmp_path, capsys, argv, fragment):
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    code = main(["train", *TINY, *argv, "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert code in (1, 2) and fragment in err and "Traceback" not in err and len(err.strip().split("\n")) == 1
+    assert not (tmp_path / "run").exists()

@@ -120,6 +120,21 @@ def test_imagenet_style_tree_tests_on_val(tmp_path, capsys):
     assert json.loads((out / "test.json").read_text())["n"] == 6 == len(load_test_set(cfg))
 
 
+def test_a_prepared_cache_is_a_data_folder(photos, tmp_path, capsys):
+    from glassnet.data import ImageCache, prepare_image_cache
+
+    cache = prepare_image_cache(photos, tmp_path / "cache", size=40, workers=1, progress=False)
+    out = tmp_path / "run"
+    train(capsys, "--data", cache, *SMALL, "--epochs", "1", "--batch-size", "4", "--val-size", "4", "--out", out)
+    cfg = read_config(out)
+    assert (cfg["dataset"], cfg["data"], cfg["classes"]) == ("folder", str(cache), list(CLASSES))
+    assert cfg["test_split"]["of"] == 36 and (cfg["train_size"], cfg["val_size"]) == (28, 4)
+    test = load_test_set(cfg)
+    assert len(test) == 4 and isinstance(test.source.source, ImageCache)
+    first = int(test.source.indices[test.indices[0]])  # the held-out image's row in the cache
+    np.testing.assert_array_equal(test[0][0], preprocess_transform(cfg)(ImageCache(cache)[first][0]))
+
+
 def test_workers_give_the_same_weights_as_the_main_process(photos, tmp_path, capsys):
     runs = {}
     for workers in (0, 2):

@@ -107,7 +107,7 @@ def resolve_config(explicit: dict) -> dict:
     Returns the config dict (all options plus ``model_kwargs``), checked by
     :func:`validate_config`; raises :class:`~glassnet.errors.UsageError`.
     """
-    from ..train import RECIPES
+    from ..recipes import RECIPES
 
     cfg = dict(BASE_DEFAULTS)
     recipe_name = explicit.get("recipe")

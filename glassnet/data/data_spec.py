@@ -46,7 +46,8 @@ from .datasets import DatasetNotFoundError
 from .transforms import apply_transform
 
 __all__ = ["DataSpec", "resolve_data", "open_splits", "PipelineDataset", "RawImages", "NAMED_DATASETS",
-           "DATASET_KINDS", "TEST_FRACTION", "TEST_SEED", "SNIFF_FILES", "sniff_images", "test_indices"]
+           "DATASET_KINDS", "TEST_FRACTION", "TEST_SEED", "SNIFF_FILES", "sniff_images", "test_indices",
+           "limit_indices"]
 
 #: --data names and the glassnet.data classes behind them
 NAMED_DATASETS = {"fashion-mnist": "FashionMNIST", "mnist": "MNIST", "cifar10": "CIFAR10", "cifar100": "CIFAR100"}
@@ -76,6 +77,7 @@ class DataSpec:
         channels: the data's own channels (1 or 3).
         native_size: ``(H, W)`` when every image is that (square) size, else ``None``.
         classes: the class names, by label.
+        cache: the (training) tree is a prepared cache, whose channels are fixed.
     """
 
     dataset: str
@@ -86,6 +88,7 @@ class DataSpec:
     channels: int = 3
     native_size: tuple | None = None
     classes: list = field(default_factory=list)
+    cache: bool = False
 
     @property
     def layout(self) -> str:
@@ -188,7 +191,8 @@ def resolve_data(data, data_root=None, download: bool = False) -> DataSpec:
             raise DatasetNotFoundError(f"--data {path}: {split}/ has the classes {_short(other.classes)} but "
                                        f"train/ has {_short(classes)}; the trees must have the same class folders")
     channels, native = _tree_facts(first)
-    return DataSpec("folder", str(path), None, False, trees, channels, native, classes)
+    return DataSpec("folder", str(path), None, False, trees, channels, native, classes,
+                    _is_cache(Path(trees.get("train", trees.get("all")))))
 
 
 def _short(names, n: int = 8) -> str:
@@ -268,6 +272,18 @@ def test_indices(n: int) -> np.ndarray:
         raise DatasetNotFoundError(f"a single image tree needs at least 3 images to hold out a test split, got {n}")
     k = max(1, int(round(n * TEST_FRACTION)))
     return np.sort(np.random.default_rng(TEST_SEED).permutation(n)[:k])
+
+
+def limit_indices(n: int, limit: int | None, spread: bool) -> np.ndarray:
+    """The samples ``--limit-train`` / ``--limit-test`` ``limit`` keeps of ``n``: the first ``limit``,
+    or with ``spread`` (folders, whose samples are sorted by class) ``limit`` evenly spaced ones,
+    so that every class keeps its share. All ``n`` when ``limit`` is ``None`` or >= ``n``."""
+    if limit is None or limit >= n:
+        return np.arange(n, dtype=np.int64)
+    limit = max(int(limit), 0)
+    if not spread:
+        return np.arange(limit, dtype=np.int64)
+    return np.floor(np.arange(limit) * (n / limit)).astype(np.int64)
 
 
 def _named(spec: DataSpec, train: bool):

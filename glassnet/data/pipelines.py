@@ -9,7 +9,7 @@ folder of such images written as PNGs). Evaluation and training alike::
 
 (the first two are the identity on images already ``side x side``; they only make a stray
 image of another size fit). Training augmentation, with ``--augment``, is the seeded batch
-augmentation of :class:`glassnet.train.BatchAugment`, as for the IDX sets.
+augmentation of :class:`glassnet.recipes.BatchAugment`, as for the IDX sets.
 
 ``"photo"`` -- photos of any size, resized to the model's input ``size``. Evaluation::
 

@@ -446,7 +446,8 @@ def load_test_set(config, data_root=None, limit: int | None = None):
     (``"dataset": "folder"``): the folder ``config["data"]`` (or ``data_root``, where it has
     moved) split as training split it (:mod:`glassnet.data.data_spec`: ``val/`` or ``test/``
     of an ImageNet-style tree, or the fixed tenth held out of a single tree, which must still
-    hold the number of images it had). ``limit`` keeps only the first N images.
+    hold the number of images it had). ``limit`` keeps only the first N images (of a folder,
+    N evenly spaced ones, as ``glassnet train --limit-test`` does).
     """
     from .. import data
 
@@ -468,7 +469,7 @@ def load_test_set(config, data_root=None, limit: int | None = None):
 
 def _photo_test_set(config, name, data_root, limit):
     """The test split of a run with a recorded pipeline that is not the IDX one (see load_test_set)."""
-    from ..data.data_spec import PipelineDataset, open_splits, resolve_data
+    from ..data.data_spec import PipelineDataset, limit_indices, open_splits, resolve_data
 
     if not _has_pipeline(config):
         raise InvalidArgumentError(f"the run's config has dataset {name!r} but no \"image_size\", \"eval_resize\" "
@@ -489,5 +490,5 @@ def _photo_test_set(config, name, data_root, limit):
         raise DataFormatError(f"{spec.data}: the run held out its test images from {split['of']} images, but the "
                               f"folder now has {len(whole)}; the held-out split cannot be rebuilt (restore the "
                               "folder, or evaluate on a separate test tree)")
-    n = len(test) if limit is None else min(max(int(limit), 0), len(test))
-    return PipelineDataset(test, np.arange(n), preprocess_transform(config))
+    keep = limit_indices(len(test), limit, spread=name == "folder")
+    return PipelineDataset(test, keep, preprocess_transform(config))
