@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataFormatError, InvalidArgumentError, LimitExceededError
+from ..files import fsync_dir
 from .cache_rows import write_rows
 from .decode import MAX_PIXELS, check_decode_args
 from .image_cache import FORMAT, FORMAT_VERSION, HEADER_BYTES, INDEX_NAME, fingerprint, scan_folder
@@ -45,19 +46,6 @@ def _npy_header(shape) -> bytes:
     text = "{'descr': '|u1', 'fortran_order': False, 'shape': %r, }" % (tuple(int(d) for d in shape),)
     body = text.ljust(HEADER_BYTES - 10 - 1) + "\n"
     return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(body)) + body.encode("latin1")
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _check_out(out: Path) -> None:
@@ -152,7 +140,7 @@ def prepare_image_cache(folder, out, size: int = 256, mode: str = "RGB", *, work
             raise DataFormatError(f"prepare: none of the {len(paths)} images in {source} could be decoded")
         _compact(part, good, row, len(samples), (len(good), channels, size, size))
         os.replace(part, out / images_name)
-        _fsync_dir(out)
+        fsync_dir(out)
         skipped = [[files[i][0], reasons[i]] for i in bad]
         index = {
             "format": FORMAT, "version": FORMAT_VERSION, "images": images_name,
@@ -169,7 +157,7 @@ def prepare_image_cache(folder, out, size: int = 256, mode: str = "RGB", *, work
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp_index, out / INDEX_NAME)
-        _fsync_dir(out)
+        fsync_dir(out)
         done = True
     finally:
         if not done:

@@ -34,6 +34,7 @@ import urllib.request
 from pathlib import Path
 
 from ..errors import DataFormatError, GlassnetError, InvalidArgumentError
+from ..files import fsync_dir
 from ..limits import DEFAULT_MIN_BYTES
 
 __all__ = ["ChecksumError", "DownloadError", "md5sum", "download_url", "download_from_mirrors",
@@ -241,7 +242,7 @@ def download_url(url: str, dest, md5: str | None = None, *, opener=None, progres
                 f"(nothing was written to {dest})"
             )
         os.replace(tmp, dest)
-        _fsync_dir(dest.parent)
+        fsync_dir(dest.parent)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
@@ -322,20 +323,6 @@ def _too_long(url, limit, expected_size, total) -> str:
         return f"{url}: the server sent more than its Content-Length of {total} bytes; cut off"
     return (f"{url}: the body is longer than max_bytes={limit} bytes and the server gave no size; "
             "cut off (pass expected_size or a larger max_bytes)")
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make a rename in ``folder`` durable, where the platform allows it."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def download_from_mirrors(filename: str, mirrors, dest_dir, md5: str | None = None, *,

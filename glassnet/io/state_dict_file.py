@@ -20,13 +20,13 @@ from __future__ import annotations
 import json
 import os
 import struct
-import tempfile
 import zipfile
 from collections import OrderedDict
 
 import numpy as np
 
 from ..backend import to_numpy
+from ..files import atomic_write as _atomic_write
 from ..tensor import Tensor
 from .array_readers import NP_TO_ST as _NP_TO_ST
 from .array_readers import load_npz, load_safetensors
@@ -238,42 +238,3 @@ def _write_npz(f, arrays, metadata):
         for name, arr in arrays.items():
             with zf.open(name + ".npy", "w", force_zip64=True) as member:
                 np.lib.format.write_array(member, arr, allow_pickle=False)
-
-
-def _file_mode(path):
-    """Mode for the new file: the old file's, else what open() would give."""
-    try:
-        return os.stat(path).st_mode & 0o777
-    except OSError:
-        umask = os.umask(0)
-        os.umask(umask)
-        return 0o666 & ~umask
-
-
-def _atomic_write(path, write):
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
-                               dir=folder)
-    try:
-        os.chmod(tmp, _file_mode(path))
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    try:  # persist the rename itself (POSIX); best effort elsewhere
-        dir_fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dir_fd)
-    except OSError:
-        pass
-    finally:
-        os.close(dir_fd)
