@@ -199,8 +199,9 @@ def build_training_data(cfg: dict, spec, plan: InputPlan, exact_val_size: bool,
 
     ``exact_val_size``: ``cfg["val_size"]`` was asked for (on the command line or by the run
     being resumed) and must be smaller than the training set; otherwise the default is capped
-    at a fifth of it. ``val_size_given``: ``--val-size`` is on the command line. Raises :class:`~glassnet.errors.UsageError` for a ``--val-size`` that
-    leaves nothing to train on or that a layout with its own ``val/`` tree does not use.
+    at a fifth of it. ``val_size_given``: ``--val-size`` is on the command line. Raises
+    :class:`~glassnet.errors.UsageError` for a ``--val-size`` that leaves nothing to train on
+    or that a layout with its own ``val/`` tree does not use.
     """
     from . import data
     from .data.data_spec import TEST_FRACTION, TEST_SEED, PipelineDataset, limit_indices, open_splits

@@ -16,7 +16,7 @@
     run is cut out of ``train/`` with ``--val-size``, as for the IDX sets;
   - ``PATH/train/`` + ``PATH/val/`` + ``PATH/test/``: all three used as they are (``--val-size``
     does not apply);
-  - one class-per-folder tree ``PATH/<class>/...``: a fixed tenth of its images
+  - one class-per-folder tree ``PATH/<class>/...`` (or ``PATH/train/`` alone): a fixed tenth of its images
     (:data:`TEST_FRACTION`, drawn with seed :data:`TEST_SEED` whatever the run's ``--seed``, so
     every run and ``glassnet evaluate`` hold out the same images) is the test split, the rest
     is split into training and validation images as above;
