@@ -20,6 +20,10 @@ with weights bitwise equal to an uninterrupted run (see :class:`Trainer`).
 :func:`alexnet_recipe` (:mod:`glassnet.recipes`, re-exported here) holds the lecture's
 AlexNet training recipe and :class:`BatchAugment` the seeded batch augmentation.
 """
+# Over 500 lines: this session touched it only for the error family (and, in train.py/tensor.py, the
+# checkpoint resume checks and gradient hooks); splitting it by job is issue 13's restructuring (ops layer,
+# train/ package), planned with farm-studio, not done piecemeal here.
+
 from __future__ import annotations
 
 import contextlib
