@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
+import dataclasses
+
 from . import autograd, threads
 from .backend import (
     device_of,
@@ -28,6 +30,7 @@ from .backend import (
     to_numpy,
 )
 from .errors import GlassnetRuntimeError, InvalidArgumentError, InvalidTypeError
+from .op_record import as_record
 
 
 def _unbroadcast(grad, shape):
@@ -220,7 +223,7 @@ class Tensor:
         if not self.is_leaf:
             raise GlassnetRuntimeError("register_post_accumulate_grad_hook: only leaf tensors "
                                        "(parameters, inputs) accumulate a .grad; this one was made by "
-                                       f"the op {self._op!r}")
+                                       f"the op {str(self._op)!r}")
         if not self.requires_grad:
             raise GlassnetRuntimeError("register_post_accumulate_grad_hook: this tensor does not "
                                        "require grad, so backward() never gives it a gradient")
@@ -256,16 +259,19 @@ class Tensor:
 
     # ---------------------------------------------------------------- autograd
     @staticmethod
-    def _make(data, parents, backward_fn, op: str) -> "Tensor":
-        """Wrap an op's result; record the graph edge if any parent needs grad."""
+    def _make(data, parents, backward_fn, op) -> "Tensor":
+        """Wrap an op's result; record the graph edge if any parent needs grad.
+
+        ``op`` is an :class:`~glassnet.op_record.OpRecord` (or a bare op name)."""
         out = Tensor(data)
+        record = as_record(op)
         if autograd.is_grad_enabled() and any(p.requires_grad for p in parents):
             out.requires_grad = True
             out._parents = tuple(parents)
             out._backward_fn = backward_fn
-            out._op = op
+            out._op = record
         if autograd.tracer is not None:
-            autograd.tracer(out, parents, op, backward_fn, (), {})
+            autograd.tracer(out, parents, record, backward_fn, (), {})
         return out
 
     def backward(self, grad=None, retain_graph: bool = False) -> None:
@@ -645,8 +651,12 @@ def rand(*shape, dtype=None, requires_grad: bool = False, rng=None) -> Tensor:
     return Tensor(data, requires_grad)
 
 
-def apply_kernel(op: str, forward, backward, inputs, *args, **kwargs) -> Tensor:
+def apply_kernel(op, forward, backward, inputs, *args, **kwargs) -> Tensor:
     """Run a kernel pair as one differentiable op.
+
+    ``op`` is the op's :class:`~glassnet.op_record.OpRecord` (or a bare name);
+    when the kernel's cache has an ``algorithm`` field, the record that lands
+    on the tape names it.
 
     ``inputs`` are Tensors (or ``None`` for absent optional inputs such as a
     bias); their arrays go to ``forward(*arrays, *args, **kwargs) -> (out,
@@ -656,6 +666,10 @@ def apply_kernel(op: str, forward, backward, inputs, *args, **kwargs) -> Tensor:
     present = [t for t in inputs if t is not None]
     arrays = [None if t is None else t.data for t in inputs]
     out, cache = forward(*arrays, *args, **kwargs)
+    op = as_record(op)
+    algorithm = getattr(cache, "algorithm", None)
+    if isinstance(algorithm, str) and algorithm != op.algorithm:
+        op = dataclasses.replace(op, algorithm=algorithm)
     if not (autograd.is_grad_enabled() and any(t.requires_grad for t in present)):
         result = Tensor(out)
     else:

@@ -47,6 +47,7 @@ class Record:
     backward_fn: object = None
     args: tuple = ()
     kwargs: dict = field(default_factory=dict)
+    record: object = None  # the op's glassnet.op_record.OpRecord
 
 
 class Trace:
@@ -63,11 +64,11 @@ class Trace:
         return self.records.get(id(t))
 
     # called by glassnet.autograd.tracer
-    def _on_op(self, out, parents, op, backward_fn, args, kwargs):
+    def _on_op(self, out, parents, record, backward_fn, args, kwargs):
         self._keep.append(out)
         self._keep.extend(parents)
-        self.records[id(out)] = Record("op", out, list(parents), op=op, backward_fn=backward_fn,
-                                       args=tuple(args), kwargs=dict(kwargs))
+        self.records[id(out)] = Record("op", out, list(parents), op=record.name, backward_fn=backward_fn,
+                                       args=tuple(args), kwargs=dict(kwargs), record=record)
 
     def _module_hook(self, name):
         def hook(module, inputs, output):

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from ...errors import InvalidArgumentError, InvalidTypeError, ShapeError
 from ...kernels import conv as K
+from ...op_record import OpRecord
+from ...ops.conv.args import ConvArgs
 from ...tensor import Tensor, apply_kernel
 
 
@@ -33,6 +35,14 @@ def _resolve_padding(padding, kernel_size, stride, dilation, layer):
             return K.same_padding(kernel_size, dilation)
         raise InvalidArgumentError(f"{layer}: padding must be an int, a pair, 'valid' or 'same', got {padding!r}")
     return _pair(padding, "padding", 0, layer)
+
+
+def _four_pads(pads):
+    """(pH, pW) or ((top, bottom), (left, right)) -> (top, bottom, left, right)."""
+    if isinstance(pads[0], tuple):
+        (t, b), (l, r) = pads
+        return t, b, l, r
+    return pads[0], pads[0], pads[1], pads[1]
 
 
 def _check_shapes(layer, x_shape, w_shape, b_shape, groups):
@@ -132,8 +142,11 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
             )
 
     x = input.reshape(x_shape) if unbatched else input
+    t, b, l, r = _four_pads(pads)
+    record = OpRecord("conv2d", ConvArgs(kernel_size=tuple(w_shape[2:]), stride=stride, padding=(t, b, l, r),
+                                         dilation=dilation, groups=groups))
     out = apply_kernel(
-        "conv2d", K.conv2d_forward, K.conv2d_backward, [x, weight, bias], stride, pads, dilation, groups,
+        record, K.conv2d_forward, K.conv2d_backward, [x, weight, bias], stride, pads, dilation, groups,
         need_dx=x.requires_grad,
     )
     return out.reshape(out.shape[1:]) if unbatched else out

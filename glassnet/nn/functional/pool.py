@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from ...errors import InvalidArgumentError, ShapeError
 from ...kernels import pool as K
+from ...op_record import OpRecord
+from ...ops.pool.args import AdaptivePoolArgs, PoolArgs
 from ...tensor import Tensor, apply_kernel
 
 __all__ = ["max_pool2d", "avg_pool2d", "lp_pool2d", "adaptive_avg_pool2d", "adaptive_max_pool2d"]
@@ -102,7 +104,7 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     x, unbatched = _as_4d(layer, input)
     _check_fit(layer, x.shape, k, s, p, d, ceil_mode)
     box = {}
-    out = apply_kernel("max_pool2d", _recording(K.max_pool2d_forward, box), K.max_pool2d_backward,
+    out = apply_kernel(OpRecord("max_pool2d", PoolArgs("max", k, s, p, d, bool(ceil_mode))), _recording(K.max_pool2d_forward, box), K.max_pool2d_backward,
                        [x], k, s, p, d, bool(ceil_mode))
     out = _finish(out, unbatched)
     if not return_indices:
@@ -128,7 +130,8 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, coun
         raise InvalidArgumentError(f"{layer}: divisor_override must be non-zero")
     x, unbatched = _as_4d(layer, input)
     _check_fit(layer, x.shape, k, s, p, d, ceil_mode)
-    out = apply_kernel("avg_pool2d", K.avg_pool2d_forward, K.avg_pool2d_backward, [x], k, s, p,
+    out = apply_kernel(OpRecord("avg_pool2d", PoolArgs("avg", k, s, p, d, bool(ceil_mode),
+                                                     bool(count_include_pad), divisor_override)), K.avg_pool2d_forward, K.avg_pool2d_backward, [x], k, s, p,
                        bool(ceil_mode), bool(count_include_pad), divisor_override)
     return _finish(out, unbatched)
 
@@ -149,7 +152,8 @@ def lp_pool2d(input, norm_type, kernel_size, stride=None, ceil_mode=False, *, la
         raise InvalidArgumentError(f"{layer}: norm_type must be non-zero, got {norm_type}")
     x, unbatched = _as_4d(layer, input)
     _check_fit(layer, x.shape, k, s, p, d, ceil_mode)
-    out = apply_kernel("lp_pool2d", K.lp_pool2d_forward, K.lp_pool2d_backward, [x], norm_type, k, s,
+    out = apply_kernel(OpRecord("lp_pool2d", PoolArgs("lp", k, s, p, d, bool(ceil_mode),
+                                                    norm_type=float(norm_type))), K.lp_pool2d_forward, K.lp_pool2d_backward, [x], norm_type, k, s,
                        bool(ceil_mode))
     return _finish(out, unbatched)
 
@@ -182,7 +186,7 @@ def adaptive_avg_pool2d(input, output_size, *, layer: str = "adaptive_avg_pool2d
     """
     x, unbatched = _as_4d(layer, input)
     out_hw = _adaptive_size(layer, x.shape, output_size)
-    out = apply_kernel("adaptive_avg_pool2d", K.adaptive_avg_pool2d_forward,
+    out = apply_kernel(OpRecord("adaptive_avg_pool2d", AdaptivePoolArgs("avg", out_hw)), K.adaptive_avg_pool2d_forward,
                        K.adaptive_avg_pool2d_backward, [x], out_hw)
     return _finish(out, unbatched)
 
@@ -198,7 +202,7 @@ def adaptive_max_pool2d(input, output_size, return_indices=False, *, layer: str 
     x, unbatched = _as_4d(layer, input)
     out_hw = _adaptive_size(layer, x.shape, output_size)
     box = {}
-    out = apply_kernel("adaptive_max_pool2d", _recording(K.adaptive_max_pool2d_forward, box),
+    out = apply_kernel(OpRecord("adaptive_max_pool2d", AdaptivePoolArgs("max", out_hw)), _recording(K.adaptive_max_pool2d_forward, box),
                        K.adaptive_max_pool2d_backward, [x], out_hw)
     out = _finish(out, unbatched)
     if not return_indices:

@@ -1,0 +1,1 @@
+"""2-D pooling: max, average, power-average (Lp) and adaptive pooling."""
