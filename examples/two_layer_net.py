@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from glassnet.kernels.activations import sigmoid_backward, sigmoid_forward
-from glassnet.kernels.linear import linear_backward, linear_forward
-from glassnet.kernels.losses import (
+from glassnet.ops.activations import sigmoid_backward, sigmoid_forward
+from glassnet.ops.linear import linear_backward, linear_forward
+from glassnet.ops.losses import (
     cross_entropy_backward,
     cross_entropy_forward,
     mse_loss_backward,

@@ -4,14 +4,14 @@ These are the graph ops of branching networks: GoogLeNet's Inception module
 concatenates the outputs of its parallel branches along the channel dim
 (``cat(branches, dim=1)``); stacking builds batches and ensembles. Both are
 differentiable: the gradient of the joined output is split back into one
-piece per input (see :mod:`glassnet.kernels.shape`), and inputs may mix
+piece per input (see :mod:`glassnet.ops.shape`), and inputs may mix
 ``requires_grad=True`` and ``False``.
 """
 from __future__ import annotations
 
 from .backend import result_dtype
 from .errors import GlassnetRuntimeError, IndexOutOfRangeError, InvalidArgumentError, InvalidTypeError, ShapeError
-from .kernels import shape as K
+from .ops import shape as K
 from .tensor import Tensor, apply_kernel
 
 

@@ -31,6 +31,8 @@ from .backend import (
 )
 from .errors import GlassnetRuntimeError, InvalidArgumentError, InvalidTypeError
 from .op_record import as_record
+from .ops import activations as A
+from .ops import softmax as S
 
 
 def _unbroadcast(grad, shape):
@@ -465,29 +467,25 @@ class Tensor:
         return Tensor._make(xp.abs(x), (self,), lambda g: (g * xp.sign(x),), "abs")
 
     def relu(self) -> "Tensor":
-        from .nn import functional as F
-
-        return F.relu(self)
+        """max(0, x), the kernel pair :func:`glassnet.ops.activations.relu_forward` /
+        ``relu_backward`` (dL/dx = dL/dy ⊙ [x > 0])."""
+        return apply_kernel("relu", A.relu_forward, A.relu_backward, [self])
 
     def sigmoid(self) -> "Tensor":
-        from .nn import functional as F
-
-        return F.sigmoid(self)
+        """1 / (1 + e^(−x)) (dL/dx = dL/dy ⊙ y(1 − y)); kernels in :mod:`glassnet.ops.activations`."""
+        return apply_kernel("sigmoid", A.sigmoid_forward, A.sigmoid_backward, [self])
 
     def tanh(self) -> "Tensor":
-        from .nn import functional as F
-
-        return F.tanh(self)
+        """tanh(x) (dL/dx = dL/dy ⊙ (1 − y²)); kernels in :mod:`glassnet.ops.activations`."""
+        return apply_kernel("tanh", A.tanh_forward, A.tanh_backward, [self])
 
     def softmax(self, dim: int = -1) -> "Tensor":
-        from .nn import functional as F
-
-        return F.softmax(self, dim=dim)
+        """e^(s_j) / Σ_k e^(s_k) along ``dim`` (numerically stable); kernels in :mod:`glassnet.ops.softmax`."""
+        return apply_kernel("softmax", S.softmax_forward, S.softmax_backward, [self], dim)
 
     def log_softmax(self, dim: int = -1) -> "Tensor":
-        from .nn import functional as F
-
-        return F.log_softmax(self, dim=dim)
+        """log softmax along ``dim`` (numerically stable); kernels in :mod:`glassnet.ops.softmax`."""
+        return apply_kernel("log_softmax", S.log_softmax_forward, S.log_softmax_backward, [self], dim)
 
     # ------------------------------------------------------------------ shapes
     def reshape(self, *shape) -> "Tensor":

@@ -12,7 +12,7 @@ import glassnet as gn
 import glassnet.nn.functional as F
 from glassnet.analysis import gradcheck
 from glassnet.errors import ShapeError
-from glassnet.kernels import shape as K
+from glassnet.ops import shape as K
 from tests.torch_oracle import require_torch
 
 

@@ -1,5 +1,5 @@
 """Tests for glassnet/kernels/pool.py and the pooling API built on it
-(glassnet/nn/functional/pool.py, glassnet/nn/pooling.py).
+(glassnet/functional/pool.py, glassnet/nn/pooling.py).
 
 References:
 * naive float64 pools written with explicit loops over output positions

@@ -276,7 +276,7 @@ def test_batch_norm_kernel_same_on_channel_major_input(training):
     """Convolutions hand batch norm channel-major arrays (stored (C, N, H, W));
     its per-channel sums take a different path there, which must agree with
     the NCHW path in float64 to rounding, and keep its input's layout."""
-    from glassnet.kernels import norm as K
+    from glassnet.ops import norm as K
 
     rng = np.random.default_rng(5)
     x = rng.standard_normal((4, 6, 9, 7)) * 3 + 1

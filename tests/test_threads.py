@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import glassnet.threads as th
-from glassnet.kernels import activations as A
+from glassnet.ops import activations as A
 from glassnet.kernels import conv as C
 from glassnet.kernels import pool as P
 
@@ -115,7 +115,7 @@ def test_conv_relu_and_pool_bitwise_equal_with_threads(layout):
 @pytest.mark.parametrize("layout", ["nchw", "channel_major"])
 @pytest.mark.parametrize("training", [True, False])
 def test_batch_norm_bitwise_equal_with_threads(layout, training):
-    from glassnet.kernels import norm as Nm
+    from glassnet.ops import norm as Nm
 
     rng = np.random.default_rng(2)
     x = rng.standard_normal((8, 16, 24, 24)).astype(np.float32)

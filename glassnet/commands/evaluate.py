@@ -52,7 +52,7 @@ def add_parser(sub) -> None:
 # ------------------------------------------------------------------ library
 def softmax(logits) -> np.ndarray:
     """Row-wise softmax in float64 (the softmax kernel: max-subtracted, so no overflow)."""
-    from ..kernels.softmax import softmax_forward
+    from ..ops.softmax import softmax_forward
 
     return softmax_forward(np.asarray(logits, dtype=np.float64), axis=1)[0]
 

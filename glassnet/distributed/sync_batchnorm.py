@@ -56,7 +56,7 @@ def sync_batch_norm_forward(x, gamma, beta, running_mean, running_var, momentum,
     """Training-mode batch norm with the statistics of the global batch (module docstring).
 
     ``running_mean`` / ``running_var`` (may be ``None``) are updated in place,
-    as :func:`glassnet.kernels.norm.batch_norm_forward` does.
+    as :func:`glassnet.ops.norm.batch_norm_forward` does.
 
     Shape: x (N, C, *); gamma, beta, running_mean, running_var (C,);
     output x's shape and dtype.

@@ -1,10 +1,10 @@
 """Functional dropout."""
 from __future__ import annotations
 
-from ...errors import ShapeError
-from ...kernels import dropout as K
-from ...random import get_rng
-from ...tensor import apply_kernel
+from ..errors import ShapeError
+from ..ops import dropout as K
+from ..random import get_rng
+from ..tensor import apply_kernel
 
 
 def dropout(input, p: float = 0.5, training: bool = True, inplace: bool = False, rng=None):

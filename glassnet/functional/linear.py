@@ -1,9 +1,9 @@
 """Functional fully connected layers."""
 from __future__ import annotations
 
-from ...errors import ShapeError
-from ...kernels import linear as K
-from ...tensor import apply_kernel
+from ..errors import ShapeError
+from ..ops import linear as K
+from ..tensor import apply_kernel
 
 
 def _check_linear(layer, x, weight, in_dim):

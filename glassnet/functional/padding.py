@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import numbers
 
-from ...errors import InvalidArgumentError, InvalidTypeError, ShapeError
-from ...kernels import shape as K
-from ...tensor import apply_kernel
+from ..errors import InvalidArgumentError, InvalidTypeError, ShapeError
+from ..ops import shape as K
+from ..tensor import apply_kernel
 
 
 def _check_pad(input, pad, mode):
@@ -77,7 +77,7 @@ def pad(input, pad, mode: str = "constant", value=0.0):
     Backward: constant → the output gradient cropped to the input's window;
     reflect/replicate/circular → border gradients scatter-added onto the
     input positions they were copied from (see
-    :func:`glassnet.kernels.shape.pad_backward`).
+    :func:`glassnet.ops.shape.pad_backward`).
     """
     pads = _check_pad(input, pad, mode)
     if value is None:

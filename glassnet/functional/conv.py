@@ -6,11 +6,11 @@ and the rule broken; the work is done by the im2col kernel pair in
 """
 from __future__ import annotations
 
-from ...errors import InvalidArgumentError, InvalidTypeError, ShapeError
-from ...kernels import conv as K
-from ...op_record import OpRecord
-from ...ops.conv.args import ConvArgs
-from ...tensor import Tensor, apply_kernel
+from ..errors import InvalidArgumentError, InvalidTypeError, ShapeError
+from ..kernels import conv as K
+from ..op_record import OpRecord
+from ..ops.conv.args import ConvArgs
+from ..tensor import Tensor, apply_kernel
 
 
 def _pair(value, name, low, layer):

@@ -1,9 +1,8 @@
 """Functional activations (PyTorch's names and signatures)."""
 from __future__ import annotations
 
-from ...kernels import activations as K
-from ...kernels import softmax as S
-from ...tensor import apply_kernel
+from ..ops import activations as K
+from ..tensor import apply_kernel
 
 
 def relu(input, inplace: bool = False):
@@ -11,7 +10,7 @@ def relu(input, inplace: bool = False):
 
     Shape: any; the output has the input's shape.
     """
-    return apply_kernel("relu", K.relu_forward, K.relu_backward, [input])
+    return input.relu()
 
 
 def leaky_relu(input, negative_slope: float = 0.01, inplace: bool = False):
@@ -35,7 +34,7 @@ def sigmoid(input):
 
     Shape: any; the output has the input's shape.
     """
-    return apply_kernel("sigmoid", K.sigmoid_forward, K.sigmoid_backward, [input])
+    return input.sigmoid()
 
 
 def tanh(input):
@@ -43,7 +42,7 @@ def tanh(input):
 
     Shape: any; the output has the input's shape.
     """
-    return apply_kernel("tanh", K.tanh_forward, K.tanh_backward, [input])
+    return input.tanh()
 
 
 def softmax(input, dim: int = -1):
@@ -51,7 +50,7 @@ def softmax(input, dim: int = -1):
 
     Shape: any; the output has the input's shape, normalised along ``dim``.
     """
-    return apply_kernel("softmax", S.softmax_forward, S.softmax_backward, [input], dim)
+    return input.softmax(dim)
 
 
 def log_softmax(input, dim: int = -1):
@@ -59,4 +58,4 @@ def log_softmax(input, dim: int = -1):
 
     Shape: any; the output has the input's shape, normalised along ``dim``.
     """
-    return apply_kernel("log_softmax", S.log_softmax_forward, S.log_softmax_backward, [input], dim)
+    return input.log_softmax(dim)

@@ -1,10 +1,10 @@
 """Functional losses."""
 from __future__ import annotations
 
-from ...backend import get_array_module
-from ...errors import ShapeError
-from ...kernels import losses as K
-from ...tensor import Tensor, apply_kernel, tensor
+from ..backend import get_array_module
+from ..errors import ShapeError
+from ..ops import losses as K
+from ..tensor import Tensor, apply_kernel, tensor
 
 
 def mse_loss(input, target, reduction: str = "mean"):

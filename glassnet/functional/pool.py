@@ -9,11 +9,11 @@ math runs.
 """
 from __future__ import annotations
 
-from ...errors import InvalidArgumentError, ShapeError
-from ...kernels import pool as K
-from ...op_record import OpRecord
-from ...ops.pool.args import AdaptivePoolArgs, PoolArgs
-from ...tensor import Tensor, apply_kernel
+from ..errors import InvalidArgumentError, ShapeError
+from ..kernels import pool as K
+from ..op_record import OpRecord
+from ..ops.pool.args import AdaptivePoolArgs, PoolArgs
+from ..tensor import Tensor, apply_kernel
 
 __all__ = ["max_pool2d", "avg_pool2d", "lp_pool2d", "adaptive_avg_pool2d", "adaptive_max_pool2d"]
 

@@ -1,10 +1,10 @@
 """Functional normalization: batch norm and local response norm."""
 from __future__ import annotations
 
-from ...backend import result_dtype
-from ...errors import InvalidArgumentError, ShapeError
-from ...kernels import norm as K
-from ...tensor import Tensor, apply_kernel
+from ..backend import result_dtype
+from ..errors import InvalidArgumentError, ShapeError
+from ..ops import norm as K
+from ..tensor import Tensor, apply_kernel
 
 
 def _raw(a):
