@@ -99,6 +99,14 @@ def _show_traceback() -> bool:
 
 
 def main(argv=None) -> int:
+    """Run ``glassnet`` with ``argv`` (default ``sys.argv[1:]``) and return its exit status: :func:`_main`,
+    or under MPI / with ``train --nproc N`` through :func:`glassnet.distributed.launch.route`."""
+    from .distributed.launch import route
+
+    return route(_main, sys.argv[1:] if argv is None else argv)
+
+
+def _main(argv=None) -> int:
     """Run ``glassnet`` with ``argv`` (default ``sys.argv[1:]``) and return its exit status.
 
     Argparse's usage errors raise ``SystemExit(2)`` as usual (after one line

@@ -12,6 +12,20 @@ epoch ``e`` (mid-epoch resume) without touching the counter.
 Without a ``seed`` one is drawn from OS entropy at construction (readable as
 ``loader.seed``, so even such a run can be replayed).
 
+Samplers
+--------
+``sampler=`` replaces the loader's own order (PyTorch's argument; it excludes
+``shuffle=True``): epoch ``e`` visits ``sampler.indices(e)`` when the sampler
+has that method (a :class:`glassnet.distributed.DistributedSampler`: this
+rank's shard, PyTorch's order), else ``list(sampler)`` after
+``sampler.set_epoch(e)`` if it has one, else ``list(sampler)``;
+``len(loader)`` counts the batches of ``len(sampler)`` samples.
+``loader.set_epoch(e)`` (and each ``iter(loader)``) also calls
+``sampler.set_epoch(e)``, so a training loop only moves the loader's epoch.
+Per-sample randomness stays ``sample_rng(seed, epoch, index)`` of the
+dataset's index, so with workers each rank builds bitwise the batches its
+shard gives with ``num_workers=0``.
+
 Samples
 -------
 A dataset with ``get_item(index, rng)`` is read sample by sample with
@@ -74,8 +88,9 @@ class DataLoader:
     batch from the workers; 0: no limit; a worker that dies is reported at
     once regardless), ``worker_init_fn(worker_id)``, ``multiprocessing_context``
     (``"forkserver"`` (default), ``"spawn"``, ``"fork"`` or a context);
-    plus ``seed`` (shuffle order and per-sample augmentation). ``len(loader)``
-    is the number of batches.
+    plus ``seed`` (shuffle order and per-sample augmentation) and ``sampler``
+    (the indices of each epoch, e.g. a :class:`glassnet.distributed.DistributedSampler`;
+    see the module docstring). ``len(loader)`` is the number of batches.
 
     Shape:
         - x: (B, *sample_shape), e.g. (B, 1, 28, 28) float32 in [0, 1] or (B, 3, 224, 224) uint8
@@ -88,8 +103,17 @@ class DataLoader:
     def __init__(self, dataset, batch_size: int = 1, shuffle: bool = False, drop_last: bool = False,
                  seed: int | None = None, num_workers: int = 0, prefetch_factor: int = 2,
                  persistent_workers: bool = False, timeout: float = 0.0, worker_init_fn=None,
-                 multiprocessing_context=None):
+                 multiprocessing_context=None, sampler=None):
         self.batch_size = _check_int(batch_size, "batch_size", 1)
+        if sampler is not None:
+            if shuffle:
+                raise InvalidArgumentError("DataLoader: sampler and shuffle=True are mutually exclusive "
+                                           "(the sampler decides the order; shuffle it there)")
+            if not callable(getattr(sampler, "__len__", None)) or not (
+                    callable(getattr(sampler, "indices", None)) or callable(getattr(sampler, "__iter__", None))):
+                raise InvalidArgumentError(f"DataLoader: sampler must have len() and indices(epoch) or "
+                                           f"__iter__, got {type(sampler).__name__}")
+        self.sampler = sampler
         if seed is None:
             seed = int(np.random.SeedSequence().entropy)
         elif isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
@@ -122,6 +146,8 @@ class DataLoader:
         if isinstance(epoch, bool) or not isinstance(epoch, numbers.Integral) or epoch < 0:
             raise InvalidArgumentError(f"DataLoader.set_epoch: epoch must be a non-negative int, got {epoch!r}")
         self._epoch = int(epoch)
+        if callable(getattr(self.sampler, "set_epoch", None)):
+            self.sampler.set_epoch(self._epoch)
 
     @property
     def uses_get_batch(self) -> bool:
@@ -134,23 +160,43 @@ class DataLoader:
         return has_get_item(self.dataset)
 
     def order(self, epoch: int | None = None) -> np.ndarray:
-        """The sample indices of ``epoch`` (default: the next one), in visiting order."""
+        """The sample indices of ``epoch`` (default: the next one), in visiting order
+        (the sampler's, when there is one).
+
+        Shape: (len(sampler) or len(dataset),) integers.
+        """
+        e = self._epoch if epoch is None else int(epoch)
+        if self.sampler is not None:
+            return self._sampler_order(e)
         n = len(self.dataset)
         if not self.shuffle:
             return np.arange(n)
-        e = self._epoch if epoch is None else int(epoch)
         rng = np.random.default_rng(np.random.SeedSequence([self.seed, e]))
         return rng.permutation(n)
 
+    def _sampler_order(self, epoch: int) -> np.ndarray:
+        sampler = self.sampler
+        if callable(getattr(sampler, "indices", None)):
+            order = sampler.indices(epoch)
+        else:
+            if callable(getattr(sampler, "set_epoch", None)):
+                sampler.set_epoch(epoch)
+            order = list(sampler)
+        order = np.asarray(order, dtype=np.int64).reshape(-1)
+        if len(order) != len(sampler):
+            raise InvalidArgumentError(f"DataLoader: the sampler gave {len(order)} indices for epoch {epoch} "
+                                       f"but its len() is {len(sampler)}")
+        return order
+
     def __len__(self) -> int:
-        n = len(self.dataset)
+        n = len(self.dataset) if self.sampler is None else len(self.sampler)
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def __iter__(self):
         # Claim the epoch now (not at the first next()), so that
         # ``it = iter(loader)`` twice gives two different epochs.
         e = self._epoch
-        self._epoch += 1
+        self.set_epoch(e + 1)
         return self.iter_epoch(e)
 
     def iter_epoch(self, epoch: int, start_batch: int = 0):
@@ -214,4 +260,5 @@ class DataLoader:
         return (f"DataLoader({type(self.dataset).__name__} n={len(self.dataset)}, "
                 f"batch_size={self.batch_size}, shuffle={self.shuffle}, "
                 f"drop_last={self.drop_last}, seed={self.seed}, epoch={self._epoch}, "
-                f"num_workers={self.num_workers})")
+                f"num_workers={self.num_workers}"
+                + ("" if self.sampler is None else f", sampler={self.sampler!r}") + ")")

@@ -26,12 +26,15 @@ Pieces, one file each:
 * :mod:`.sampler` — :class:`DistributedSampler`, PyTorch's index lists;
 * :mod:`.sync_batchnorm` — :class:`SyncBatchNorm`, :func:`convert_sync_batchnorm`;
 * :mod:`.consistency` — :func:`check_consistency`, the start-of-training check;
-* :mod:`.failure` — a failing rank ends the whole job, naming the rank.
+* :mod:`.failure` — a failing rank ends the whole job, naming the rank;
+* :mod:`.agree` — decisions every rank takes together (stop flag, step sums, rank 0's answer);
+* :mod:`.launch` — ``glassnet train --nproc N``: mpiexec found and started.
 
 A training loop learns that it runs distributed from ``world_size() > 1``
 (or ``isinstance(model, DistributedDataParallel)``); the batch size given to
 each rank is per rank, the global batch is ``world_size()`` times it.
 """
+from .agree import AgreedInterrupt, any_rank, on_main, sum_over_ranks
 from .comm import Communicator, LocalCommunicator, MPICommunicator, Work
 from .consistency import check_consistency, model_signature
 from .ddp import DistributedDataParallel, broadcast_arrays_, unwrap
@@ -39,7 +42,7 @@ from .errors import DistributedError, DistributedTimeoutError, RankMismatchError
 from .failure import abort, abort_on_failure, rank_table
 from .process_group import (all_gather_object, barrier, broadcast_object, get_communicator, init, is_initialized,
                             is_main_process, launched_by_mpi, local_rank, rank, shutdown, world_size)
-from .sampler import DistributedSampler
+from .sampler import DistributedSampler, global_position, resume_step, shard_loader
 from .sync_batchnorm import SyncBatchNorm, convert_sync_batchnorm
 from .threaded import ThreadedCommunicator
 
@@ -48,7 +51,8 @@ __all__ = [
     "is_main_process", "barrier", "broadcast_object", "all_gather_object", "shutdown",
     "Communicator", "LocalCommunicator", "MPICommunicator", "ThreadedCommunicator", "Work",
     "DistributedDataParallel", "unwrap", "broadcast_arrays_",
-    "DistributedSampler", "SyncBatchNorm", "convert_sync_batchnorm",
+    "DistributedSampler", "global_position", "resume_step", "shard_loader", "SyncBatchNorm", "convert_sync_batchnorm",
     "check_consistency", "model_signature", "abort", "abort_on_failure", "rank_table",
     "DistributedError", "RankMismatchError", "DistributedTimeoutError",
+    "AgreedInterrupt", "any_rank", "sum_over_ranks", "on_main",
 ]

@@ -133,13 +133,20 @@ def install_excepthook(comm) -> None:
 
 
 @contextlib.contextmanager
-def abort_on_failure(comm=None):
+def abort_on_failure(comm=None, *, report=None):
     """Run the block; an exception or a non-zero ``SystemExit`` leaving it aborts every
     rank (after printing the traceback, for exceptions). With one rank it does nothing.
 
         with glassnet.distributed.abort_on_failure():
             sys.exit(main())
+
+    An :class:`~glassnet.distributed.agree.AgreedInterrupt` (raised on every rank at the
+    same step after an agreed Ctrl-C stop) passes through: every rank exits by itself.
+    ``report(exc)``, if given, prints the error instead of the traceback (the ``glassnet``
+    command's one line) before the abort line.
     """
+    from .agree import AgreedInterrupt
+
     if comm is None:
         from .process_group import get_communicator
 
@@ -148,8 +155,10 @@ def abort_on_failure(comm=None):
         yield
     except BaseException as exc:
         code = _exit_code(exc)
-        if comm.size == 1 or code == 0:
+        if comm.size == 1 or code == 0 or isinstance(exc, AgreedInterrupt):
             raise
-        if not isinstance(exc, SystemExit):
+        if report is not None:
+            report(exc)
+        elif not isinstance(exc, SystemExit):
             traceback.print_exc()
         abort(_summary(exc), code, comm)

@@ -19,7 +19,18 @@ of seed and epoch, but not torch's.) Then, as in PyTorch:
   (R = ``num_replicas``): rank-strided shards, disjoint up to the padding.
 
 Every rank must call :meth:`set_epoch` with the same epoch before each epoch
-(else every epoch repeats epoch 0's order, as in PyTorch).
+(else every epoch repeats epoch 0's order, as in PyTorch);
+``DataLoader(..., sampler=sampler)`` does it from the loader's own epoch.
+
+Positions across world sizes. With per-rank batches of ``B``, step ``k`` of
+all ranks together visits positions ``[k·B·N, (k+1)·B·N)`` of the epoch's
+(padded) global order — the same permutation for any ``N``; only the padding
+at the end differs. So after ``k`` steps on ``N`` ranks the epoch has used
+the first ``P = k·B·N`` samples of that order (:func:`global_position`). A run
+resumed on ``N'`` ranks continues at step ``⌊P / (B·N')⌋``
+(:func:`resume_step`): no sample of the epoch is skipped, and the fewer than
+``B·N'`` samples between that step's start and ``P`` are visited a second time
+(none when ``B·N'`` divides ``P``). With ``N' = N`` this is step ``k``: exact.
 """
 from __future__ import annotations
 
@@ -30,7 +41,7 @@ import numpy as np
 
 from ..errors import InvalidArgumentError
 
-__all__ = ["DistributedSampler", "torch_randperm"]
+__all__ = ["DistributedSampler", "torch_randperm", "global_position", "resume_step", "shard_loader"]
 
 _FISHER_YATES_LIMIT = (2 ** 32 - 1) // 20  # PyTorch's switch to 64-bit draws
 
@@ -132,3 +143,45 @@ class DistributedSampler:
     def __repr__(self) -> str:
         return (f"DistributedSampler(n={self._length()}, num_replicas={self.num_replicas}, rank={self.rank}, "
                 f"shuffle={self.shuffle}, seed={self.seed}, drop_last={self.drop_last}, epoch={self.epoch})")
+
+
+def global_position(step: int, batch_size: int, world_size: int) -> int:
+    """The samples of the epoch's global order used after ``step`` steps of ``world_size`` ranks
+    with per-rank batches of ``batch_size`` (see the module docstring)."""
+    return int(step) * int(batch_size) * int(world_size)
+
+
+def resume_step(step: int, batch_size: int, old_world_size: int, new_world_size: int, n_batches: int) -> int:
+    """The step a run checkpointed at ``step`` on ``old_world_size`` ranks continues at on
+    ``new_world_size`` ranks (the same per-rank ``batch_size``): ``⌊P / (B·N')⌋`` with ``P`` the
+    :func:`global_position`, at most ``n_batches − 1`` (the module docstring says why no sample is
+    skipped). The same step when the world size is unchanged."""
+    if int(old_world_size) == int(new_world_size):
+        return int(step)
+    position = global_position(step, batch_size, old_world_size)
+    return min(position // (int(batch_size) * int(new_world_size)), max(int(n_batches) - 1, 0))
+
+
+def shard_loader(loader, comm=None):
+    """A copy of :class:`~glassnet.data.DataLoader` ``loader`` that visits this rank's shard:
+    ``sampler=DistributedSampler(dataset, shuffle=loader.shuffle, seed=loader.seed)`` (PyTorch's
+    order and padding), the same batch size, seed, epoch, workers and their options. With one
+    rank, or a loader that already has a sampler, ``loader`` itself.
+
+    Shape: batches as ``loader``'s, ``len()`` = ⌈⌈len(dataset) / N⌉ / batch_size⌉.
+    """
+    from ..data.dataloader import DataLoader
+    from .process_group import get_communicator
+
+    comm = comm or get_communicator()
+    if comm.size == 1 or getattr(loader, "sampler", None) is not None:
+        return loader
+    sampler = DistributedSampler(loader.dataset, num_replicas=comm.size, rank=comm.rank,
+                                 shuffle=loader.shuffle, seed=loader.seed, drop_last=False)
+    sharded = DataLoader(loader.dataset, batch_size=loader.batch_size, drop_last=loader.drop_last,
+                         seed=loader.seed, num_workers=loader.num_workers, prefetch_factor=loader.prefetch_factor,
+                         persistent_workers=loader.persistent_workers, timeout=loader.timeout,
+                         worker_init_fn=loader.worker_init_fn,
+                         multiprocessing_context=loader.multiprocessing_context, sampler=sampler)
+    sharded.set_epoch(loader.epoch)
+    return sharded
