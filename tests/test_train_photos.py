@@ -170,8 +170,8 @@ def test_vgg11_steps_at_224_through_the_library(photos):
     """vgg11 (129M parameters) without a run folder: its 1 GB checkpoint is all the CLI would add."""
     from glassnet.data.data_spec import resolve_data
     from glassnet.train import Trainer
-    from glassnet.train_data import build_training_data, make_loaders, plan_input
-    from glassnet.train_setup import build_model, make_optimizer
+    from glassnet.train.data import build_training_data, make_loaders, plan_input
+    from glassnet.train.setup import build_model, make_optimizer
 
     from glassnet.commands._train_options import resolve_config
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from ..data.data_spec import DATASET_KINDS, NAMED_DATASETS
 from ..errors import UsageError
 from ..models.registry import builder_accepts
-from ..train_setup import DEFAULT_LR
+from ..train.setup import DEFAULT_LR
 from ._args import check_choice, check_float, check_int, check_model_name
 
 __all__ = ["BASE_DEFAULTS", "RESUME_FREE", "parse_model_args", "resolve_config", "validate_config",
@@ -107,7 +107,7 @@ def resolve_config(explicit: dict) -> dict:
     Returns the config dict (all options plus ``model_kwargs``), checked by
     :func:`validate_config`; raises :class:`~glassnet.errors.UsageError`.
     """
-    from ..recipes import RECIPES
+    from ..train.recipes import RECIPES
 
     cfg = dict(BASE_DEFAULTS)
     recipe_name = explicit.get("recipe")

@@ -10,8 +10,8 @@
 ``--data`` is a folder of photos (one subfolder per class, or an ImageNet-style tree with
 ``train/`` and ``val/``; how the splits are made: :mod:`glassnet.data.data_spec`), a prepared
 cache, or ``fashion-mnist`` / ``mnist`` / ``cifar10`` / ``cifar100``. The input size, the
-pipeline and the splits come from :mod:`glassnet.train_data`; the model, ``--weights`` and
-``--freeze`` from :mod:`glassnet.train_setup`; the options' defaults and checks from
+pipeline and the splits come from :mod:`glassnet.train.data`; the model, ``--weights`` and
+``--freeze`` from :mod:`glassnet.train.setup`; the options' defaults and checks from
 :mod:`glassnet.commands._train_options`. This module holds the command line.
 
 The run folder ``runs/NAME`` holds:
@@ -51,7 +51,7 @@ import numpy as np
 
 from ..data.data_spec import NAMED_DATASETS
 from ..errors import UsageError
-from ..train_setup import DEFAULT_LR
+from ..train.setup import DEFAULT_LR
 from ._args import input_size_type
 from ._train_options import (BASE_DEFAULTS, RESUME_FREE, SCHEDULERS, check_out, parse_model_args,  # noqa: F401
                              resolve_config, resume_config, validate_config)
@@ -157,8 +157,8 @@ def run(args) -> int:
     from ..io.run_dir import clear_run_dir
     from ..threads import blas_threads_spin, set_num_threads
     from ..train import Trainer, TrainingDivergedError, evaluate
-    from ..train_data import build_training_data, check_named_root, make_loaders, plan_input
-    from ..train_setup import build_model, load_weights, make_optimizer, make_scheduler
+    from ..train.data import build_training_data, check_named_root, make_loaders, plan_input
+    from ..train.setup import build_model, load_weights, make_optimizer, make_scheduler
 
     explicit = {k: v for k, v in vars(args).items() if k not in ("handler", "command")}
     overwrite = explicit.pop("overwrite", False)

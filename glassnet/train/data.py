@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import UsageError
+from ..errors import UsageError
 
 __all__ = ["InputPlan", "TrainingData", "plan_input", "build_training_data", "make_loaders", "eval_batch_size",
            "SMALL_NATIVE_MAX", "check_named_root"]
@@ -87,9 +87,9 @@ def _side(value) -> tuple:
 
 def plan_input(cfg: dict, spec) -> InputPlan:
     """The :class:`InputPlan` of the run (see the module docstring); a resumed run's saved one."""
-    from .analysis.input_fit import design_side
-    from .data.pipelines import eval_resize_for
-    from .models.registry import builder_accepts
+    from ..analysis.input_fit import design_side
+    from ..data.pipelines import eval_resize_for
+    from ..models.registry import builder_accepts
 
     if cfg.get("image_size") and cfg.get("pipeline") and cfg.get("in_channels"):  # resuming: as saved
         size = _side(cfg["image_size"])
@@ -120,14 +120,14 @@ def plan_input(cfg: dict, spec) -> InputPlan:
 
 def check_named_root(spec, option: str = "--data-root") -> None:
     """An explicit root of a named set must hold it (IDX: its files; CIFAR: the extracted batches)."""
-    from .io.run_dir import check_data_root
+    from ..io.run_dir import check_data_root
 
     if spec.root is None or spec.download:
         return
     if spec.dataset in ("fashion-mnist", "mnist"):
         check_data_root(spec.dataset, spec.root, option=option)
         return
-    from . import data as D
+    from .. import data as D
 
     cls = D.CIFAR10 if spec.dataset == "cifar10" else D.CIFAR100
     folder = Path(spec.root).expanduser() / cls.base_folder
@@ -149,7 +149,7 @@ def _val_size(cfg, n: int, exact: bool, what: str) -> int:
 
 
 def _normalize(cfg, spec, plan, raw_train) -> dict:
-    from .data.pipelines import default_stats, pixel_stats
+    from ..data.pipelines import default_stats, pixel_stats
 
     if cfg.get("normalize"):
         return {"mean": list(cfg["normalize"]["mean"]), "std": list(cfg["normalize"]["std"])}
@@ -174,8 +174,8 @@ def _batch_augment(cfg, plan, norm):
 
 def _idx_native(cfg, spec, plan, exact_val_size):
     """Fashion-MNIST / MNIST at 28 px: the datasets with their batch transform, split as always."""
-    from . import data
-    from .data.pipelines import eval_transform
+    from .. import data
+    from ..data.pipelines import eval_transform
 
     norm = _normalize(cfg, spec, plan, None)
     transform = eval_transform(plan.image_size, plan.eval_resize, norm["mean"], norm["std"], cfg["dtype"])
@@ -203,9 +203,9 @@ def build_training_data(cfg: dict, spec, plan: InputPlan, exact_val_size: bool,
     :class:`~glassnet.errors.UsageError` for a ``--val-size`` that leaves nothing to train on
     or that a layout with its own ``val/`` tree does not use.
     """
-    from . import data
-    from .data.data_spec import TEST_FRACTION, TEST_SEED, PipelineDataset, limit_indices, open_splits
-    from .data.pipelines import eval_transform, train_transform
+    from .. import data
+    from ..data.data_spec import TEST_FRACTION, TEST_SEED, PipelineDataset, limit_indices, open_splits
+    from ..data.pipelines import eval_transform, train_transform
 
     classes = list(spec.classes)
     augment = None
@@ -272,7 +272,7 @@ def eval_batch_size(plan: InputPlan, cap: int = 512) -> int:
 def make_loaders(cfg: dict, data: TrainingData):
     """``(train_loader, val_loader or None, test_loader)``: ``cfg["workers"]`` worker processes each
     (persistent for train and val, which are iterated every epoch; close them with ``.close()``)."""
-    from .data import DataLoader
+    from ..data import DataLoader
 
     workers = int(cfg.get("workers") or 0)
     persistent = workers > 0

@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .errors import InvalidArgumentError, InvalidTypeError
+from ..errors import InvalidArgumentError, InvalidTypeError
 
 __all__ = ["BatchAugment", "Recipe", "alexnet_recipe", "RECIPES"]
 
@@ -102,7 +102,7 @@ class Recipe:
     flip_p: float = 0.5
 
     def make_optimizer(self, params):
-        from . import optim
+        from .. import optim
 
         if self.optimizer != "sgd":
             raise InvalidArgumentError(f"Recipe {self.name}: only the sgd optimizer is built here, got {self.optimizer!r}")
@@ -110,7 +110,7 @@ class Recipe:
                          weight_decay=self.weight_decay)
 
     def make_scheduler(self, optimizer):
-        from .optim import lr_scheduler as S
+        from ..optim import lr_scheduler as S
 
         if self.scheduler != "plateau":
             raise InvalidArgumentError(f"Recipe {self.name}: only the plateau schedule is built here")
@@ -121,7 +121,7 @@ class Recipe:
         """The seeded batch augmentation. ``mean``/``std`` are those of the loader's
         ``Normalize`` (the augmentation sees normalized images), so padding is filled
         with the normalized value of a black pixel, ``-mean/std``."""
-        from .data import transforms as T
+        from ..data import transforms as T
 
         fill = (0.0 - mean) / std
         parts = []

@@ -18,7 +18,7 @@ import inspect
 
 import numpy as np
 
-from .errors import GlassnetError, UsageError
+from ..errors import GlassnetError, UsageError
 
 __all__ = ["build_model", "fit_error", "load_weights", "make_optimizer", "make_scheduler", "DEFAULT_LR"]
 
@@ -26,7 +26,7 @@ DEFAULT_LR = {"sgd": 0.05, "adam": 1e-3, "adamw": 1e-3}
 
 
 def _check_model_args(name: str, kwargs: dict, num_classes: int, channels: int) -> None:
-    from .models.registry import _BUILDERS, builder_accepts
+    from ..models.registry import _BUILDERS, builder_accepts
 
     params = [p for p in inspect.signature(_BUILDERS[name.replace("-", "_").lower()]).parameters
               if p not in ("num_classes", "in_channels")]
@@ -42,9 +42,9 @@ def _check_model_args(name: str, kwargs: dict, num_classes: int, channels: int) 
 def fit_error(model, cfg: dict, plan, data_text: str) -> UsageError:
     """The error for ``model`` (zoo model ``cfg["model"]``) not running on ``plan``'s input:
     names the input it is built for, the smallest it accepts and the ``--input`` to use."""
-    from .analysis.input_fit import design_input, design_side, smallest_side
-    from .models import list_models
-    from .models.registry import builder_accepts
+    from ..analysis.input_fit import design_input, design_side, smallest_side
+    from ..models import list_models
+    from ..models.registry import builder_accepts
 
     name, kwargs = cfg["model"], cfg["model_kwargs"]
     given = "".join(f" --model-arg {k}={v!r}" for k, v in kwargs.items())
@@ -75,10 +75,10 @@ def build_model(cfg: dict, num_classes: int, plan, data_text: str):
     Raises :class:`~glassnet.errors.UsageError` for a bad ``--model-arg``, a model that does not fit
     (:func:`fit_error`) and one whose output is not one score per class.
     """
-    from .autograd import no_grad
-    from .models import get_model
-    from .models.registry import builder_accepts
-    from .tensor import Tensor
+    from ..autograd import no_grad
+    from ..models import get_model
+    from ..models.registry import builder_accepts
+    from ..tensor import Tensor
 
     name, kwargs = cfg["model"], dict(cfg["model_kwargs"])
     _check_model_args(name, kwargs, num_classes, plan.in_channels)
@@ -114,8 +114,8 @@ def load_weights(model, cfg: dict, resuming: bool = False, log=print):
     PREFIX...``: load (not when ``resuming``: the checkpoint holds the weights) and freeze; return
     ``{"loaded": [...], "skipped_head": [...], "frozen": [...]}`` or ``None`` without either option.
     ``log`` gets one line for each."""
-    from .models import load_pretrained
-    from .nn import freeze
+    from ..models import load_pretrained
+    from ..nn import freeze
 
     weights, prefixes = cfg.get("weights"), cfg.get("freeze") or []
     if not weights and not prefixes:
@@ -140,7 +140,7 @@ def load_weights(model, cfg: dict, resuming: bool = False, log=print):
 
 def make_optimizer(cfg: dict, params):
     """SGD (momentum, Nesterov, weight decay), Adam or AdamW from the run's options."""
-    from . import optim
+    from .. import optim
 
     lr = cfg["lr"]
     if cfg["optimizer"] == "sgd":
@@ -153,7 +153,7 @@ def make_optimizer(cfg: dict, params):
 
 def make_scheduler(cfg: dict, optimizer):
     """The epoch schedule: StepLR, CosineAnnealingLR over the epochs, ReduceLROnPlateau, or ``None``."""
-    from .optim import lr_scheduler as S
+    from ..optim import lr_scheduler as S
 
     if cfg["scheduler"] == "step":
         return S.StepLR(optimizer, step_size=cfg["step_size"], gamma=cfg["gamma"])

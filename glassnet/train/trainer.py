@@ -37,17 +37,17 @@ from pathlib import Path
 
 import numpy as np
 
-from . import nn
-from .autograd import no_grad
-from .backend import device_of, to_device, to_numpy
-from .data.datasets import fetch_batch
-from .io.checkpoint import (CheckpointError, CheckpointWriteError, checkpoint_path, load_checkpoint, read_checkpoint_info,
+from .. import nn
+from ..autograd import no_grad
+from ..backend import device_of, to_device, to_numpy
+from ..data.datasets import fetch_batch
+from ..io.checkpoint import (CheckpointError, CheckpointWriteError, checkpoint_path, load_checkpoint, read_checkpoint_info,
                             remove_stale_temporaries, save_checkpoint)
-from .optim.lr_scheduler import ReduceLROnPlateau
-from .random import check_rng_state, get_rng_state, set_rng_state
+from ..optim.lr_scheduler import ReduceLROnPlateau
+from ..random import check_rng_state, get_rng_state, set_rng_state
 from .recipes import RECIPES, BatchAugment, Recipe, alexnet_recipe  # noqa: F401 (re-exported)
-from .tensor import Tensor
-from .errors import GlassnetRuntimeError, InvalidArgumentError, UnknownNameError
+from ..tensor import Tensor
+from ..errors import GlassnetRuntimeError, InvalidArgumentError, UnknownNameError
 
 __all__ = ["fit", "evaluate", "predict_logits", "History", "TrainingDivergedError",
            "Trainer", "BatchAugment", "Recipe", "alexnet_recipe", "RECIPES", "CheckpointError"]
