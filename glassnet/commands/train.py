@@ -130,6 +130,8 @@ def add_parser(sub) -> None:
     t.add_argument("--device", choices=["cpu", "cuda"],
                    help="where the model trains: cpu (NumPy, default) or cuda (CuPy on the first GPU; "
                         "pip install glassnet[gpu]); a run may resume on the other device")
+    t.add_argument("--nproc", type=int, metavar="N", help="train data-parallel on N ranks: starts mpiexec -n N "
+                   "(as does `mpiexec -n N glassnet train ...`); --batch-size is per rank (glassnet.distributed.training)")
     t.add_argument("--tensorboard", action="store_true",
                    help="also write TensorBoard scalars to <out>/tensorboard (pip install glassnet[tensorboard])")
     t.set_defaults(handler=run)
@@ -156,6 +158,7 @@ def run(args) -> int:
     from ..data.data_spec import resolve_data
     from ..io.run_dir import clear_run_dir
     from ..threads import blas_threads_spin, set_num_threads
+    from ..distributed.training import training_role
     from ..train import Trainer, TrainingDivergedError, evaluate
     from ..train.data import build_training_data, check_named_root, make_loaders, plan_input
     from ..train.setup import build_model, load_weights, make_optimizer, make_scheduler
@@ -171,9 +174,10 @@ def run(args) -> int:
     spec = resolve_data(cfg["data"], cfg["data_root"], cfg["download"])
     if explicit.get("data_root") is not None:
         check_named_root(spec)
-    out = Path(cfg["out"] or f"runs/{cfg['model']}-{time.strftime('%Y%m%d-%H%M%S')}")
+    role = training_role()  # one rank of N, or alone; only rank 0 writes (glassnet.distributed.training)
+    out = Path(role.on_main(lambda: cfg["out"] or f"runs/{cfg['model']}-{time.strftime('%Y%m%d-%H%M%S')}"))
     cfg["out"] = str(out)
-    clear = False if resuming else check_out(out, overwrite)
+    clear = False if resuming else role.on_main(check_out, out, overwrite)
 
     retain_freed_memory()  # reuse big per-step buffers instead of re-faulting them (see its docstring)
     threads = explicit.get("threads")
@@ -189,34 +193,38 @@ def run(args) -> int:
     load_weights(model, cfg, resuming=resuming)
     optimizer = make_optimizer(cfg, model.parameters())
     scheduler = make_scheduler(cfg, optimizer)
-    if clear:
+    if clear and role.writes_files:
         removed = clear_run_dir(out)
         print(f"glassnet train: --overwrite: removed {len(removed)} entries of the previous run in {out}")
-    out.mkdir(parents=True, exist_ok=True)
+    if role.writes_files:
+        out.mkdir(parents=True, exist_ok=True)
     train_loader, val_loader, test_loader = make_loaders(cfg, data)
+    model, train_loader = role.prepare(model, train_loader, batch_size=cfg["batch_size"], lengths={
+        "train": len(data.train), "val": len(data.val) if data.val is not None else 0, "test": len(data.test)})
     n_val = len(data.val) if data.val is not None else 0
     if not resuming:
         cfg.update(data.config)
         cfg.update(num_classes=len(data.classes), train_size=len(data.train), val_size=n_val,
                    parameters=model.num_parameters())
         cfg.pop("resume", None)
-        _write_json(out / "config.json", cfg)
+        if role.writes_files:
+            _write_json(out / "config.json", cfg)
     where = cfg["dataset"] if cfg["dataset"] != "folder" else cfg["data"]
     print(f"glassnet train: {cfg['model']} ({model.num_parameters():,} parameters) on {where}: "
           f"{len(data.train)} train / {n_val} val / {len(data.test)} test images at {plan.text()} "
           f"({plan.pipeline} pipeline{', augmented' if cfg['augment'] else ''}"
-          f"{', %d workers' % cfg['workers'] if cfg['workers'] else ''}) -> {out}")
+          f"{', %d workers' % cfg['workers'] if cfg['workers'] else ''}, {role.batch_text(cfg['batch_size'])}) -> {out}")
 
-    progress = not cfg["no_progress"]
+    progress = not cfg["no_progress"] and role.writes_files
     on_epoch_end = None
-    if cfg.get("tensorboard"):
+    if cfg.get("tensorboard") and role.writes_files:
         from ..tensorboard import TensorBoardLogger
 
         on_epoch_end = TensorBoardLogger(out / "tensorboard")
     trainer = Trainer(model, train_loader, optimizer, cfg["epochs"], val_loader=val_loader, scheduler=scheduler,
                       out_dir=out, checkpoint_every=cfg["checkpoint_every"], augment=data.augment, config=cfg,
                       progress=progress, plateau_metric=cfg["plateau_metric"], on_epoch_end=on_epoch_end,
-                      resume_hint=f"glassnet train --resume {out}")
+                      resume_hint=f"glassnet train --resume {out}", role=role)
     try:  # Ctrl-C (a checkpoint is saved first) reaches glassnet.cli.main: exit status 130
         try:
             history = trainer.fit(resume=resuming)
@@ -229,7 +237,8 @@ def run(args) -> int:
         _close(None, test_loader)
     result["mean_epoch_time_s"] = float(np.mean(history.column("epoch_time_s")))
     result["best_val_accuracy"] = trainer.best_val_accuracy
-    _write_json(out / "test.json", result)
+    if role.writes_files:
+        _write_json(out / "test.json", result)
     print(f"test accuracy: {result['accuracy']:.4f}  (test loss {result['loss']:.4f}, "
           f"{result['mean_epoch_time_s']:.1f} s/epoch)")
     return 0

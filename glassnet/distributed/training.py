@@ -51,6 +51,9 @@ exact. The checkpoint records ``world_size`` and ``batch_size`` for it.
 """
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 from dataclasses import dataclass, field
 
 from .agree import any_rank, on_main, sum_over_ranks
@@ -129,16 +132,20 @@ class TrainingRole:
         """What a checkpoint records of the run's layout (for the resume rule)."""
         return {"world_size": self.world_size, "batch_size": batch_size}
 
-    def resume_step(self, saved: dict, step: int, n_batches: int) -> int:
-        """The step to continue at from a checkpoint written with layout ``saved``
-        (:meth:`checkpoint_fields`; missing: one rank) at ``step`` (module docstring's rule)."""
+    def resume_meta(self, meta: dict, n_batches: int) -> dict:
+        """Checkpoint metadata ``meta`` as seen by this world: unchanged when it was written with
+        this many ranks (or records none), else a copy whose ``step`` follows the module docstring's
+        rule and whose loader state has this world's ``n_batches`` batches per epoch."""
+        loader = ((meta.get("rng_states") or {}).get("loader") or {})
+        old, batch = int(loader.get("world_size") or 1), loader.get("batch_size")
+        if old == self.world_size or batch is None or not isinstance(meta.get("step"), int):
+            return meta
         from .sampler import resume_step
 
-        old = int((saved or {}).get("world_size") or 1)
-        batch = (saved or {}).get("batch_size")
-        if old == self.world_size or batch is None:
-            return int(step)
-        return resume_step(step, int(batch), old, self.world_size, n_batches)
+        step = resume_step(meta["step"], int(batch), old, self.world_size, n_batches)
+        rng = {**meta["rng_states"], "loader": {**loader, "batches_per_epoch": int(n_batches),
+                                                "world_size": self.world_size}}
+        return {**meta, "step": step, "rng_states": rng}
 
 
 def training_role() -> TrainingRole:
@@ -151,7 +158,8 @@ def training_role() -> TrainingRole:
 def run_command(main, argv=None) -> int:
     """Run the ``glassnet`` command ``main(argv)`` on this rank of an MPI job and return its status.
 
-    An exception or a failing status (other than 130, the agreed Ctrl-C stop every rank takes
+    Ranks other than 0 print nothing to stdout (their lines would repeat rank 0's); errors
+    still reach stderr. An exception or a failing status (other than 130, the agreed Ctrl-C stop every rank takes
     together) ends every rank at once with a line naming this rank
     (:func:`glassnet.distributed.failure.abort`): the others would otherwise wait in a collective.
     """
@@ -159,7 +167,8 @@ def run_command(main, argv=None) -> int:
     from .process_group import init
 
     comm = init()
-    with abort_on_failure(comm):
+    quiet = open(os.devnull, "w") if comm.rank > 0 else None
+    with abort_on_failure(comm), contextlib.redirect_stdout(quiet or sys.stdout):
         status = main(argv)
     if comm.size > 1 and status not in (0, 130, None):
         abort(f"exited with status {status}", int(status), comm)

@@ -45,6 +45,7 @@ from ..io.checkpoint import (CheckpointError, CheckpointWriteError, checkpoint_p
                             remove_stale_temporaries, save_checkpoint)
 from ..optim.lr_scheduler import ReduceLROnPlateau
 from ..random import check_rng_state, get_rng_state, set_rng_state
+from ..distributed.training import TrainingRole
 from .recipes import RECIPES, BatchAugment, Recipe, alexnet_recipe  # noqa: F401 (re-exported)
 from ..tensor import Tensor
 from ..errors import GlassnetRuntimeError, InvalidArgumentError, UnknownNameError
@@ -263,7 +264,7 @@ class Trainer:
     def __init__(self, model, train_loader, optimizer, epochs: int, *, loss_fn=None, val_loader=None,
                  scheduler=None, out_dir=None, checkpoint_every=None, augment=None, config=None,
                  progress: bool = True, log=print, on_epoch_end=None, plateau_metric=None,
-                 resume_hint=None):
+                 resume_hint=None, role=None):
         if epochs < 1:
             raise InvalidArgumentError(f"fit: epochs must be >= 1, got {epochs}")
         if checkpoint_every is not None and checkpoint_every < 0:
@@ -285,6 +286,7 @@ class Trainer:
         self.log = log
         self.on_epoch_end = on_epoch_end
         self.plateau_metric = plateau_metric
+        self.role = role or TrainingRole()  # the rank's part in a data-parallel run (glassnet.distributed.training)
         self.resume_hint = resume_hint or (
             f"Trainer(..., out_dir={str(self.out_dir)!r}).fit(resume=True)" if self.out_dir else None)
         # position and running state
@@ -364,9 +366,9 @@ class Trainer:
                 self.optimizer.step()
                 self._phase = None
                 batch = len(y)
-                part["loss_sum"] += value * batch
-                part["correct"] += int((to_numpy(logits.data).argmax(axis=1) == np.asarray(y)).sum())
-                part["n"] += batch
+                correct = int((to_numpy(logits.data).argmax(axis=1) == np.asarray(y)).sum())
+                for key, amount in zip(("loss_sum", "correct", "n"), self.role.step_sums(value * batch, correct, batch)):
+                    part[key] += amount  # the global batch's sums (the same on every rank)
                 part["time_s"] = time_before + time.perf_counter() - t0
                 self.step = k + 1
                 self.global_step += 1
@@ -410,7 +412,8 @@ class Trainer:
         if improved:
             self._save("best")
         if self.out_dir is not None:
-            self.history.save(self.out_dir)
+            if self.role.writes_files:
+                self.history.save(self.out_dir)
         if self.log is not None:
             self.log(_summary_line(row, self.epochs))
         if self.on_epoch_end is not None:
@@ -460,12 +463,12 @@ class Trainer:
         loader = self.train_loader
         return {"glassnet": glassnet_state if glassnet_state is not None else get_rng_state(),
                 "loader": {"seed": getattr(loader, "seed", None), "epoch_offset": self._offset,
-                           "batches_per_epoch": len(loader)},
+                           "batches_per_epoch": len(loader), **self.role.checkpoint_fields(getattr(loader, "batch_size", None))},
                 "augment": None if self.augment is None else self.augment.state()}
 
     def _save(self, which: str, glassnet_state=None):
         stem = self.checkpoint_stem(which)
-        if stem is None:
+        if stem is None or not self.role.writes_files:  # rank 0 writes for every rank
             return None
         for p in self.model.parameters():
             if not np.isfinite(to_numpy(p.data)).all():
@@ -497,7 +500,7 @@ class Trainer:
     def _resume(self) -> None:
         if self.out_dir is None:
             raise CheckpointError("resume=True needs out_dir (the run folder holding checkpoints/)")
-        if self.checkpoint_dir.is_dir():
+        if self.checkpoint_dir.is_dir() and self.role.writes_files:
             remove_stale_temporaries(self.checkpoint_dir)
         candidates, errors = [], []
         for which in ("last", "best"):
@@ -517,6 +520,7 @@ class Trainer:
             self.log("warning: skipping an unusable checkpoint: " + "; ".join(errors))
         candidates.sort(key=lambda c: (c[0], c[1] == "last"))
         _, which, stem, meta = candidates[-1]
+        meta = self.role.resume_meta(meta, len(self.train_loader))
         problems = _resume_problems(meta, self)
         if problems:
             raise CheckpointError(f"{checkpoint_path(stem)}: cannot resume exactly: " + "; ".join(problems))
@@ -524,6 +528,7 @@ class Trainer:
         meta = load_checkpoint(stem, self.model, self.optimizer, self.scheduler)
         set_rng_state(meta["rng_states"]["glassnet"])
         self._offset = int(loader_state.get("epoch_offset") or 0)
+        meta = self.role.resume_meta(meta, len(self.train_loader))
         self.epoch, self.step = int(meta["epoch"]), int(meta["step"])
         self.global_step = int(meta.get("global_step") or 0)
         metrics = meta.get("metrics") or {}
@@ -559,6 +564,7 @@ class Trainer:
             signal.signal(signal.SIGINT, previous)
 
     def _check_interrupt(self) -> None:
+        self._interrupted = self.role.agree_stop(self._interrupted)  # every rank stops after the same step
         if not self._interrupted:
             return
         stem = self._save("last")
