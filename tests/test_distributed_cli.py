@@ -98,7 +98,7 @@ def test_two_ranks_train_and_only_rank_0_writes(reference, photos):
     out, proc = reference
     # rank 0 alone prints: one header (per-rank and global batch), one line per epoch, one result
     assert proc.stdout.count("glassnet train: small_cnn") == 1, proc.stdout
-    assert "batch 3 per rank x 2 ranks = global batch 6" in proc.stdout
+    assert "data-parallel on 2 ranks: batch 3 per rank x 2 ranks = global batch 6" in proc.stdout
     assert len(re.findall(r"^epoch \d/2 ", proc.stdout, re.M)) == 2 and proc.stdout.count("test accuracy:") == 1
     assert re.search(r"glassnet\.distributed: 2 ranks: rank 0 pid \d+ on \S+, rank 1 pid \d+", proc.stderr)
     names = sorted(p.relative_to(out).as_posix() for p in out.rglob("*"))

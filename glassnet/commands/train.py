@@ -213,7 +213,9 @@ def run(args) -> int:
     print(f"glassnet train: {cfg['model']} ({model.num_parameters():,} parameters) on {where}: "
           f"{len(data.train)} train / {n_val} val / {len(data.test)} test images at {plan.text()} "
           f"({plan.pipeline} pipeline{', augmented' if cfg['augment'] else ''}"
-          f"{', %d workers' % cfg['workers'] if cfg['workers'] else ''}, {role.batch_text(cfg['batch_size'])}) -> {out}")
+          f"{', %d workers' % cfg['workers'] if cfg['workers'] else ''}) -> {out}")
+    if role.distributed:
+        print(f"glassnet train: data-parallel on {role.world_size} ranks: {role.batch_text(cfg['batch_size'])}")
 
     progress = not cfg["no_progress"] and role.writes_files
     on_epoch_end = None
