@@ -130,8 +130,9 @@ def add_parser(sub) -> None:
     t.add_argument("--device", choices=["cpu", "cuda"],
                    help="where the model trains: cpu (NumPy, default) or cuda (CuPy on the first GPU; "
                         "pip install glassnet[gpu]); a run may resume on the other device")
-    t.add_argument("--nproc", type=int, metavar="N", help="train data-parallel on N ranks: starts mpiexec -n N "
-                   "(as does `mpiexec -n N glassnet train ...`); --batch-size is per rank (glassnet.distributed.training)")
+    t.add_argument("--nproc", type=int, metavar="N",
+                   help="train data-parallel on N ranks: starts mpiexec -n N (as does `mpiexec -n N glassnet "
+                        "train ...`); --batch-size is per rank (glassnet.distributed.training)")
     t.add_argument("--tensorboard", action="store_true",
                    help="also write TensorBoard scalars to <out>/tensorboard (pip install glassnet[tensorboard])")
     t.set_defaults(handler=run)

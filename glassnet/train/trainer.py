@@ -367,8 +367,9 @@ class Trainer:
                 self._phase = None
                 batch = len(y)
                 correct = int((to_numpy(logits.data).argmax(axis=1) == np.asarray(y)).sum())
-                for key, amount in zip(("loss_sum", "correct", "n"), self.role.step_sums(value * batch, correct, batch)):
-                    part[key] += amount  # the global batch's sums (the same on every rank)
+                sums = self.role.step_sums(value * batch, correct, batch)  # the global batch's, on every rank
+                for key, amount in zip(("loss_sum", "correct", "n"), sums):
+                    part[key] += amount
                 part["time_s"] = time_before + time.perf_counter() - t0
                 self.step = k + 1
                 self.global_step += 1
@@ -463,7 +464,8 @@ class Trainer:
         loader = self.train_loader
         return {"glassnet": glassnet_state if glassnet_state is not None else get_rng_state(),
                 "loader": {"seed": getattr(loader, "seed", None), "epoch_offset": self._offset,
-                           "batches_per_epoch": len(loader), **self.role.checkpoint_fields(getattr(loader, "batch_size", None))},
+                           "batches_per_epoch": len(loader),
+                           **self.role.checkpoint_fields(getattr(loader, "batch_size", None))},
                 "augment": None if self.augment is None else self.augment.state()}
 
     def _save(self, which: str, glassnet_state=None):
