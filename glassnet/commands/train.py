@@ -246,6 +246,6 @@ def _close(logger, *loaders) -> None:
 
 
 def _write_json(path, obj) -> None:
-    from ..train import _atomic_write
+    from ..train.history import write_text_atomic
 
-    _atomic_write(path, json.dumps(obj, indent=2) + "\n")
+    write_text_atomic(path, json.dumps(obj, indent=2) + "\n")
