@@ -58,6 +58,7 @@ from ._train_options import (BASE_DEFAULTS, RESUME_FREE, SCHEDULERS, check_out, 
 
 
 def add_parser(sub) -> None:
+    """Add the ``train`` subcommand to the ``glassnet`` argument parser's subparsers ``sub``."""
     S = argparse.SUPPRESS  # absent options stay absent, so explicit ones can be told apart
     t = sub.add_parser("train", help="train a zoo model on a dataset and report test accuracy",
                        argument_default=S)

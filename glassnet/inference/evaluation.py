@@ -34,11 +34,14 @@ def _crop_average(model):
     from ..nn import Module
 
     class CropAverage(Module):
+        """log(mean softmax over the K crops) of ``inner``."""
+
         def __init__(self, inner):
             super().__init__()
             self.inner = inner
 
         def forward(self, x):
+            """(N, K, C, h, w) crops -> (N, num_classes) log mean probabilities."""
             n, k = x.shape[:2]
             p = self.inner(x.reshape(n * k, *x.shape[2:])).softmax(-1)
             return p.reshape(n, k, p.shape[-1]).mean(axis=1).log()
