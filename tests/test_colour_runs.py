@@ -83,7 +83,7 @@ def softmax_of(model, x):
 # ------------------------------------------------------------------ predict
 def test_predict_colour_photo_uses_the_runs_resize_crop_normalize(tmp_path, capsys):
     Image = pil_image()
-    from glassnet.commands.predict import predict_images
+    from glassnet.inference.images import predict_images
 
     run, model, config = make_photo_run(tmp_path)
     rng = np.random.default_rng(7)
@@ -110,7 +110,7 @@ def test_predict_colour_photo_uses_the_runs_resize_crop_normalize(tmp_path, caps
 def test_predict_keeps_the_mnist_path(tmp_path):
     """A 28x28 grayscale run still gets its image squashed to 28x28 (not resized by its shorter side)."""
     Image = pil_image()
-    from glassnet.commands.predict import load_image, predict_images
+    from glassnet.inference.images import load_image, predict_images
 
     gn.manual_seed(0)
     model = get_model("small_cnn", width=4, hidden=8)
@@ -147,7 +147,7 @@ def test_filter_mosaic_normalises_each_rgb_filter_and_tiles_them():
 def test_plot_colour_run_draws_rgb_filters_and_the_rest(tmp_path):
     require_module("matplotlib", "plot")
     Image = pil_image()
-    from glassnet.commands.plot import make_plots
+    from glassnet.inference.plots import make_plots
 
     run, model, _ = make_photo_run(tmp_path)
     written = make_plots(run, log=None)

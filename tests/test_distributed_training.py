@@ -10,7 +10,7 @@ from glassnet.distributed.launch import mpiexec_command, nproc_of, strip_nproc
 from glassnet.distributed.training import TrainingRole
 from glassnet.errors import UsageError
 from glassnet.optim import SGD
-from glassnet.train import Trainer
+from glassnet.train.distributed_run import DistributedTrainer
 from tests.distributed_scripts.fakes import TwinComm, mlp
 
 
@@ -45,7 +45,7 @@ def test_rank_one_writes_nothing_and_sums_over_ranks(tmp_path):
     assert not role.writes_files and role.batch_text(64) == "batch 64 per rank x 2 ranks = global batch 128"
     assert role.step_sums(1.5, 2, 3) == (3.0, 4, 6) and role.agree_stop(True) and not role.agree_stop(False)
     model = mlp()
-    trainer = Trainer(model, _loader(), SGD(model.parameters(), lr=0.1), 2, out_dir=tmp_path / "run",
+    trainer = DistributedTrainer(model, _loader(), SGD(model.parameters(), lr=0.1), 2, out_dir=tmp_path / "run",
                       checkpoint_every=1, progress=False, log=None, role=role)
     history = trainer.fit()
     assert not (tmp_path / "run").exists()

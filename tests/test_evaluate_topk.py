@@ -7,7 +7,8 @@ import pytest
 
 from glassnet import data
 from glassnet.cli import main
-from glassnet.commands.evaluate import evaluate_run, metrics, topk_accuracy
+from glassnet.inference.evaluation import evaluate_run
+from glassnet.train.metrics import metrics, topk_accuracy
 from glassnet.data import transforms as T
 from tests.test_colour_runs import MEAN, RESIZE, SIZE, STD, make_photo_run, reference_pipeline, softmax_of
 from tests.torch_oracle import require_torch

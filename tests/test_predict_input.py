@@ -20,7 +20,7 @@ import pytest
 PIL = pytest.importorskip("PIL", reason="glassnet predict needs Pillow (pip install glassnet[image])")
 from PIL import Image  # noqa: E402
 
-from glassnet.commands.predict import MAX_PIXELS, load_image  # noqa: E402
+from glassnet.inference.images import MAX_PIXELS, load_image  # noqa: E402
 from glassnet.errors import DataFormatError, GlassnetError, LimitExceededError  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -120,7 +120,7 @@ def test_bombs_stay_bounded_in_memory(tmp_path):
     fake = _write(tmp_path / "bomb10k.png", _png(10000, 10000, color_type=2))
     script = textwrap.dedent(f"""
         import json, resource, sys
-        from glassnet.commands.predict import load_image
+        from glassnet.inference.images import load_image
         from glassnet.errors import GlassnetError
         import PIL.Image, PIL.PngImagePlugin, numpy
 
@@ -344,7 +344,7 @@ def test_png_chunk_declaring_2_gib_does_not_allocate_it(tmp_path):
         "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAAAAAA6fptVf////0lEQVR4nGNgAAAAAgABSK+kcQAAAABJRU5ErkJggg=="))
     code = (
         "import resource, sys\n"
-        "from glassnet.commands.predict import load_image\n"
+        "from glassnet.inference.images import load_image\n"
         "from glassnet.errors import GlassnetError\n"
         "vm = int(open('/proc/self/status').read().split('VmSize:')[1].split()[0]) * 1024\n"
         "resource.setrlimit(resource.RLIMIT_AS, (vm + (512 << 20), vm + (512 << 20)))\n"

@@ -301,7 +301,8 @@ def test_evaluate_limit_and_errors(trained_runs, tmp_path, capsys):
 
 
 def test_ensemble_is_mean_of_member_softmaxes(trained_runs, capsys):
-    from glassnet.commands.evaluate import ensemble_probabilities, evaluate_run, softmax
+    from glassnet.inference.evaluation import ensemble_probabilities, evaluate_run
+    from glassnet.train.metrics import softmax
 
     members = [evaluate_run(r, limit=2000, batch_size=EVAL_BATCH, log=None) for r in trained_runs]
     probs = ensemble_probabilities([m["probs"] for m in members])
@@ -375,7 +376,7 @@ def test_plot_small_cnn_filters_and_activations(tmp_path, fmnist_test, capsys):
 
 
 def test_capture_activations_uses_hooks_and_removes_them():
-    from glassnet.commands.plot import capture_activations, conv_layers
+    from glassnet.inference.plots import capture_activations, conv_layers
 
     gn.manual_seed(0)
     model = get_model("small_cnn", **CNN_KWARGS)
@@ -413,14 +414,14 @@ def test_predict_png_from_test_images(trained_runs, fmnist_test, tmp_path, capsy
     PIL = require_module("PIL", "image")  # noqa: N806
     from PIL import Image
 
-    from glassnet.commands.predict import load_image, predict_images
+    from glassnet.inference.images import load_image, predict_images
 
     assert PIL is not None
     model, config = load_run(trained_runs[0], log=None)
     # pick test images the model classifies right with confidence, save them as PNGs
     x = preprocess_transform(config)(fmnist_test.data[:50, None])
     with gn.no_grad():
-        from glassnet.commands.evaluate import softmax
+        from glassnet.train.metrics import softmax
         probs = softmax(model(gn.Tensor(x)).data)
     index = int(next(i for i in range(50) if probs[i].argmax() == fmnist_test.targets[i] and probs[i].max() > 0.6))
     label = fmnist_test.classes[fmnist_test.targets[index]]

@@ -58,6 +58,7 @@ from ._train_options import (BASE_DEFAULTS, RESUME_FREE, SCHEDULERS, check_out, 
 
 
 def add_parser(sub) -> None:
+    """Add the ``train`` subcommand to the ``glassnet`` argument parser's subparsers ``sub``."""
     S = argparse.SUPPRESS  # absent options stay absent, so explicit ones can be told apart
     t = sub.add_parser("train", help="train a zoo model on a dataset and report test accuracy",
                        argument_default=S)
@@ -160,7 +161,8 @@ def run(args) -> int:
     from ..io.run_dir import clear_run_dir
     from ..threads import blas_threads_spin, set_num_threads
     from ..distributed.training import training_role
-    from ..train import Trainer, TrainingDivergedError, evaluate
+    from ..train import TrainingDivergedError, evaluate
+    from ..train.distributed_run import DistributedTrainer
     from ..train.data import build_training_data, check_named_root, make_loaders, plan_input
     from ..train.setup import build_model, load_weights, make_optimizer, make_scheduler
 
@@ -224,10 +226,11 @@ def run(args) -> int:
         from ..tensorboard import TensorBoardLogger
 
         on_epoch_end = TensorBoardLogger(out / "tensorboard")
-    trainer = Trainer(model, train_loader, optimizer, cfg["epochs"], val_loader=val_loader, scheduler=scheduler,
-                      out_dir=out, checkpoint_every=cfg["checkpoint_every"], augment=data.augment, config=cfg,
-                      progress=progress, plateau_metric=cfg["plateau_metric"], on_epoch_end=on_epoch_end,
-                      resume_hint=f"glassnet train --resume {out}", role=role)
+    trainer = DistributedTrainer(model, train_loader, optimizer, cfg["epochs"], val_loader=val_loader,
+                                 scheduler=scheduler, out_dir=out, checkpoint_every=cfg["checkpoint_every"],
+                                 augment=data.augment, config=cfg, progress=progress,
+                                 plateau_metric=cfg["plateau_metric"], on_epoch_end=on_epoch_end,
+                                 resume_hint=f"glassnet train --resume {out}", role=role)
     try:  # Ctrl-C (a checkpoint is saved first) reaches glassnet.cli.main: exit status 130
         try:
             history = trainer.fit(resume=resuming)
@@ -258,6 +261,6 @@ def _close(logger, *loaders) -> None:
 
 
 def _write_json(path, obj) -> None:
-    from ..train import _atomic_write
+    from ..train.history import write_text_atomic
 
-    _atomic_write(path, json.dumps(obj, indent=2) + "\n")
+    write_text_atomic(path, json.dumps(obj, indent=2) + "\n")

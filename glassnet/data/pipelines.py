@@ -1,6 +1,6 @@
 """The input pipelines of a training run: what a sample goes through before the model sees it.
 
-Two pipelines, chosen by :func:`glassnet.train_data.choose_input` from the data and the model:
+Two pipelines, chosen by :func:`glassnet.train.data.plan_input` from the data and the model:
 
 ``"native"`` -- the images are used at their own size (Fashion-MNIST, MNIST, CIFAR at 32 px, a
 folder of such images written as PNGs). Evaluation and training alike::
@@ -9,7 +9,7 @@ folder of such images written as PNGs). Evaluation and training alike::
 
 (the first two are the identity on images already ``side x side``; they only make a stray
 image of another size fit). Training augmentation, with ``--augment``, is the seeded batch
-augmentation of :class:`glassnet.recipes.BatchAugment`, as for the IDX sets.
+augmentation of :class:`glassnet.train.augment.BatchAugment`, as for the IDX sets.
 
 ``"photo"`` -- photos of any size, resized to the model's input ``size``. Evaluation::
 

@@ -61,9 +61,11 @@ class InputPlan:
     source: str = ""
 
     def shape(self) -> tuple:
+        """``(in_channels, H, W)``."""
         return (self.in_channels, *self.image_size)
 
     def text(self) -> str:
+        """The shape as ``--input`` writes it, e.g. ``3x224x224``."""
         return "x".join(map(str, self.shape()))
 
 

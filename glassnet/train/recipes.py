@@ -1,4 +1,4 @@
-"""Training recipes and the seeded batch augmentation (re-exported by :mod:`glassnet.train`).
+"""Training recipes: :class:`Recipe` and the lecture's :func:`alexnet_recipe` (re-exported by :mod:`glassnet.train`).
 
     from glassnet.train import alexnet_recipe
     recipe = alexnet_recipe()
@@ -14,68 +14,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-import numpy as np
+from ..errors import InvalidArgumentError
+from .augment import BatchAugment
 
-from ..errors import InvalidArgumentError, InvalidTypeError
-
-__all__ = ["BatchAugment", "Recipe", "alexnet_recipe", "RECIPES"]
-
-
-def _set_generator(transform, rng) -> int:
-    """Point every random transform inside ``transform`` at ``rng``; return how many."""
-    count = 0
-    members = getattr(transform, "transforms", None)
-    if isinstance(members, (list, tuple)):
-        for t in members:
-            count += _set_generator(t, rng)
-    if isinstance(getattr(transform, "rng", None), np.random.Generator):
-        transform.rng = rng
-        count += 1
-    return count
+__all__ = ["Recipe", "alexnet_recipe", "RECIPES"]
 
 
-class BatchAugment:
-    """On-the-fly augmentation of training batches, reseeded for every batch.
-
-    ``augment(x, epoch, step)`` applies ``transform`` (e.g. a ``Compose`` of
-    ``RandomCrop``/``RandomHorizontalFlip``/``RandomTranslate``) to the batch
-    ``x`` with all its random transforms drawing from one fresh generator
-    ``default_rng(SeedSequence([seed, epoch, step]))``. The draws are
-    therefore a pure function of ``(seed, epoch, step)``: nothing has to be
-    saved in a checkpoint, and a run resumed at any batch (or one that skips
-    batches) augments exactly as an uninterrupted run. This is why training
-    augmentation goes here rather than into the dataset's ``transform``
-    (whose generators move forward with every call and are not replayed by
-    ``DataLoader.set_epoch``).
-
-    Every random transform inside must take its randomness from an ``rng``
-    attribute (all of :mod:`glassnet.data.transforms` do).
-    """
-
-    def __init__(self, transform, seed: int = 0):
-        if not callable(transform):
-            raise InvalidTypeError(f"BatchAugment: {transform!r} is not callable")
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise InvalidArgumentError(f"BatchAugment: seed must be a non-negative int, got {seed!r}")
-        self.transform = transform
-        self.seed = int(seed)
-
-    def generator(self, epoch: int, step: int) -> np.random.Generator:
-        return np.random.default_rng(np.random.SeedSequence([self.seed, int(epoch), int(step)]))
-
-    def __call__(self, x, epoch: int, step: int):
-        _set_generator(self.transform, self.generator(epoch, step))
-        return self.transform(x)
-
-    def state(self) -> dict:
-        return {"seed": self.seed, "scheme": "default_rng(SeedSequence([seed, epoch, step]))",
-                "transform": repr(self.transform)}
-
-    def __repr__(self) -> str:
-        return f"BatchAugment(seed={self.seed}, transform={self.transform!r})"
-
-
-# ================================================================ recipes
 @dataclass
 class Recipe:
     """A training recipe: optimizer, schedule, batch size, dropout and augmentation settings.
@@ -102,6 +46,7 @@ class Recipe:
     flip_p: float = 0.5
 
     def make_optimizer(self, params):
+        """The recipe's SGD optimizer over ``params``."""
         from .. import optim
 
         if self.optimizer != "sgd":
@@ -110,6 +55,7 @@ class Recipe:
                          weight_decay=self.weight_decay)
 
     def make_scheduler(self, optimizer):
+        """The recipe's ``ReduceLROnPlateau`` (``mode`` from ``plateau_metric``) for ``optimizer``."""
         from ..optim import lr_scheduler as S
 
         if self.scheduler != "plateau":
@@ -134,6 +80,7 @@ class Recipe:
         return BatchAugment(T.Compose(parts), seed=seed)
 
     def cli_defaults(self) -> dict:
+        """The ``glassnet train`` option values this recipe sets."""
         return {"optimizer": self.optimizer, "lr": self.lr, "momentum": self.momentum,
                 "nesterov": self.nesterov, "weight_decay": self.weight_decay, "scheduler": self.scheduler,
                 "plateau_metric": self.plateau_metric, "gamma": self.gamma, "patience": self.patience,
@@ -157,4 +104,5 @@ def alexnet_recipe(**overrides) -> Recipe:
     return replace(Recipe("alexnet"), **overrides)
 
 
+#: the recipes by name (``glassnet train --recipe NAME``)
 RECIPES = {"alexnet": alexnet_recipe}

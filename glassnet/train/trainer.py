@@ -1,195 +1,56 @@
-"""The training loop: ``fit`` a classifier, ``evaluate`` it, keep its history.
+"""The training loop: :func:`fit` a classifier with :class:`Trainer`, the lecture's loop in named steps.
 
     from glassnet.train import fit, evaluate
     history = fit(model, train_loader, optimizer, epochs=10,
                   val_loader=val_loader, out_dir="runs/mlp")
     print(evaluate(model, test_loader)["accuracy"])
 
-One step is the lecture's loop: forward, loss, ``zero_grad``, backward,
-optimizer ``step``. A tqdm progress bar shows the running loss, accuracy and
-images per second; after each epoch the model is validated (if a validation
-loader is given), the learning-rate scheduler steps, and a row of metrics is
-added to the :class:`History` (saved as ``history.json`` and ``history.csv``
-in ``out_dir`` after every epoch, so a killed run keeps what it measured).
+:meth:`Trainer.train_step` is the lecture's loop body, one method per line of it::
 
-With ``out_dir``, :class:`Trainer` (which ``fit`` uses) also writes
-checkpoints -- ``out_dir/checkpoints/last`` every epoch and every
-``checkpoint_every`` steps, ``best`` by validation accuracy -- and
-``fit(..., resume=True)`` continues a killed run from the exact batch, ending
-with weights bitwise equal to an uninterrupted run (see :class:`Trainer`).
-:func:`alexnet_recipe` (:mod:`glassnet.recipes`, re-exported here) holds the lecture's
-AlexNet training recipe and :class:`BatchAugment` the seeded batch augmentation.
+    logits = self.forward(x)                 # forward
+    loss = self.compute_loss(logits, y)      # loss
+    self.backward(loss)                      # zero_grad, backward
+    self.optimizer_step()                    # optimizer step
+
+:meth:`Trainer.train_epoch` runs it over the epoch's batches, then :meth:`Trainer.end_epoch`
+validates (if a validation loader is given), steps the learning-rate scheduler, adds a row of
+metrics to the :class:`~glassnet.train.history.History` (saved as ``history.json`` and
+``history.csv`` in ``out_dir`` after every epoch, so a killed run keeps what it measured) and
+saves the checkpoints. A tqdm progress bar shows the running loss, accuracy and images per second.
+
+With ``out_dir`` the trainer writes checkpoints -- ``out_dir/checkpoints/last`` every epoch and
+every ``checkpoint_every`` steps, ``best`` by validation accuracy (:mod:`glassnet.train.checkpoints`)
+-- and ``fit(..., resume=True)`` continues a killed run from the exact batch, ending with weights
+bitwise equal to an uninterrupted run. Ctrl-C is handled by :mod:`glassnet.train.interrupts`.
 """
-# Over 500 lines: this session touched it only for the error family (and, in train.py/tensor.py, the
-# checkpoint resume checks and gradient hooks); splitting it by job is issue 13's restructuring (ops layer,
-# train/ package), planned with farm-studio, not done piecemeal here.
-
 from __future__ import annotations
 
-import contextlib
-import json
 import math
-import os
-import signal
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
 
 from .. import nn
-from ..autograd import no_grad
-from ..backend import device_of, to_device, to_numpy
-from ..data.datasets import fetch_batch
-from ..io.checkpoint import (CheckpointError, CheckpointWriteError, checkpoint_path, load_checkpoint, read_checkpoint_info,
-                            remove_stale_temporaries, save_checkpoint)
+from ..backend import to_numpy
+from ..errors import InvalidArgumentError, UnknownNameError
 from ..optim.lr_scheduler import ReduceLROnPlateau
-from ..random import check_rng_state, get_rng_state, set_rng_state
-from ..distributed.training import TrainingRole
-from .recipes import RECIPES, BatchAugment, Recipe, alexnet_recipe  # noqa: F401 (re-exported)
-from ..tensor import Tensor
-from ..errors import GlassnetRuntimeError, InvalidArgumentError, UnknownNameError
+from ..random import get_rng_state
+from .augment import BatchAugment
+from .batches import epoch_batches
+from .checkpoints import CheckpointSteps, TrainingDivergedError, empty_partial
+from .evaluation import as_input, evaluate, model_device
+from .history import History
+from .interrupts import InterruptSteps
+from .metrics import count_correct
 
-__all__ = ["fit", "evaluate", "predict_logits", "History", "TrainingDivergedError",
-           "Trainer", "BatchAugment", "Recipe", "alexnet_recipe", "RECIPES", "CheckpointError"]
-
-
-class TrainingDivergedError(GlassnetRuntimeError):
-    """The loss became NaN or infinite; training was stopped."""
-
-
-class History:
-    """Per-epoch metrics of a run: a list of dicts with the same keys.
-
-    Keys: ``epoch`` (1-based), ``lr``, ``train_loss``, ``train_accuracy``,
-    ``val_loss`` and ``val_accuracy`` (when validating), ``epoch_time_s``,
-    ``images_per_s``.
-    """
-
-    def __init__(self, rows=None):
-        self.rows: list[dict] = list(rows or [])
-
-    def append(self, row: dict) -> None:
-        self.rows.append(dict(row))
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def __getitem__(self, i):
-        return self.rows[i]
-
-    def column(self, key: str) -> list:
-        """The values of one metric over the epochs (``None`` where absent)."""
-        return [row.get(key) for row in self.rows]
-
-    def to_json(self, path) -> None:
-        _atomic_write(path, json.dumps(self.rows, indent=2) + "\n")
-
-    def to_csv(self, path) -> None:
-        keys = []
-        for row in self.rows:
-            keys += [k for k in row if k not in keys]
-        lines = [",".join(keys)]
-        for row in self.rows:
-            lines.append(",".join("" if row.get(k) is None else _fmt(row[k]) for k in keys))
-        _atomic_write(path, "\n".join(lines) + "\n")
-
-    @classmethod
-    def from_json(cls, path) -> "History":
-        with open(path) as f:
-            return cls(json.load(f))
-
-    def save(self, out_dir) -> None:
-        """Write ``history.json`` and ``history.csv`` into ``out_dir``."""
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        self.to_json(out / "history.json")
-        self.to_csv(out / "history.csv")
-
-
-def _fmt(v) -> str:
-    return repr(v) if isinstance(v, float) else str(v)
-
-
-def _atomic_write(path, text: str) -> None:
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def _model_device(model) -> str:
-    for p in model.parameters():
-        return device_of(p.data)
-    return "cpu"
-
-
-def _as_input(x, device: str) -> Tensor:
-    return Tensor(to_device(x, device) if device != "cpu" else np.asarray(x))
-
-
-def _progress(iterable, total, desc, enabled):
-    if not enabled:
-        return iterable
-    from tqdm.auto import tqdm
-
-    return tqdm(iterable, total=total, desc=desc, leave=False, dynamic_ncols=True, unit="batch")
-
-
-def predict_logits(model, loader, progress: bool = False, desc: str = "predict"):
-    """Run ``model`` in eval mode over ``loader``; return (logits, labels) as NumPy arrays.
-
-    Shape:
-        logits: (N, num_classes); labels: (N,).
-    """
-    was_training = model.training
-    model.eval()
-    device = _model_device(model)
-    outs, labels = [], []
-    try:
-        with no_grad():
-            for x, y in _progress(loader, len(loader), desc, progress):
-                outs.append(to_numpy(model(_as_input(x, device)).data))
-                labels.append(np.asarray(y))
-    finally:
-        model.train(was_training)
-    return np.concatenate(outs), np.concatenate(labels)
-
-
-def evaluate(model, loader, loss_fn=None, progress: bool = False) -> dict:
-    """Loss and accuracy of a classifier over a whole loader (eval mode, no grad).
-
-    Returns ``{"loss", "accuracy", "n"}``; the loss is the mean cross-entropy
-    (or ``loss_fn`` with mean reduction) over all ``n`` samples.
-    """
-    loss_fn = loss_fn or nn.CrossEntropyLoss()
-    was_training = model.training
-    model.eval()
-    device = _model_device(model)
-    total_loss, correct, n = 0.0, 0, 0
-    try:
-        with no_grad():
-            for x, y in _progress(loader, len(loader), "eval", progress):
-                logits = model(_as_input(x, device))
-                target = _as_input(np.asarray(y), device)
-                batch = len(y)
-                total_loss += float(loss_fn(logits, target).item()) * batch
-                correct += int((to_numpy(logits.data).argmax(axis=1) == np.asarray(y)).sum())
-                n += batch
-    finally:
-        model.train(was_training)
-    if n == 0:
-        raise InvalidArgumentError("evaluate: the loader yielded no samples")
-    return {"loss": total_loss / n, "accuracy": correct / n, "n": n}
+__all__ = ["fit", "Trainer", "TrainingDivergedError"]
 
 
 def fit(model, train_loader, optimizer, epochs: int, loss_fn=None, val_loader=None, scheduler=None,
         out_dir=None, progress: bool = True, log=print, on_epoch_end=None, *, checkpoint_every=None,
         resume: bool = False, augment=None, config=None, plateau_metric=None) -> History:
-    """Train ``model`` for ``epochs`` epochs and return its :class:`History`.
+    """Train ``model`` for ``epochs`` epochs and return its :class:`~glassnet.train.history.History`.
 
     Args:
         model: a ``glassnet.nn.Module`` mapping a batch to logits.
@@ -208,6 +69,9 @@ def fit(model, train_loader, optimizer, epochs: int, loss_fn=None, val_loader=No
         log: called with a one-line summary after each epoch (``None`` = silent).
         on_epoch_end: ``callback(epoch, row)`` after each epoch.
         checkpoint_every, resume, augment, config: see :class:`Trainer`.
+
+    Shape:
+        the loaders' batches: ``(x, y)`` with x (B, ...) the model's input and y (B,) class labels.
     """
     trainer = Trainer(model, train_loader, optimizer, epochs, loss_fn=loss_fn, val_loader=val_loader,
                       scheduler=scheduler, out_dir=out_dir, progress=progress, log=log,
@@ -216,13 +80,28 @@ def fit(model, train_loader, optimizer, epochs: int, loss_fn=None, val_loader=No
     return trainer.fit(resume=resume)
 
 
-# ================================================================ trainer
-class Trainer:
+class _EpochClock:
+    """Training time of the current epoch: what earlier runs of it measured plus this run's."""
+
+    def __init__(self, before: float):
+        self.before = before
+        self.t0 = time.perf_counter()
+
+    def elapsed(self) -> float:
+        """Seconds of training in this epoch so far."""
+        return self.before + time.perf_counter() - self.t0
+
+
+class Trainer(CheckpointSteps, InterruptSteps):
     """The training loop with checkpoints, exact resume and failure handling.
 
         trainer = Trainer(model, train_loader, optimizer, epochs=10, val_loader=val_loader,
                           scheduler=scheduler, out_dir="runs/x", checkpoint_every=200)
         history = trainer.fit()              # or trainer.fit(resume=True) after a kill
+
+    The loop (:meth:`fit` -> :meth:`train_epoch` -> :meth:`train_step`) is made of small
+    named steps; everything a run writes goes through :meth:`_save` (checkpoints),
+    :meth:`write_history` (history files) and :meth:`report` (log lines).
 
     Checkpoints (``out_dir/checkpoints``, see :mod:`glassnet.io.checkpoint`):
     ``last`` after every epoch and every ``checkpoint_every`` optimizer steps
@@ -236,7 +115,7 @@ class Trainer:
     Exact resume: epoch ``e`` visits the batches ``loader.iter_epoch(offset + e, start)``
     gives (the DataLoader's order and per-sample augmentation depend only on its seed, the
     epoch and the sample; its worker processes, if any, build them);
-    augmentation is a :class:`BatchAugment` whose draws depend only on
+    augmentation is a :class:`~glassnet.train.augment.BatchAugment` whose draws depend only on
     ``(seed, e, step)``; the global RNG is restored. So ``fit(resume=True)``
     skips the batches already done (without fetching or running them) and
     ends with weights bitwise equal to those of an uninterrupted run.
@@ -255,8 +134,8 @@ class Trainer:
             disables both.
         checkpoint_every: also save ``last`` every this many steps (``None``/0:
             only at epoch ends).
-        augment: a :class:`BatchAugment` (or a plain transform, wrapped with
-            seed 0) applied to each training batch.
+        augment: a :class:`~glassnet.train.augment.BatchAugment` (or a plain transform, wrapped
+            with seed 0) applied to each training batch.
         config: the run's config (saved in every checkpoint).
         resume_hint: how to resume, printed after Ctrl-C.
     """
@@ -264,7 +143,7 @@ class Trainer:
     def __init__(self, model, train_loader, optimizer, epochs: int, *, loss_fn=None, val_loader=None,
                  scheduler=None, out_dir=None, checkpoint_every=None, augment=None, config=None,
                  progress: bool = True, log=print, on_epoch_end=None, plateau_metric=None,
-                 resume_hint=None, role=None):
+                 resume_hint=None):
         if epochs < 1:
             raise InvalidArgumentError(f"fit: epochs must be >= 1, got {epochs}")
         if checkpoint_every is not None and checkpoint_every < 0:
@@ -286,7 +165,6 @@ class Trainer:
         self.log = log
         self.on_epoch_end = on_epoch_end
         self.plateau_metric = plateau_metric
-        self.role = role or TrainingRole()  # the rank's part in a data-parallel run (glassnet.distributed.training)
         self.resume_hint = resume_hint or (
             f"Trainer(..., out_dir={str(self.out_dir)!r}).fit(resume=True)" if self.out_dir else None)
         # position and running state
@@ -295,20 +173,13 @@ class Trainer:
         self.step = 0             # completed steps of epoch `self.epoch`
         self.global_step = 0
         self.best_val_accuracy = None
-        self._partial = _empty_partial()
+        self._partial = empty_partial()
         self._offset = int(getattr(train_loader, "epoch", 0) or 0)
         self._interrupted = False
         self._phase = None
         self._rng_at_step = None
         self._last_saved = None
-
-    # ------------------------------------------------------------- paths
-    @property
-    def checkpoint_dir(self):
-        return None if self.out_dir is None else self.out_dir / "checkpoints"
-
-    def checkpoint_stem(self, which: str = "last"):
-        return None if self.out_dir is None else self.checkpoint_dir / which
+        self._device = "cpu"
 
     # --------------------------------------------------------------- fit
     def fit(self, resume: bool = False) -> History:
@@ -318,108 +189,188 @@ class Trainer:
         with self._sigint_deferred():
             try:
                 while self.epoch < self.epochs:
-                    self._run_epoch()
+                    self.train_epoch()
             except KeyboardInterrupt:
                 if not self._interrupted:  # raised directly (no handler): save if consistent
                     self._save_on_interrupt()
                 raise
         return self.history
 
-    def _run_epoch(self) -> None:
-        e, loader = self.epoch, self.train_loader
-        n_batches = len(loader)
-        start = self.step
-        desc = f"epoch {e + 1}/{self.epochs}"
-        bar = None
-        if self.progress:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=n_batches, initial=start, desc=desc, leave=False, dynamic_ncols=True, unit="batch")
-        part = self._partial
-        if part["lr"] is None:
-            part["lr"] = self.optimizer.param_groups[0]["lr"]
-        t0 = time.perf_counter()
-        time_before = part["time_s"]
-        device = _model_device(self.model)
-        self.model.train()
-        batches = self._batches(e, start)
+    def train_epoch(self) -> None:
+        """One epoch: :meth:`train_step` on each batch not yet done, then :meth:`end_epoch`."""
+        e, start, n_batches = self.epoch, self.step, len(self.train_loader)
+        bar = self._progress_bar(e, start, n_batches)
+        clock = self._start_epoch()
+        batches = epoch_batches(self.train_loader, self._offset + e, start)
         try:
             for k in range(start, n_batches):
                 self._check_interrupt()
                 x, y = next(batches)
-                self._phase = "forward"
-                self._rng_at_step = get_rng_state()
-                if self.augment is not None:
-                    x = self.augment(x, e, k)
-                logits = self.model(_as_input(x, device))
-                loss = self.loss_fn(logits, _as_input(np.asarray(y), device))
-                value = float(loss.item())
-                if not math.isfinite(value):
-                    self._phase = None
-                    raise TrainingDivergedError(
-                        f"the training loss became {value} at batch {k} of {desc}; stopped before the "
-                        f"optimizer step. {self._last_good()}Try a smaller learning rate."
-                    )
-                self.optimizer.zero_grad()
-                loss.backward()
-                self._phase = "update"
-                self.optimizer.step()
-                self._phase = None
-                batch = len(y)
-                correct = int((to_numpy(logits.data).argmax(axis=1) == np.asarray(y)).sum())
-                sums = self.role.step_sums(value * batch, correct, batch)  # the global batch's, on every rank
-                for key, amount in zip(("loss_sum", "correct", "n"), sums):
-                    part[key] += amount
-                part["time_s"] = time_before + time.perf_counter() - t0
-                self.step = k + 1
-                self.global_step += 1
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{part['loss_sum'] / part['n']:.4f}",
-                                    acc=f"{part['correct'] / part['n']:.4f}",
-                                    img_s=f"{part['n'] / max(part['time_s'], 1e-9):.0f}", refresh=False)
-                if (self.checkpoint_every and self.global_step % self.checkpoint_every == 0
-                        and self.step < n_batches):
-                    self._save("last")
+                logits, loss = self.train_step(x, y, e, k)
+                self._count_step(k, logits, y, loss, clock)
+                self._show_progress(bar)
+                self._checkpoint_within_epoch(n_batches)
         finally:
             batches.close()  # stops the epoch's worker processes when it ends early
             if bar is not None:
                 bar.close()
         self._check_interrupt()
+        self.end_epoch(e)
+
+    def train_step(self, x, y, epoch: int, k: int):
+        """The lecture's loop body on batch ``k``: forward, loss, backward, optimizer step.
+
+        Returns ``(logits, loss value)``; a non-finite loss raises :class:`TrainingDivergedError`
+        before the weights change.
+
+        Shape:
+            x: (B, ...) the model's input; y: (B,) class labels; logits: (B, num_classes).
+        """
+        self._phase = "forward"
+        self._rng_at_step = get_rng_state()
+        x = self.augment_batch(x, epoch, k)
+        logits = self.forward(x)
+        loss = self.compute_loss(logits, y)
+        value = self._finite_loss(loss, epoch, k)
+        self.backward(loss)
+        self.optimizer_step()
+        return logits, value
+
+    # ------------------------------------------------- the loop's steps
+    def augment_batch(self, x, epoch: int, k: int):
+        """The batch through the seeded :class:`~glassnet.train.augment.BatchAugment` (if any)."""
+        return x if self.augment is None else self.augment(x, epoch, k)
+
+    def forward(self, x):
+        """``logits = model(x)``."""
+        return self.model(as_input(x, self._device))
+
+    def compute_loss(self, logits, y):
+        """``loss = loss_fn(logits, y)``."""
+        return self.loss_fn(logits, as_input(np.asarray(y), self._device))
+
+    def backward(self, loss) -> None:
+        """``optimizer.zero_grad(); loss.backward()``."""
+        self.optimizer.zero_grad()
+        loss.backward()
+
+    def optimizer_step(self) -> None:
+        """``optimizer.step()``: the only place the weights change."""
+        self._phase = "update"
+        self.optimizer.step()
+        self._phase = None
+
+    def _finite_loss(self, loss, epoch: int, k: int) -> float:
+        value = float(loss.item())
+        if not math.isfinite(value):
+            self._phase = None
+            raise TrainingDivergedError(
+                f"the training loss became {value} at batch {k} of epoch {epoch + 1}/{self.epochs}; stopped "
+                f"before the optimizer step. {self._last_good()}Try a smaller learning rate."
+            )
+        return value
+
+    # ------------------------------------------- bookkeeping of an epoch
+    def _start_epoch(self) -> _EpochClock:
+        part = self._partial
+        if part["lr"] is None:
+            part["lr"] = self.optimizer.param_groups[0]["lr"]
+        clock = _EpochClock(part["time_s"])
+        self._device = model_device(self.model)
+        self.model.train()
+        return clock
+
+    def _count_step(self, k: int, logits, y, loss: float, clock: _EpochClock) -> None:
+        """Add batch ``k`` to the epoch's running sums and move the position past it."""
+        part = self._partial
+        batch = len(y)
+        part["loss_sum"] += loss * batch
+        part["correct"] += count_correct(to_numpy(logits.data), y)
+        part["n"] += batch
+        part["time_s"] = clock.elapsed()
+        self.step = k + 1
+        self.global_step += 1
+
+    def _checkpoint_within_epoch(self, n_batches: int) -> None:
+        if self.checkpoint_every and self.global_step % self.checkpoint_every == 0 and self.step < n_batches:
+            self._save("last")
+
+    def _progress_bar(self, e: int, start: int, n_batches: int):
+        if not self.progress:
+            return None
+        from tqdm.auto import tqdm
+
+        return tqdm(total=n_batches, initial=start, desc=f"epoch {e + 1}/{self.epochs}", leave=False,
+                    dynamic_ncols=True, unit="batch")
+
+    def _show_progress(self, bar) -> None:
+        if bar is None:
+            return
+        part = self._partial
+        bar.update(1)
+        bar.set_postfix(loss=f"{part['loss_sum'] / part['n']:.4f}", acc=f"{part['correct'] / part['n']:.4f}",
+                        img_s=f"{part['n'] / max(part['time_s'], 1e-9):.0f}", refresh=False)
+
+    # ------------------------------------------------------- epoch end
+    def end_epoch(self, e: int) -> None:
+        """After epoch ``e``'s last batch: validate, step the schedule, record the row, save, report."""
         self._phase = "epoch_end"
-        if part["n"] == 0:
-            raise InvalidArgumentError(f"Trainer: the training loader yielded no samples in {desc}")
-        row = {"epoch": e + 1, "lr": part["lr"],
-               "train_loss": part["loss_sum"] / part["n"], "train_accuracy": part["correct"] / part["n"]}
-        if self.val_loader is not None:
-            val = evaluate(self.model, self.val_loader, self.loss_fn)
-            row.update(val_loss=val["loss"], val_accuracy=val["accuracy"])
-        row.update(epoch_time_s=part["time_s"], images_per_s=part["n"] / max(part["time_s"], 1e-9))
+        row = self.epoch_row(e)
         self._phase = "scheduler"
-        if self.scheduler is not None:
-            if isinstance(self.scheduler, ReduceLROnPlateau):
-                self.scheduler.step(row[self._plateau_key(row)])
-            else:
-                self.scheduler.step()
+        self.step_scheduler(row)
         improved = "val_accuracy" in row and (self.best_val_accuracy is None
                                               or row["val_accuracy"] > self.best_val_accuracy)
         if improved:
             self.best_val_accuracy = row["val_accuracy"]
         self.history.append(row)
         self.epoch, self.step = e + 1, 0
-        self._partial = _empty_partial()
+        self._partial = empty_partial()
         self._phase = None
         self._save("last")
         if improved:
             self._save("best")
-        if self.out_dir is not None:
-            if self.role.writes_files:
-                self.history.save(self.out_dir)
-        if self.log is not None:
-            self.log(_summary_line(row, self.epochs))
+        self.write_history()
+        self.report(_summary_line(row, self.epochs))
         if self.on_epoch_end is not None:
             self.on_epoch_end(e + 1, row)
         self._check_interrupt()
+
+    def epoch_row(self, e: int) -> dict:
+        """The epoch's metrics: its training loss and accuracy, :meth:`validate`'s, time and speed."""
+        part = self._partial
+        if part["n"] == 0:
+            raise InvalidArgumentError(f"Trainer: the training loader yielded no samples in epoch {e + 1}/{self.epochs}")
+        row = {"epoch": e + 1, "lr": part["lr"],
+               "train_loss": part["loss_sum"] / part["n"], "train_accuracy": part["correct"] / part["n"]}
+        row.update(self.validate())
+        row.update(epoch_time_s=part["time_s"], images_per_s=part["n"] / max(part["time_s"], 1e-9))
+        return row
+
+    def validate(self) -> dict:
+        """``{"val_loss", "val_accuracy"}`` on the validation loader (``{}`` without one)."""
+        if self.val_loader is None:
+            return {}
+        val = evaluate(self.model, self.val_loader, self.loss_fn)
+        return {"val_loss": val["loss"], "val_accuracy": val["accuracy"]}
+
+    def step_scheduler(self, row: dict) -> None:
+        """Step the learning-rate schedule once (a ``ReduceLROnPlateau`` with the epoch's metric)."""
+        if self.scheduler is None:
+            return
+        if isinstance(self.scheduler, ReduceLROnPlateau):
+            self.scheduler.step(row[self._plateau_key(row)])
+        else:
+            self.scheduler.step()
+
+    def write_history(self) -> None:
+        """Rewrite ``history.json`` and ``history.csv`` in the run folder (none without ``out_dir``)."""
+        if self.out_dir is not None:
+            self.history.save(self.out_dir)
+
+    def report(self, text: str) -> None:
+        """One line to ``log`` (nothing when ``log`` is ``None``)."""
+        if self.log is not None:
+            self.log(text)
 
     def _plateau_key(self, row) -> str:
         key = self.plateau_metric
@@ -430,219 +381,6 @@ class Trainer:
         if key not in row:
             raise UnknownNameError(f"ReduceLROnPlateau: metric {key!r} is not among this epoch's metrics {sorted(row)}")
         return key
-
-    def _batches(self, e: int, start: int):
-        """Batches ``start, start+1, ...`` of epoch ``e`` (those before ``start`` are not fetched).
-
-        A :class:`~glassnet.data.DataLoader` serves them through ``iter_epoch(offset + e, start)``:
-        its worker processes (``num_workers``) build them, and they are bitwise those of
-        ``num_workers=0``; the loader's epoch counter is then moved past ``e``. A loader with
-        only ``order``/``set_epoch`` is read batch by batch with ``fetch_batch``; a plain
-        iterable is fetched from its start (the skipped batches are fetched, not trained on).
-        Closing this generator closes the epoch's iterator (and stops its workers' work).
-        """
-        loader = self.train_loader
-        if callable(getattr(loader, "iter_epoch", None)) and hasattr(loader, "set_epoch"):
-            epoch = self._offset + e
-            loader.set_epoch(epoch + 1)
-            with loader.iter_epoch(epoch, start_batch=start) as it:
-                yield from it
-        elif hasattr(loader, "order") and hasattr(loader, "set_epoch") and hasattr(loader, "dataset"):
-            order = loader.order(self._offset + e)
-            loader.set_epoch(self._offset + e + 1)
-            b = loader.batch_size
-            for k in range(start, len(loader)):
-                yield fetch_batch(loader.dataset, order[k * b:(k + 1) * b])
-        else:  # a plain iterable: skipped batches are fetched, but not trained on
-            it = iter(loader)
-            for _ in range(start):
-                next(it)
-            yield from it
-
-    # ------------------------------------------------------- checkpoints
-    def _rng_states(self, glassnet_state=None) -> dict:
-        loader = self.train_loader
-        return {"glassnet": glassnet_state if glassnet_state is not None else get_rng_state(),
-                "loader": {"seed": getattr(loader, "seed", None), "epoch_offset": self._offset,
-                           "batches_per_epoch": len(loader),
-                           **self.role.checkpoint_fields(getattr(loader, "batch_size", None))},
-                "augment": None if self.augment is None else self.augment.state()}
-
-    def _save(self, which: str, glassnet_state=None):
-        stem = self.checkpoint_stem(which)
-        if stem is None or not self.role.writes_files:  # rank 0 writes for every rank
-            return None
-        for p in self.model.parameters():
-            if not np.isfinite(to_numpy(p.data)).all():
-                raise TrainingDivergedError(
-                    f"the model's weights are not finite at epoch {self.epoch + 1}, step {self.step}; "
-                    f"not overwriting checkpoint {stem}. {self._last_good()}")
-        try:
-            save_checkpoint(stem, self.model, self.optimizer, self.scheduler, epoch=self.epoch, step=self.step,
-                            global_step=self.global_step,
-                            metrics={"history": self.history.rows, "best_val_accuracy": self.best_val_accuracy},
-                            config=self.config, rng_states=self._rng_states(glassnet_state),
-                            extra={"partial_epoch": dict(self._partial), "epochs": self.epochs,
-                                   "checkpoint_every": self.checkpoint_every})
-        except CheckpointWriteError as exc:
-            raise CheckpointWriteError(exc.errno, f"{exc.strerror} {self._last_good()}".strip()) from exc
-        self._last_saved = (stem, self.epoch, self.step, self.global_step)
-        return stem
-
-    def _last_good(self) -> str:
-        saved = self._last_saved
-        if saved is None:
-            if self.out_dir is None:
-                return ""
-            return "No checkpoint of this run was written before. "
-        stem, epoch, step, gstep = saved
-        return (f"The last good checkpoint is {stem}.safetensors (epoch {epoch} done + {step} steps, "
-                f"global step {gstep}); it was not overwritten. ")
-
-    def _resume(self) -> None:
-        if self.out_dir is None:
-            raise CheckpointError("resume=True needs out_dir (the run folder holding checkpoints/)")
-        if self.checkpoint_dir.is_dir() and self.role.writes_files:
-            remove_stale_temporaries(self.checkpoint_dir)
-        candidates, errors = [], []
-        for which in ("last", "best"):
-            stem = self.checkpoint_stem(which)
-            if not checkpoint_path(stem).exists():
-                continue
-            try:
-                meta = read_checkpoint_info(stem)
-            except CheckpointError as exc:
-                errors.append(str(exc))
-                continue
-            candidates.append((meta.get("global_step") or 0, which, stem, meta))
-        if not candidates:
-            detail = ("\n  " + "\n  ".join(errors)) if errors else ""
-            raise CheckpointError(f"{self.checkpoint_dir}: no valid checkpoint to resume from{detail}")
-        if errors and self.log is not None:
-            self.log("warning: skipping an unusable checkpoint: " + "; ".join(errors))
-        candidates.sort(key=lambda c: (c[0], c[1] == "last"))
-        _, which, stem, meta = candidates[-1]
-        meta = self.role.resume_meta(meta, len(self.train_loader))
-        problems = _resume_problems(meta, self)
-        if problems:
-            raise CheckpointError(f"{checkpoint_path(stem)}: cannot resume exactly: " + "; ".join(problems))
-        loader_state = meta["rng_states"].get("loader") or {}
-        meta = load_checkpoint(stem, self.model, self.optimizer, self.scheduler)
-        set_rng_state(meta["rng_states"]["glassnet"])
-        self._offset = int(loader_state.get("epoch_offset") or 0)
-        meta = self.role.resume_meta(meta, len(self.train_loader))
-        self.epoch, self.step = int(meta["epoch"]), int(meta["step"])
-        self.global_step = int(meta.get("global_step") or 0)
-        metrics = meta.get("metrics") or {}
-        self.history = History(metrics.get("history") or [])
-        self.best_val_accuracy = metrics.get("best_val_accuracy")
-        self._partial = {**_empty_partial(), **((meta.get("extra") or {}).get("partial_epoch") or {})}
-        self._last_saved = (stem, self.epoch, self.step, self.global_step)
-        if self.log is not None:
-            where = (f"epoch {self.epoch + 1}/{self.epochs}, step {self.step}/{len(self.train_loader)}"
-                     if self.epoch < self.epochs else f"the end of epoch {self.epoch} (training complete)")
-            self.log(f"resumed from {stem}.safetensors ({which}): continuing at {where}, "
-                     f"global step {self.global_step}")
-
-    # ------------------------------------------------------------ Ctrl-C
-    @contextlib.contextmanager
-    def _sigint_deferred(self):
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-
-        def handler(signum, frame):
-            if self._interrupted:
-                raise KeyboardInterrupt
-            self._interrupted = True
-            if self.log is not None:
-                self.log("\ninterrupt: finishing the current step, then saving a checkpoint "
-                         "(Ctrl-C again to stop at once)")
-
-        previous = signal.signal(signal.SIGINT, handler)
-        try:
-            yield
-        finally:
-            signal.signal(signal.SIGINT, previous)
-
-    def _check_interrupt(self) -> None:
-        self._interrupted = self.role.agree_stop(self._interrupted)  # every rank stops after the same step
-        if not self._interrupted:
-            return
-        stem = self._save("last")
-        self._report_interrupt(stem)
-        raise KeyboardInterrupt
-
-    def _save_on_interrupt(self) -> None:
-        """A KeyboardInterrupt raised mid-code: save only if the state is consistent."""
-        stem = None
-        if self._phase is None:
-            stem = self._save("last")
-        elif self._phase == "forward":  # the step had not touched the weights: rewind its RNG draws
-            stem = self._save("last", glassnet_state=self._rng_at_step)
-        self._report_interrupt(stem)
-
-    def _report_interrupt(self, stem) -> None:
-        if self.log is None:
-            return
-        if stem is None:
-            self.log("interrupted; no checkpoint was written" + (
-                f" ({self._last_good().strip()})" if self.out_dir is not None else ""))
-            return
-        self.log(f"interrupted: saved checkpoint {stem}.safetensors (epoch {self.epoch + 1}/{self.epochs}, "
-                 f"step {self.step}/{len(self.train_loader)}, global step {self.global_step}).")
-        if self.resume_hint:
-            self.log(f"resume with: {self.resume_hint}")
-
-
-def _resume_problems(meta: dict, trainer: "Trainer") -> list:
-    """What stops ``trainer`` from resuming exactly from checkpoint metadata ``meta`` (read-only checks)."""
-    problems = []
-    rng = meta.get("rng_states")
-    if not isinstance(rng, dict):
-        return ["the checkpoint holds no RNG states"]
-    try:
-        check_rng_state(rng.get("glassnet"), where="the checkpoint's glassnet RNG state")
-    except InvalidArgumentError as exc:
-        problems.append(str(exc))
-    loader_state = rng.get("loader") or {}
-    if not isinstance(loader_state, dict):
-        return problems + ["the checkpoint's loader state is not an object"]
-    n_batches = len(trainer.train_loader)
-    if loader_state.get("batches_per_epoch") not in (None, n_batches):
-        problems.append(f"the checkpoint's epochs have {loader_state['batches_per_epoch']} batches, "
-                        f"this train loader has {n_batches}")
-    offset = loader_state.get("epoch_offset") or 0
-    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
-        problems.append(f"the checkpoint's loader epoch_offset {offset!r} is not an integer >= 0")
-    if meta["step"] >= max(n_batches, 1):
-        problems.append(f"the checkpoint's step {meta['step']} is not within an epoch of {n_batches} batches")
-    seed = getattr(trainer.train_loader, "seed", None)
-    if loader_state.get("seed") is not None and seed is not None and loader_state["seed"] != seed:
-        problems.append(f"the checkpoint's loader seed is {loader_state['seed']}, this loader's is {seed}")
-    aug = rng.get("augment")
-    if aug is not None and not isinstance(aug, dict):
-        problems.append("the checkpoint's augmentation state is not an object")
-    elif (aug is None) != (trainer.augment is None) or (aug and aug.get("seed") != trainer.augment.seed):
-        problems.append("augmentation differs from the checkpointed run's")
-    metrics = meta.get("metrics") or {}
-    history = metrics.get("history") if isinstance(metrics, dict) else None
-    if not isinstance(history, (list, type(None))) or not all(isinstance(r, dict) for r in history or []):
-        problems.append("the checkpoint's history is not a list of per-epoch objects")
-    best = metrics.get("best_val_accuracy") if isinstance(metrics, dict) else None
-    if best is not None and (isinstance(best, bool) or not isinstance(best, (int, float))):
-        problems.append(f"the checkpoint's best_val_accuracy {best!r} is not a number")
-    partial = (meta.get("extra") or {}).get("partial_epoch") or {}
-    if not isinstance(partial, dict) or any(
-            k in partial and (isinstance(partial[k], bool) or not isinstance(partial[k], (int, float))
-                              or partial[k] < 0 or partial[k] != partial[k])
-            for k in ("loss_sum", "correct", "n", "time_s")):
-        problems.append("the checkpoint's partial-epoch sums are malformed")
-    return problems
-
-
-def _empty_partial() -> dict:
-    return {"loss_sum": 0.0, "correct": 0, "n": 0, "time_s": 0.0, "lr": None}
 
 
 def _summary_line(row: dict, epochs: int) -> str:

@@ -87,7 +87,7 @@ def main(argv=None) -> int:
 
     with atheris.instrument_imports(include=["glassnet"]):
         import glassnet  # noqa: F401
-        import glassnet.commands.predict  # noqa: F401
+        import glassnet.inference.images  # noqa: F401
         import glassnet.data.datasets  # noqa: F401
         import glassnet.data.idx  # noqa: F401
         import glassnet.io.checkpoint  # noqa: F401

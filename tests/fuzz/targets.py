@@ -1118,7 +1118,7 @@ def gif_file(draw):
 @register
 class ImageTarget(Target):
     name = "image"
-    description = ("glassnet.commands.predict.load_image (what `glassnet predict` opens images with) on "
+    description = ("glassnet.inference.images.load_image (what `glassnet predict` opens images with) on "
                    "fuzzed PNG/JPEG/BMP/GIF/TIFF/... files")
     reader_names = ("load_image_gray", "load_image_rgb")
     ci_examples = 150
@@ -1148,14 +1148,14 @@ class ImageTarget(Target):
         return next(p for p in sorted(case_dir.iterdir()) if p.name.startswith("image."))
 
     def read_load_image_gray(self, case_dir):
-        from glassnet.commands.predict import load_image
+        from glassnet.inference.images import load_image
         a = load_image(self._file(case_dir), 1, (28, 28))
         _check(isinstance(a, np.ndarray) and a.dtype == np.uint8 and a.shape == (1, 28, 28),
                f"load_image returned {getattr(a, 'dtype', type(a))} {getattr(a, 'shape', '')}")
         return a
 
     def read_load_image_rgb(self, case_dir):
-        from glassnet.commands.predict import load_image
+        from glassnet.inference.images import load_image
         a = load_image(self._file(case_dir), 3, (32, 24), invert=True)
         _check(isinstance(a, np.ndarray) and a.dtype == np.uint8 and a.shape == (3, 32, 24),
                f"load_image returned {getattr(a, 'dtype', type(a))} {getattr(a, 'shape', '')}")

@@ -1,4 +1,4 @@
-"""Fuzz glassnet.commands.predict.load_image on fuzzed image files: any input bytes give a correct load
+"""Fuzz glassnet.inference.images.load_image on fuzzed image files: any input bytes give a correct load
 or a GlassnetError, within the memory cap and time limits (target "image" in tests/fuzz/targets.py;
 tests/fuzz/README.md has the big-campaign commands)."""
 import pytest

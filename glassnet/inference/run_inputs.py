@@ -1,4 +1,4 @@
-"""What ``glassnet evaluate``, ``predict`` and ``plot`` feed a run's model: its evaluation pipeline,
+"""What a trained run's model is fed (by ``glassnet evaluate``, ``predict`` and ``plot``): its evaluation pipeline,
 its test set, the ten-crop variant, batch sizes.
 
 Everything goes through :mod:`glassnet.io.run_dir` (``preprocess_transform``,
