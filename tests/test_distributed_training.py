@@ -85,3 +85,16 @@ def test_nproc_under_mpiexec_is_refused(monkeypatch, capsys):
     assert main(["train", "--nproc", "2"]) == 2
     assert "give either --nproc N or mpiexec -n N" in capsys.readouterr().err
     assert dist.launched_by_mpi()
+
+
+def test_nproc_without_mpi4py_names_the_extra(monkeypatch, capsys):
+    import importlib.util
+
+    from glassnet.cli import main
+    from glassnet.distributed import launch
+
+    real = importlib.util.find_spec
+    monkeypatch.delenv(launch.MPIEXEC_ENV, raising=False)
+    monkeypatch.setattr(launch.importlib.util, "find_spec", lambda name, *a: None if name == "mpi4py" else real(name, *a))
+    assert main(["train", "--nproc", "2", "--model", "mlp"]) == 1
+    assert "pip install 'glassnet[mpi]'" in capsys.readouterr().err

@@ -6,6 +6,7 @@
     glassnet train --data photos/ --model alexnet_lecture --recipe alexnet --input 3x227x227
     glassnet train --data photos/ --model resnet18 --weights resnet18-f37072fd.pth --freeze conv1 bn1 layer1
     glassnet train --resume runs/cnn          # after a kill or Ctrl-C
+    mpiexec -n 2 glassnet train --model small_cnn --out runs/cnn2   # data-parallel (or --nproc 2)
 
 ``--data`` is a folder of photos (one subfolder per class, or an ImageNet-style tree with
 ``train/`` and ``val/``; how the splits are made: :mod:`glassnet.data.data_spec`), a prepared

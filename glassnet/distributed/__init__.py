@@ -28,7 +28,10 @@ Pieces, one file each:
 * :mod:`.consistency` — :func:`check_consistency`, the start-of-training check;
 * :mod:`.failure` — a failing rank ends the whole job, naming the rank;
 * :mod:`.agree` — decisions every rank takes together (stop flag, step sums, rank 0's answer);
-* :mod:`.launch` — ``glassnet train --nproc N``: mpiexec found and started.
+* :mod:`.launch` — ``glassnet train --nproc N``: mpiexec found and started;
+* :mod:`.training` — ``mpiexec -n N glassnet train``: each rank's role (rank 0
+  writes, sharded data, global-batch sums, agreed Ctrl-C, the resume rule for
+  another N); the rank's Trainer is :class:`glassnet.train.distributed_run.DistributedTrainer`.
 
 A training loop learns that it runs distributed from ``world_size() > 1``
 (or ``isinstance(model, DistributedDataParallel)``); the batch size given to
