@@ -95,6 +95,7 @@ def test_nproc_without_mpi4py_names_the_extra(monkeypatch, capsys):
 
     real = importlib.util.find_spec
     monkeypatch.delenv(launch.MPIEXEC_ENV, raising=False)
-    monkeypatch.setattr(launch.importlib.util, "find_spec", lambda name, *a: None if name == "mpi4py" else real(name, *a))
+    monkeypatch.setattr(launch.importlib.util, "find_spec",
+                        lambda name, *a: None if name == "mpi4py" else real(name, *a))
     assert main(["train", "--nproc", "2", "--model", "mlp"]) == 1
     assert "pip install 'glassnet[mpi]'" in capsys.readouterr().err
