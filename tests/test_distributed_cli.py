@@ -128,8 +128,8 @@ def test_kill_9_of_the_job_then_resume_is_bitwise(reference, photos, tmp_path):
     killed = tmp_path / "killed"
     proc = _start(_mpiexec_train("--data", photos, *ARGS, "--checkpoint-every", "1", "--workers", "1",
                                  "--out", killed))
-    meta = _wait_for_checkpoint(proc, killed / "checkpoints" / "last",
-                                done=lambda m: 2 <= m["global_step"] < 12)  # of 2 epochs x 6 steps
+    _wait_for_checkpoint(proc, killed / "checkpoints" / "last",
+                         done=lambda m: 2 <= m["global_step"] < 12)  # of 2 epochs x 6 steps
     os.killpg(proc.pid, signal.SIGKILL)  # mpiexec and both ranks (and their workers)
     proc.wait()
     assert not (killed / "test.json").exists()
