@@ -46,14 +46,15 @@ Resuming on another number of ranks (the sampler position rule of
 epoch has used the first ``k·B·N`` samples of its global order; on ``N'``
 ranks the run continues at step ``⌊k·B·N / (B·N')⌋`` of that epoch
 (:func:`glassnet.distributed.sampler.resume_step`) — no sample is skipped,
-fewer than ``B·N'`` are seen twice. With ``N' = N`` the resume is bitwise
-exact. The checkpoint records ``world_size`` and ``batch_size`` for it.
+fewer than ``B·N'`` are seen twice (and counted twice in that epoch's train
+loss and accuracy). With ``N' = N`` the resume is bitwise exact. The
+checkpoint records ``world_size`` and ``batch_size`` for it (a checkpoint
+without them was written by one process).
 """
 from __future__ import annotations
 
 import contextlib
 import os
-import sys
 from dataclasses import dataclass, field
 
 from .agree import any_rank, on_main, sum_over_ranks
@@ -159,17 +160,19 @@ def run_command(main, argv=None) -> int:
     """Run the ``glassnet`` command ``main(argv)`` on this rank of an MPI job and return its status.
 
     Ranks other than 0 print nothing to stdout (their lines would repeat rank 0's); errors
-    still reach stderr. An exception or a failing status (other than 130, the agreed Ctrl-C stop every rank takes
-    together) ends every rank at once with a line naming this rank
+    still reach stderr. An exception or a failing status (other than 130, the agreed Ctrl-C
+    stop every rank takes together) ends every rank at once with a line naming this rank
     (:func:`glassnet.distributed.failure.abort`): the others would otherwise wait in a collective.
     """
     from .failure import abort, abort_on_failure
     from .process_group import init
 
     comm = init()
-    quiet = open(os.devnull, "w") if comm.rank > 0 else None
-    with abort_on_failure(comm), contextlib.redirect_stdout(quiet or sys.stdout):
-        status = main(argv)
+    with contextlib.ExitStack() as stack:
+        if comm.rank > 0:
+            stack.enter_context(contextlib.redirect_stdout(stack.enter_context(open(os.devnull, "w"))))
+        with abort_on_failure(comm):
+            status = main(argv)
     if comm.size > 1 and status not in (0, 130, None):
         abort(f"exited with status {status}", int(status), comm)
     return status
