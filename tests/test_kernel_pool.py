@@ -1,4 +1,4 @@
-"""Tests for glassnet/kernels/pool.py and the pooling API built on it
+"""Tests for glassnet/ops/pool/ (the fast kernels) and the pooling API built on it
 (glassnet/functional/pool.py, glassnet/nn/pooling.py).
 
 References:
@@ -23,7 +23,7 @@ import glassnet.nn as nn
 import glassnet.nn.functional as F
 from glassnet.backend import cupy_available
 from glassnet.errors import ShapeError
-from glassnet.kernels import pool as P
+from glassnet.ops import pool as P
 from tests.torch_oracle import require_torch
 
 SWEEP = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -399,14 +399,14 @@ def test_max_and_avg_fast_path_taken_and_correct(shape, k):
     rng = np.random.default_rng(1)
     x = perm_input(rng, shape)
     out, cache = P.max_pool2d_forward(x, k, k, (0, 0))
-    assert cache[0] == "separable" and cache[7] is None  # unpadded: no crop
+    assert cache.algorithm == "separable" and cache.crop is None  # unpadded: no crop
     ref, idx = naive_max_pool2d(x, k, k, (0, 0), (1, 1), False)
     np.testing.assert_array_equal(out, ref)
     dout = rng.standard_normal(out.shape)
     np.testing.assert_allclose(P.max_pool2d_backward(dout, cache), naive_route(dout, idx, shape), atol=1e-12)
 
     aout, acache = P.avg_pool2d_forward(x, k, k, (0, 0))
-    assert acache[0] == "tile"
+    assert acache.algorithm == "tiles"
     np.testing.assert_allclose(aout, naive_avg_pool2d(x, k, k, (0, 0), False, True), atol=1e-12)
     np.testing.assert_allclose(P.avg_pool2d_backward(dout, acache),
                                naive_avg_pool2d_backward(dout, shape, k, k, (0, 0), False, True), atol=1e-12)
@@ -417,9 +417,9 @@ def test_max_pool_tracks_the_arg_max_only_for_all_minus_inf_padded_windows():
 
     def path(*args, data=x):
         cache = P.max_pool2d_forward(data, *args)[1]
-        if cache[0] == "general":
+        if cache.algorithm == "running max":
             return "general"
-        return "separable-padded" if cache[7] is not None else "separable"
+        return "separable-padded" if cache.crop is not None else "separable"
 
     assert path((2, 2), (2, 2), (1, 1)) == "separable-padded"  # -inf padding, winners recomputed
     assert path((3, 3), (2, 2), (0, 0)) == "separable"  # unpadded but overlapping: accumulate
