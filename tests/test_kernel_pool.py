@@ -22,7 +22,7 @@ import glassnet as gn
 import glassnet.nn as nn
 import glassnet.nn.functional as F
 from glassnet.backend import cupy_available
-from glassnet.errors import ShapeError
+from glassnet.errors import InvalidArgumentError, InvalidTypeError, ShapeError
 from glassnet.ops import pool as P
 from tests.torch_oracle import require_torch
 
@@ -788,3 +788,34 @@ def test_module_repr_attributes_match_torch():
     x = gn.tensor(perm_input(np.random.default_rng(0), (1, 2, 6, 6), np.float32))
     out, idx = nn.MaxPool2d(2, return_indices=True)(x)
     assert out.shape == idx.shape == (1, 2, 3, 3)
+
+
+@pytest.mark.parametrize("make,rule", [
+    (lambda: nn.MaxPool2d(2.5), r"MaxPool2d: kernel_size must be an int >= 1 or a pair of them, got 2\.5"),
+    (lambda: nn.MaxPool2d(2, stride=(1, 1.5)), r"MaxPool2d: stride must be an int >= 1.*got \(1, 1\.5\)"),
+    (lambda: nn.MaxPool2d(3, padding=0.5), r"MaxPool2d: padding must be an int >= 0"),
+    (lambda: nn.MaxPool2d(3, dilation=0), r"MaxPool2d: dilation must be an int >= 1"),
+    (lambda: nn.AvgPool2d((2, 2.5)), r"AvgPool2d: kernel_size must be an int >= 1"),
+    (lambda: nn.AvgPool2d(2, divisor_override=0), r"AvgPool2d: divisor_override must be non-zero"),
+    (lambda: nn.LPPool2d(2, 1.5), r"LPPool2d: kernel_size must be an int >= 1"),
+    (lambda: nn.LPPool2d(0, 2), r"LPPool2d: norm_type must be non-zero"),
+    (lambda: nn.AdaptiveAvgPool2d(2.5), r"AdaptiveAvgPool2d: output_size must be an int >= 1"),
+    (lambda: nn.AdaptiveMaxPool2d((2, 0.5)), r"AdaptiveMaxPool2d: output_size must be an int >= 1"),
+])
+def test_modules_reject_bad_sizes_on_construction_like_conv2d(make, rule):
+    """nn.MaxPool2d(2.5) once pooled 2x2 silently; like nn.Conv2d(1, 1, 2.5) it now raises."""
+    with pytest.raises(InvalidArgumentError, match=rule):
+        make()
+    with pytest.raises(InvalidArgumentError, match="Conv2d: kernel_size"):
+        nn.Conv2d(1, 1, 2.5)
+
+
+def test_functional_rejects_bad_sizes_naming_the_layer():
+    x = gn.tensor(np.zeros((1, 1, 4, 4), np.float32))
+    with pytest.raises(InvalidArgumentError, match=r"MyPool: kernel_size must be an int >= 1.*2\.5"):
+        F.max_pool2d(x, 2.5, layer="MyPool")
+    with pytest.raises(InvalidTypeError, match=r"avg_pool2d: stride must be an int >= 1.*a str, not a number"):
+        F.avg_pool2d(x, 2, "2")
+    with pytest.raises(InvalidArgumentError, match=r"adaptive_max_pool2d: output_size must be an int >= 1"):
+        F.adaptive_max_pool2d(x, 1.5)
+    assert nn.MaxPool2d(2.0)(x).shape == (1, 1, 2, 2)  # a whole number given as a float is that number
