@@ -43,7 +43,7 @@ def _output_hw(kind, x, output_size):
     """``(Ho, Wo)`` for ``x``, checked by :class:`~glassnet.ops.pool.args.AdaptivePoolArgs`."""
     args = AdaptivePoolArgs(kind, output_size)
     check_input(args.layer, x)
-    return args.resolved(x.shape).output_size
+    return args.output_hw(x.shape)
 
 
 def _selection_matrix(xp, size, out, dtype):

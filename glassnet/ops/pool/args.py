@@ -23,33 +23,38 @@ __all__ = ["PoolArgs", "AdaptivePoolArgs"]
 _OP_NAMES = {"max": "max_pool2d", "avg": "avg_pool2d", "lp": "lp_pool2d"}
 
 
+def _rule(layer, name, low, given):
+    return f"{layer}: {name} must be an int >= {low} or a pair of them, got {given!r}"
+
+
 def _whole(layer, name, v, low, given):
     """``v`` as an int, if it is a whole number ``>= low`` (bool is not a number here)."""
-    rule = f"{layer}: {name} must be an int >= {low} or a pair of them, got {given!r}"
-    if isinstance(v, bool) or not isinstance(v, numbers.Real):
-        raise InvalidTypeError(f"{rule} (a {type(v).__name__}, not a number)")
-    if isinstance(v, numbers.Integral):
-        v = int(v)
-    elif math.isfinite(v) and float(v).is_integer():
-        v = int(v)
-    else:
-        raise InvalidArgumentError(f"{rule} ({v!r} is not a whole number)")
+    if type(v) is not int:  # the common case skips the ABC checks below
+        if isinstance(v, bool) or not isinstance(v, numbers.Real):
+            raise InvalidTypeError(f"{_rule(layer, name, low, given)} (a {type(v).__name__}, not a number)")
+        if isinstance(v, numbers.Integral) or (math.isfinite(v) and float(v).is_integer()):
+            v = int(v)
+        else:
+            raise InvalidArgumentError(f"{_rule(layer, name, low, given)} ({v!r} is not a whole number)")
     if v < low:
-        raise InvalidArgumentError(rule)
+        raise InvalidArgumentError(_rule(layer, name, low, given))
     return v
 
 
 def _pair(layer, name, value, low):
     """An int or a sequence of one or two ints as an ``(h, w)`` pair of ints ``>= low``."""
+    if type(value) is int and value >= low:  # the common cases first: no checks to run
+        return value, value
+    if type(value) is tuple and len(value) == 2 and type(value[0]) is int and type(value[1]) is int \
+            and value[0] >= low and value[1] >= low:
+        return value
     if isinstance(value, (tuple, list)):
         if len(value) not in (1, 2):
-            raise InvalidArgumentError(
-                f"{layer}: {name} must be an int >= {low} or a pair of them, got {value!r} "
-                f"({len(value)} values)")
-        items = tuple(value) * (2 // len(value))
+            raise InvalidArgumentError(f"{_rule(layer, name, low, value)} ({len(value)} values)")
+        h, w = value[0], value[-1]
     else:
-        items = (value, value)
-    return tuple(_whole(layer, name, v, low, value) for v in items)
+        h = w = value
+    return _whole(layer, name, h, low, value), _whole(layer, name, w, low, value)
 
 
 @dataclass(frozen=True)
@@ -123,11 +128,15 @@ class PoolArgs:
             if norm == 0:
                 raise InvalidArgumentError(
                     f"{layer}: norm_type must be non-zero (y = (Σ x^p)^(1/p)), got {self.norm_type}")
-        for name, value in (("kernel_size", k), ("stride", s), ("padding", p), ("dilation", d),
-                            ("ceil_mode", bool(self.ceil_mode)),
-                            ("count_include_pad", bool(self.count_include_pad)), ("norm_type", norm),
-                            ("layer", layer)):
-            object.__setattr__(self, name, value)
+        put = object.__setattr__  # frozen: normalise in place, once
+        put(self, "kernel_size", k)
+        put(self, "stride", s)
+        put(self, "padding", p)
+        put(self, "dilation", d)
+        put(self, "ceil_mode", bool(self.ceil_mode))
+        put(self, "count_include_pad", bool(self.count_include_pad))
+        put(self, "norm_type", norm)
+        put(self, "layer", layer)
 
     def output_hw(self, shape):
         """``(Ho, Wo)`` of an input of ``shape`` (``(..., H, W)``), exactly as PyTorch
@@ -155,6 +164,8 @@ def _size(layer, v, given):
     """One adaptive output size: ``None`` (keep the input's) or a whole number >= 1."""
     if v is None:
         return None
+    if type(v) is int and v >= 1:  # the common case skips the ABC checks below
+        return v
     rule = f"{layer}: output_size must be an int >= 1, None or a pair of them, got {given!r}"
     if isinstance(v, bool) or not isinstance(v, numbers.Real):
         raise InvalidTypeError(f"{rule} (a {type(v).__name__}, not a number)")
@@ -198,11 +209,11 @@ class AdaptivePoolArgs:
         object.__setattr__(self, "output_size", tuple(_size(layer, v, given) for v in items))
         object.__setattr__(self, "layer", layer)
 
-    def resolved(self, shape):
-        """These arguments with ``None`` sizes replaced by the input's (``shape`` is
-        ``(..., H, W)``); a :class:`ShapeError` for an empty spatial dimension.
+    def output_hw(self, shape):
+        """``(Ho, Wo)`` for an input of ``shape`` (``(..., H, W)``): ``None`` sizes become the
+        input's; a :class:`ShapeError` for an empty spatial dimension.
 
-        Shape: shape (N, C, H, W) or (C, H, W).
+        Shape: shape (N, C, H, W) or (C, H, W) -> (Ho, Wo).
         """
         H, W = shape[-2], shape[-1]
         if H < 1 or W < 1:
@@ -210,4 +221,11 @@ class AdaptivePoolArgs:
                 f"{self.layer}: input of shape {tuple(shape)} has an empty spatial dimension; "
                 "adaptive pooling needs H, W >= 1")
         oh, ow = self.output_size
-        return AdaptivePoolArgs(self.kind, (H if oh is None else oh, W if ow is None else ow), layer=self.layer)
+        return (H if oh is None else oh, W if ow is None else ow)
+
+    def resolved(self, shape):
+        """These arguments with the sizes of :meth:`output_hw` (no ``None`` left).
+
+        Shape: shape (N, C, H, W) or (C, H, W).
+        """
+        return AdaptivePoolArgs(self.kind, self.output_hw(shape), layer=self.layer)

@@ -35,7 +35,11 @@ __all__ = ["Crop", "MaxPoolCache", "MaxPoolArgCache", "AvgPoolTileCache", "AvgPo
 @dataclass(frozen=True)
 class Crop:
     """Where the real input lies inside a padded array: rows ``top : top + height``,
-    columns ``left : left + width``."""
+    columns ``left : left + width``.
+
+    Shape:
+        not applicable (four ints).
+    """
 
     top: int
     left: int
@@ -53,6 +57,9 @@ class MaxPoolCache:
         out: the output ``y`` (N, C, Ho, Wo).
         kernel_size, stride, dilation: (h, w) pairs.
         crop: where the real input lies in ``x``; ``None`` when ``x`` is the unpadded input.
+
+    Shape:
+        x (N, C, Hp, Wp), m1 (N, C, Hp, Wo), out (N, C, Ho, Wo).
     """
 
     algorithm: ClassVar[str] = "separable"
@@ -75,6 +82,9 @@ class MaxPoolArgCache:
         padded_hw: (Hp, Wp) of the padded input.
         kernel_size, stride, padding, dilation: (h, w) pairs.
         dtype: the input's dtype.
+
+    Shape:
+        arg (N, C, Ho, Wo).
     """
 
     algorithm: ClassVar[str] = "running max"
@@ -96,6 +106,9 @@ class AvgPoolTileCache:
         divisor: ``D`` — a scalar or an (Ho, Wo) array.
         x_shape: the input's shape (N, C, H, W).
         kernel_size: (kH, kW).
+
+    Shape:
+        divisor () or (Ho, Wo).
     """
 
     algorithm: ClassVar[str] = "tiles"
@@ -113,6 +126,9 @@ class AvgPoolCache:
         x_shape: the input's shape (N, C, H, W).
         padded_hw: (Hp, Wp) of the zero-padded input.
         kernel_size, stride, padding: (h, w) pairs.
+
+    Shape:
+        divisor () or (Ho, Wo).
     """
 
     algorithm: ClassVar[str] = "offset views"
@@ -135,6 +151,9 @@ class LpPoolCache:
         t: ``sign(a)·relu(|a|)·kH·kW`` (N, C, Ho, Wo); ``y = t^(1/p)``.
         area: ``kH·kW``.
         avg: the inner average pool's cache.
+
+    Shape:
+        x (N, C, H, W); a, t (N, C, Ho, Wo).
     """
 
     algorithm: ClassVar[str] = "power average"
@@ -154,6 +173,9 @@ class LpPoolInfCache:
         sign: +1 for ``p = ∞``, −1 for ``p = −∞``.
         x: the input (N, C, H, W).
         max: the inner max pool's cache.
+
+    Shape:
+        x (N, C, H, W).
     """
 
     algorithm: ClassVar[str] = "max of |x|"
@@ -168,6 +190,9 @@ class AdaptiveTileCache:
 
     Attributes:
         pool: the cache of ``avg_pool2d`` / ``max_pool2d`` with kernel = stride = (H/Ho, W/Wo).
+
+    Shape:
+        as the inner pool's cache.
     """
 
     algorithm: ClassVar[str] = "tiles"
@@ -181,6 +206,9 @@ class AdaptiveAvgCache:
     Attributes:
         Ah: (Ho, H) with ``Ah[i, h] = 1/len_i`` on row window i.
         Aw: (Wo, W), likewise for columns.
+
+    Shape:
+        Ah (Ho, H), Aw (Wo, W).
     """
 
     algorithm: ClassVar[str] = "separable matmul"
@@ -197,6 +225,9 @@ class AdaptiveMaxCache:
         argr: per output, the winning offset in the row window (N, C, Ho, Wo).
         x_shape: the input's shape (N, C, H, W).
         dtype: the input's dtype.
+
+    Shape:
+        argc (N, C, H, Wo), argr (N, C, Ho, Wo).
     """
 
     algorithm: ClassVar[str] = "separable"
@@ -216,6 +247,9 @@ class ReferenceCache:
         args: the op's :class:`~glassnet.ops.pool.args.PoolArgs` / ``AdaptivePoolArgs``.
         out: the output (N, C, Ho, Wo).
         argmax: max pools: the flat ``r·W + c`` index of each output's winner (int64), else ``None``.
+
+    Shape:
+        x (N, C, H, W); out, argmax (N, C, Ho, Wo).
     """
 
     algorithm: ClassVar[str] = "reference"
