@@ -5,7 +5,7 @@ What it measures
 Kernel level, float32, no Tensor/autograd layer on the glassnet side:
 
 * glassnet ``glassnet.kernels.conv.conv2d_forward`` / ``conv2d_backward`` and
-  ``glassnet.kernels.pool.max_pool2d_forward`` / ``max_pool2d_backward``;
+  ``glassnet.ops.pool.max_pool2d_forward`` / ``max_pool2d_backward``;
 * PyTorch ``torch.nn.functional.conv2d`` / ``max_pool2d``, backward through
   autograd (``torch.autograd.grad`` with ``retain_graph=True`` for the
   backward-only timing, so the same graph is reused and nothing accumulates).
@@ -79,7 +79,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from glassnet.kernels import conv as gconv  # noqa: E402
-from glassnet.kernels import pool as gpool  # noqa: E402
+from glassnet.ops import pool as gpool  # noqa: E402
 
 from _timing import (add_common_args, add_runtime_options, apply_runtime_options, check_close, dump_json, environment, fmt_ms,  # noqa: E402
                      print_header, print_table, ratio, time_interleaved)

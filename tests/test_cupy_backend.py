@@ -257,7 +257,7 @@ def test_conv_kernel_float32_matches_cpu(n, c, size, k, stride, padding, winogra
 
 @pytest.mark.parametrize("kernel, stride, padding", [(2, 2, 0), (3, 2, 1), (3, 2, 0), (3, 1, 1)])
 def test_max_pool_float32_matches_cpu(kernel, stride, padding):
-    from glassnet.kernels.pool import max_pool2d_backward, max_pool2d_forward
+    from glassnet.ops.pool import max_pool2d_backward, max_pool2d_forward
 
     rng = np.random.default_rng(2)
     x = rng.standard_normal((2, 8, 17, 17), dtype=np.float32)

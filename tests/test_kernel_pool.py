@@ -1,4 +1,4 @@
-"""Tests for glassnet/kernels/pool.py and the pooling API built on it
+"""Tests for glassnet/ops/pool/ (the fast kernels) and the pooling API built on it
 (glassnet/functional/pool.py, glassnet/nn/pooling.py).
 
 References:
@@ -22,8 +22,8 @@ import glassnet as gn
 import glassnet.nn as nn
 import glassnet.nn.functional as F
 from glassnet.backend import cupy_available
-from glassnet.errors import ShapeError
-from glassnet.kernels import pool as P
+from glassnet.errors import InvalidArgumentError, InvalidTypeError, ShapeError
+from glassnet.ops import pool as P
 from tests.torch_oracle import require_torch
 
 SWEEP = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -399,14 +399,14 @@ def test_max_and_avg_fast_path_taken_and_correct(shape, k):
     rng = np.random.default_rng(1)
     x = perm_input(rng, shape)
     out, cache = P.max_pool2d_forward(x, k, k, (0, 0))
-    assert cache[0] == "separable" and cache[7] is None  # unpadded: no crop
+    assert cache.algorithm == "separable" and cache.crop is None  # unpadded: no crop
     ref, idx = naive_max_pool2d(x, k, k, (0, 0), (1, 1), False)
     np.testing.assert_array_equal(out, ref)
     dout = rng.standard_normal(out.shape)
     np.testing.assert_allclose(P.max_pool2d_backward(dout, cache), naive_route(dout, idx, shape), atol=1e-12)
 
     aout, acache = P.avg_pool2d_forward(x, k, k, (0, 0))
-    assert acache[0] == "tile"
+    assert acache.algorithm == "tiles"
     np.testing.assert_allclose(aout, naive_avg_pool2d(x, k, k, (0, 0), False, True), atol=1e-12)
     np.testing.assert_allclose(P.avg_pool2d_backward(dout, acache),
                                naive_avg_pool2d_backward(dout, shape, k, k, (0, 0), False, True), atol=1e-12)
@@ -417,9 +417,9 @@ def test_max_pool_tracks_the_arg_max_only_for_all_minus_inf_padded_windows():
 
     def path(*args, data=x):
         cache = P.max_pool2d_forward(data, *args)[1]
-        if cache[0] == "general":
+        if cache.algorithm == "running max":
             return "general"
-        return "separable-padded" if cache[7] is not None else "separable"
+        return "separable-padded" if cache.crop is not None else "separable"
 
     assert path((2, 2), (2, 2), (1, 1)) == "separable-padded"  # -inf padding, winners recomputed
     assert path((3, 3), (2, 2), (0, 0)) == "separable"  # unpadded but overlapping: accumulate
@@ -788,3 +788,34 @@ def test_module_repr_attributes_match_torch():
     x = gn.tensor(perm_input(np.random.default_rng(0), (1, 2, 6, 6), np.float32))
     out, idx = nn.MaxPool2d(2, return_indices=True)(x)
     assert out.shape == idx.shape == (1, 2, 3, 3)
+
+
+@pytest.mark.parametrize("make,rule", [
+    (lambda: nn.MaxPool2d(2.5), r"MaxPool2d: kernel_size must be an int >= 1 or a pair of them, got 2\.5"),
+    (lambda: nn.MaxPool2d(2, stride=(1, 1.5)), r"MaxPool2d: stride must be an int >= 1.*got \(1, 1\.5\)"),
+    (lambda: nn.MaxPool2d(3, padding=0.5), r"MaxPool2d: padding must be an int >= 0"),
+    (lambda: nn.MaxPool2d(3, dilation=0), r"MaxPool2d: dilation must be an int >= 1"),
+    (lambda: nn.AvgPool2d((2, 2.5)), r"AvgPool2d: kernel_size must be an int >= 1"),
+    (lambda: nn.AvgPool2d(2, divisor_override=0), r"AvgPool2d: divisor_override must be non-zero"),
+    (lambda: nn.LPPool2d(2, 1.5), r"LPPool2d: kernel_size must be an int >= 1"),
+    (lambda: nn.LPPool2d(0, 2), r"LPPool2d: norm_type must be non-zero"),
+    (lambda: nn.AdaptiveAvgPool2d(2.5), r"AdaptiveAvgPool2d: output_size must be an int >= 1"),
+    (lambda: nn.AdaptiveMaxPool2d((2, 0.5)), r"AdaptiveMaxPool2d: output_size must be an int >= 1"),
+])
+def test_modules_reject_bad_sizes_on_construction_like_conv2d(make, rule):
+    """nn.MaxPool2d(2.5) once pooled 2x2 silently; like nn.Conv2d(1, 1, 2.5) it now raises."""
+    with pytest.raises(InvalidArgumentError, match=rule):
+        make()
+    with pytest.raises(InvalidArgumentError, match="Conv2d: kernel_size"):
+        nn.Conv2d(1, 1, 2.5)
+
+
+def test_functional_rejects_bad_sizes_naming_the_layer():
+    x = gn.tensor(np.zeros((1, 1, 4, 4), np.float32))
+    with pytest.raises(InvalidArgumentError, match=r"MyPool: kernel_size must be an int >= 1.*2\.5"):
+        F.max_pool2d(x, 2.5, layer="MyPool")
+    with pytest.raises(InvalidTypeError, match=r"avg_pool2d: stride must be an int >= 1.*a str, not a number"):
+        F.avg_pool2d(x, 2, "2")
+    with pytest.raises(InvalidArgumentError, match=r"adaptive_max_pool2d: output_size must be an int >= 1"):
+        F.adaptive_max_pool2d(x, 1.5)
+    assert nn.MaxPool2d(2.0)(x).shape == (1, 1, 2, 2)  # a whole number given as a float is that number

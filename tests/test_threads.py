@@ -11,7 +11,7 @@ import pytest
 import glassnet.threads as th
 from glassnet.ops import activations as A
 from glassnet.kernels import conv as C
-from glassnet.kernels import pool as P
+from glassnet.ops import pool as P
 
 
 @pytest.fixture

@@ -2,30 +2,22 @@
 ``adaptive_avg_pool2d``, ``adaptive_max_pool2d`` with PyTorch's signatures.
 
 Each is a thin differentiable wrapper around a kernel pair in
-:mod:`glassnet.kernels.pool`. Inputs are ``(N, C, H, W)`` or unbatched
-``(C, H, W)`` (as PyTorch). Bad arguments raise :class:`ShapeError` naming the
-layer (keyword ``layer=``), the shapes and the rule broken, before any array
-math runs.
+:mod:`glassnet.ops.pool`. Inputs are ``(N, C, H, W)`` or unbatched
+``(C, H, W)`` (as PyTorch). The arguments are normalised and checked by
+:class:`~glassnet.ops.pool.args.PoolArgs` / ``AdaptivePoolArgs`` (the same
+objects the kernels and ``nn`` use): a bad one raises a
+:mod:`glassnet.errors` error naming the layer (keyword ``layer=``), the
+argument or shapes and the rule broken, before any array math runs.
 """
 from __future__ import annotations
 
-from ..errors import InvalidArgumentError, ShapeError
-from ..kernels import pool as K
+from ..errors import ShapeError
+from ..ops import pool as K
 from ..op_record import OpRecord
 from ..ops.pool.args import AdaptivePoolArgs, PoolArgs
 from ..tensor import Tensor, apply_kernel
 
 __all__ = ["max_pool2d", "avg_pool2d", "lp_pool2d", "adaptive_avg_pool2d", "adaptive_max_pool2d"]
-
-
-def _pair(layer, name, v):
-    if isinstance(v, (tuple, list)):
-        if len(v) == 1:
-            v = (v[0], v[0])
-        if len(v) != 2:
-            raise InvalidArgumentError(f"{layer}: {name} must be an int or a pair of ints, got {v!r}")
-        return int(v[0]), int(v[1])
-    return int(v), int(v)
 
 
 def _as_4d(layer, input):
@@ -37,40 +29,6 @@ def _as_4d(layer, input):
     raise ShapeError(
         f"{layer}: expected a 3-D (C, H, W) or 4-D (N, C, H, W) input, got shape {tuple(input.shape)} "
         f"({input.ndim}-D)")
-
-
-def _window_args(layer, kernel_size, stride, padding, dilation):
-    k = _pair(layer, "kernel_size", kernel_size)
-    s = k if stride is None or (isinstance(stride, (tuple, list)) and len(stride) == 0) \
-        else _pair(layer, "stride", stride)
-    p = _pair(layer, "padding", padding)
-    d = _pair(layer, "dilation", dilation)
-    if min(k) <= 0 or min(s) <= 0 or min(d) <= 0:
-        raise InvalidArgumentError(
-            f"{layer}: kernel_size, stride and dilation must be positive, got "
-            f"kernel_size={k}, stride={s}, dilation={d}")
-    if min(p) < 0:
-        raise InvalidArgumentError(f"{layer}: padding must be non-negative, got padding={p}")
-    return k, s, p, d
-
-
-def _check_fit(layer, shape, k, s, p, d, ceil_mode):
-    """PyTorch's rules: padding ≤ kernel_size // 2, and at least one window fits."""
-    if p[0] > k[0] // 2 or p[1] > k[1] // 2:
-        raise ShapeError(
-            f"{layer}: padding={p} is more than half of kernel_size={k}; the rule (as in PyTorch) "
-            f"is padding <= kernel_size // 2 in each dimension, so that every window overlaps the input")
-    H, W = shape[-2], shape[-1]
-    Ho = K.pool_output_size(H, k[0], s[0], p[0], d[0], ceil_mode)
-    Wo = K.pool_output_size(W, k[1], s[1], p[1], d[1], ceil_mode)
-    if Ho < 1 or Wo < 1:
-        eff = (d[0] * (k[0] - 1) + 1, d[1] * (k[1] - 1) + 1)
-        raise ShapeError(
-            f"{layer}: a {k[0]}x{k[1]} window (dilation {d}, spanning {eff[0]}x{eff[1]}) doesn't fit "
-            f"the input of shape {tuple(shape)} padded by {p} to {H + 2 * p[0]}x{W + 2 * p[1]}: "
-            f"out = floor((in + 2*padding - dilation*(kernel-1) - 1) / stride) + 1 gives {Ho}x{Wo}, "
-            f"which must be at least 1x1")
-    return Ho, Wo
 
 
 def _finish(out, unbatched):
@@ -100,12 +58,12 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     (``⌈ ⌉`` with ``ceil_mode``, dropping a last window that would start in
     the right padding), likewise ``Wo``.
     """
-    k, s, p, d = _window_args(layer, kernel_size, stride, padding, dilation)
+    a = PoolArgs("max", kernel_size, stride, padding, dilation, ceil_mode, layer=layer)
     x, unbatched = _as_4d(layer, input)
-    _check_fit(layer, x.shape, k, s, p, d, ceil_mode)
+    a.output_hw(x.shape)
     box = {}
-    out = apply_kernel(OpRecord("max_pool2d", PoolArgs("max", k, s, p, d, bool(ceil_mode))), _recording(K.max_pool2d_forward, box), K.max_pool2d_backward,
-                       [x], k, s, p, d, bool(ceil_mode))
+    out = apply_kernel(OpRecord("max_pool2d", a), _recording(K.max_pool2d_forward, box), K.max_pool2d_backward,
+                       [x], a.kernel_size, a.stride, a.padding, a.dilation, a.ceil_mode)
     out = _finish(out, unbatched)
     if not return_indices:
         return out
@@ -125,14 +83,12 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, coun
     ``Ho = ⌊(H + 2·padding − kernel_size) / stride⌋ + 1`` (ceil with
     ``ceil_mode``), likewise ``Wo``.
     """
-    k, s, p, d = _window_args(layer, kernel_size, stride, padding, 1)
-    if divisor_override is not None and divisor_override == 0:
-        raise InvalidArgumentError(f"{layer}: divisor_override must be non-zero")
+    a = PoolArgs("avg", kernel_size, stride, padding, 1, ceil_mode, count_include_pad, divisor_override,
+                 layer=layer)
     x, unbatched = _as_4d(layer, input)
-    _check_fit(layer, x.shape, k, s, p, d, ceil_mode)
-    out = apply_kernel(OpRecord("avg_pool2d", PoolArgs("avg", k, s, p, d, bool(ceil_mode),
-                                                     bool(count_include_pad), divisor_override)), K.avg_pool2d_forward, K.avg_pool2d_backward, [x], k, s, p,
-                       bool(ceil_mode), bool(count_include_pad), divisor_override)
+    a.output_hw(x.shape)
+    out = apply_kernel(OpRecord("avg_pool2d", a), K.avg_pool2d_forward, K.avg_pool2d_backward, [x],
+                       a.kernel_size, a.stride, a.padding, a.ceil_mode, a.count_include_pad, a.divisor_override)
     return _finish(out, unbatched)
 
 
@@ -147,34 +103,12 @@ def lp_pool2d(input, norm_type, kernel_size, stride=None, ceil_mode=False, *, la
     Shape: input (N, C, H, W) or (C, H, W); output (N, C, Ho, Wo) with
     ``Ho = ⌊(H − kernel_size) / stride⌋ + 1`` (ceil with ``ceil_mode``).
     """
-    k, s, p, d = _window_args(layer, kernel_size, stride, 0, 1)
-    if float(norm_type) == 0:
-        raise InvalidArgumentError(f"{layer}: norm_type must be non-zero, got {norm_type}")
+    a = PoolArgs("lp", kernel_size, stride, 0, 1, ceil_mode, norm_type=norm_type, layer=layer)
     x, unbatched = _as_4d(layer, input)
-    _check_fit(layer, x.shape, k, s, p, d, ceil_mode)
-    out = apply_kernel(OpRecord("lp_pool2d", PoolArgs("lp", k, s, p, d, bool(ceil_mode),
-                                                    norm_type=float(norm_type))), K.lp_pool2d_forward, K.lp_pool2d_backward, [x], norm_type, k, s,
-                       bool(ceil_mode))
+    a.output_hw(x.shape)
+    out = apply_kernel(OpRecord("lp_pool2d", a), K.lp_pool2d_forward, K.lp_pool2d_backward, [x],
+                       norm_type, a.kernel_size, a.stride, a.ceil_mode)
     return _finish(out, unbatched)
-
-
-def _adaptive_size(layer, shape, output_size):
-    if isinstance(output_size, (tuple, list)):
-        if len(output_size) != 2:
-            raise InvalidArgumentError(f"{layer}: output_size must be an int or a pair, got {output_size!r}")
-        oh, ow = output_size
-    else:
-        oh = ow = output_size
-    H, W = shape[-2], shape[-1]
-    oh = H if oh is None else int(oh)
-    ow = W if ow is None else int(ow)
-    if oh < 1 or ow < 1:
-        raise ShapeError(f"{layer}: output_size must be positive, got {output_size!r}")
-    if H < 1 or W < 1:
-        raise ShapeError(
-            f"{layer}: input of shape {tuple(shape)} has an empty spatial dimension; "
-            "adaptive pooling needs H, W >= 1")
-    return oh, ow
 
 
 def adaptive_avg_pool2d(input, output_size, *, layer: str = "adaptive_avg_pool2d"):
@@ -184,10 +118,11 @@ def adaptive_avg_pool2d(input, output_size, *, layer: str = "adaptive_avg_pool2d
     Shape: input (N, C, H, W) or (C, H, W); output (N, C, Ho, Wo) with
     ``(Ho, Wo) = output_size`` (an int means square; ``None`` keeps that size).
     """
+    given = AdaptivePoolArgs("avg", output_size, layer=layer)
     x, unbatched = _as_4d(layer, input)
-    out_hw = _adaptive_size(layer, x.shape, output_size)
-    out = apply_kernel(OpRecord("adaptive_avg_pool2d", AdaptivePoolArgs("avg", out_hw)), K.adaptive_avg_pool2d_forward,
-                       K.adaptive_avg_pool2d_backward, [x], out_hw)
+    a = given.resolved(x.shape)
+    out = apply_kernel(OpRecord("adaptive_avg_pool2d", a), K.adaptive_avg_pool2d_forward,
+                       K.adaptive_avg_pool2d_backward, [x], a.output_size)
     return _finish(out, unbatched)
 
 
@@ -199,11 +134,12 @@ def adaptive_max_pool2d(input, output_size, return_indices=False, *, layer: str 
     Shape: input (N, C, H, W) or (C, H, W); output (N, C, Ho, Wo) with
     ``(Ho, Wo) = output_size`` (an int means square; ``None`` keeps that size).
     """
+    given = AdaptivePoolArgs("max", output_size, layer=layer)
     x, unbatched = _as_4d(layer, input)
-    out_hw = _adaptive_size(layer, x.shape, output_size)
+    a = given.resolved(x.shape)
     box = {}
-    out = apply_kernel(OpRecord("adaptive_max_pool2d", AdaptivePoolArgs("max", out_hw)), _recording(K.adaptive_max_pool2d_forward, box),
-                       K.adaptive_max_pool2d_backward, [x], out_hw)
+    out = apply_kernel(OpRecord("adaptive_max_pool2d", a), _recording(K.adaptive_max_pool2d_forward, box),
+                       K.adaptive_max_pool2d_backward, [x], a.output_size)
     out = _finish(out, unbatched)
     if not return_indices:
         return out

@@ -5,9 +5,15 @@ arguments, attributes and ``repr``). No parameters.
 Pooling downsamples each channel on its own: a ``k×k`` window slides with
 ``stride``, and each window is reduced to one number (max, mean, or the
 ``p``-norm). The lecture's POOL layer is ``MaxPool2d(2)`` (2×2, stride 2).
+
+The arguments are checked on construction by the pool family's argument
+objects (:class:`~glassnet.ops.pool.args.PoolArgs`, ``AdaptivePoolArgs``),
+the same ones ``F.max_pool2d`` & co. and the kernels use; the attributes keep
+what the user gave, as PyTorch's.
 """
 from __future__ import annotations
 
+from ..ops.pool.args import AdaptivePoolArgs, PoolArgs
 from . import functional as F
 from .module import Module
 
@@ -51,6 +57,7 @@ class MaxPool2d(_Pool):
         self.dilation = dilation
         self.return_indices = return_indices
         self.ceil_mode = ceil_mode
+        PoolArgs("max", kernel_size, stride, padding, dilation, ceil_mode, layer=type(self).__name__)
 
     def forward(self, x):
         return F.max_pool2d(x, self.kernel_size, self.stride, self.padding, self.dilation,
@@ -88,6 +95,8 @@ class AvgPool2d(_Pool):
         self.ceil_mode = ceil_mode
         self.count_include_pad = count_include_pad
         self.divisor_override = divisor_override
+        PoolArgs("avg", kernel_size, stride, padding, 1, ceil_mode, count_include_pad, divisor_override,
+                 layer=type(self).__name__)
 
     def forward(self, x):
         return F.avg_pool2d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode,
@@ -121,6 +130,7 @@ class LPPool2d(_Pool):
         self.kernel_size = kernel_size
         self.stride = stride
         self.ceil_mode = ceil_mode
+        PoolArgs("lp", kernel_size, stride, 0, 1, ceil_mode, norm_type=norm_type, layer=type(self).__name__)
 
     def forward(self, x):
         return F.lp_pool2d(x, float(self.norm_type), self.kernel_size, self.stride, self.ceil_mode,
@@ -150,6 +160,7 @@ class AdaptiveAvgPool2d(_Pool):
     def __init__(self, output_size):
         super().__init__()
         self.output_size = output_size
+        AdaptivePoolArgs("avg", output_size, layer=type(self).__name__)
 
     def forward(self, x):
         return F.adaptive_avg_pool2d(x, self.output_size, layer=self._name())
@@ -175,6 +186,7 @@ class AdaptiveMaxPool2d(_Pool):
         super().__init__()
         self.output_size = output_size
         self.return_indices = return_indices
+        AdaptivePoolArgs("max", output_size, layer=type(self).__name__)
 
     def forward(self, x):
         return F.adaptive_max_pool2d(x, self.output_size, self.return_indices, layer=self._name())
