@@ -274,7 +274,7 @@ def test_kill_9_mid_prepare_leaves_no_valid_cache(tmp_path, workers):
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_ctrl_c_mid_prepare_cleans_up(tmp_path):
-    src = folder(tmp_path / "p", n=40)
+    src = folder(tmp_path / "p", n=100)  # ~4 s of decoding with 2 workers: the signal lands mid-prepare on a loaded machine too
     out, marker = tmp_path / "c", f"gn-int-test-{os.getpid()}"
     proc = _start(src, out, 2, marker)
     proc.send_signal(signal.SIGINT)
