@@ -1,4 +1,4 @@
-"""Tests for glassnet/kernels/conv.py (im2col convolution) and
+"""Tests for glassnet/ops/conv/ (im2col convolution) and
 glassnet/analysis/conv_arith.py (the output-size formula).
 
 References:
@@ -17,17 +17,17 @@ from hypothesis import given, settings, strategies as st
 from glassnet.analysis.conv_arith import conv_output_size
 from glassnet.backend import cupy_available
 from glassnet.errors import ShapeError
-from glassnet.kernels import conv as convmod
-from glassnet.kernels.conv import (
+from glassnet.ops.conv import im2col_gemm as convmod
+from glassnet.ops.conv import (
+    DEFAULT_WORKSPACE_LIMIT,
     col2im,
     conv2d_backward,
     conv2d_forward,
     conv2d_output_shape,
+    conv_settings,
+    current_settings,
     im2col,
     same_padding,
-    set_cache_cols,
-    set_workspace_limit,
-    get_workspace_limit,
 )
 from tests.torch_oracle import require_torch
 
@@ -403,8 +403,7 @@ def test_chunking_matches_unchunked(monkeypatch, cache_cols, dtype):
     stride, padding, dilation = (2, 1), ((1, 0), (1, 2)), (1, 2)
     ho, wo = conv2d_output_shape(h, w, k, k, stride, padding, dilation)
     dout = rng.standard_normal((n, c_out, ho, wo)).astype(dtype)
-    try:
-        set_cache_cols(cache_cols)
+    with conv_settings(cache_cols=cache_cols):
         full = run_kernel(x, wt, b, stride, padding, dilation, 2, dout)
         per_sample = c * k * k * ho * wo * np.dtype(dtype).itemsize
         for limit in (1, per_sample, 2 * per_sample + 3):  # chunks of 1, 1, 2 (+ a short last one)
@@ -417,8 +416,7 @@ def test_chunking_matches_unchunked(monkeypatch, cache_cols, dtype):
                 np.testing.assert_allclose(g, r, rtol=1e-5 if dtype == np.float32 else 1e-12,
                                            atol=1e-5 if dtype == np.float32 else 1e-12)
             monkeypatch.undo()
-    finally:
-        set_cache_cols(True)
+    assert current_settings().cache_cols
 
 
 def test_global_workspace_limit_and_cache(monkeypatch):
@@ -426,15 +424,12 @@ def test_global_workspace_limit_and_cache(monkeypatch):
     x, w, b = make_case(rng, 4, 2, 6, 6, 3, 3, 3, 1, True, np.float32)
     dout = rng.standard_normal((4, 3, 4, 4)).astype(np.float32)
     full = run_kernel(x, w, b, (1, 1), (0, 0), (1, 1), 1, dout)
-    assert get_workspace_limit() == convmod.DEFAULT_WORKSPACE_LIMIT
+    assert current_settings().workspace_limit == DEFAULT_WORKSPACE_LIMIT
     calls = _count_im2col(monkeypatch)
-    try:
-        set_workspace_limit(1)
-        assert get_workspace_limit() == 1
+    with conv_settings(workspace_limit=1):
+        assert current_settings().workspace_limit == 1
         got = run_kernel(x, w, b, (1, 1), (0, 0), (1, 1), 1, dout)
-    finally:
-        set_workspace_limit(None)
-    assert get_workspace_limit() == convmod.DEFAULT_WORKSPACE_LIMIT
+    assert current_settings().workspace_limit == DEFAULT_WORKSPACE_LIMIT
     assert len(calls) == 8  # 4 chunks forward, 4 rebuilt in backward
     for g, r in zip(got, full):
         np.testing.assert_allclose(g, r, rtol=1e-5, atol=1e-5)
@@ -443,7 +438,8 @@ def test_global_workspace_limit_and_cache(monkeypatch):
     run_kernel(x, w, b, (1, 1), (0, 0), (1, 1), 1, dout)
     assert len(calls) == 1
     with pytest.raises(ValueError):
-        set_workspace_limit(0)
+        with conv_settings(workspace_limit=0):
+            pass
 
 
 def test_float32_stays_float32():
@@ -561,7 +557,7 @@ def test_bias_in_gemm_and_skipped_dx(limit):
     rng = np.random.default_rng(11)
     x, w, b = make_case(rng, 3, 2, 7, 6, 4, 3, 2, 1, True, np.float64)
     out, cache = conv2d_forward(x, w, b, (2, 1), (1, 0), (1, 1), 1, workspace_limit_bytes=limit)
-    assert cache[9]  # the bias rode in the GEMM
+    assert cache.bias_in_gemm  # the bias rode in the GEMM
     assert_close(out, naive_conv_forward(x, w, b, (2, 1), (1, 0), (1, 1), 1), 1e-12)
     dout = rng.standard_normal(out.shape)
     dx, dw, db = conv2d_backward(dout, cache)
