@@ -599,3 +599,69 @@ def test_wide_row_col2im_on_wide_images(monkeypatch, dilation, padding):
     assert calls  # the wide-row path ran
     for g, r in zip(got, ref):
         assert_close(g, r, 1e-12)
+
+
+# --------------------------------------------------------------------------
+# settings: one frozen ConvSettings in a context variable
+# --------------------------------------------------------------------------
+def test_conv_settings_nest_restore_and_validate():
+    from glassnet.ops.conv import ConvSettings
+
+    base = current_settings()
+    assert base == ConvSettings()
+    with conv_settings(winograd=False) as outer:
+        assert current_settings() is outer and not outer.winograd
+        with conv_settings(cache_cols=False, workspace_limit=4096):
+            inner = current_settings()
+            assert (inner.winograd, inner.cache_cols, inner.workspace_limit) == (False, False, 4096)
+        assert current_settings() is outer
+        with pytest.raises(ValueError, match="workspace_limit"):
+            with conv_settings(workspace_limit=-1):
+                pass
+        with pytest.raises(ValueError, match="winograd_on_gpu"):  # the message lists the settings
+            with conv_settings(winograd_on_gpu_typo=True):
+                pass
+        assert current_settings() is outer
+    assert current_settings() == base
+    with pytest.raises(AttributeError):
+        base.winograd = False  # frozen
+
+
+def test_backward_uses_the_forwards_settings_in_any_thread(monkeypatch):
+    """The cache carries the settings its forward ran under: a backward in another thread
+    (which sees the default context) decides the same way as the forward's block said."""
+    import threading
+
+    from glassnet.ops.conv import backward as backward_module
+    from glassnet.ops.conv.winograd_tiles import F4X4_3X3
+
+    def in_thread(fn):
+        result = {}
+        thread = threading.Thread(target=lambda: result.update(value=fn(), seen=current_settings()))
+        thread.start()
+        thread.join()
+        assert result["seen"] == type(result["seen"])()  # the thread has the default settings
+        return result["value"]
+
+    rng = np.random.default_rng(14)
+    x, w, b = make_case(rng, 6, 2, 7, 7, 3, 3, 3, 1, True, np.float64)
+    dout = rng.standard_normal((6, 3, 5, 5))
+    full = run_kernel(x, w, b, (1, 1), (0, 0), (1, 1), 1, dout)
+    with conv_settings(workspace_limit=1, cache_cols=False):
+        _, cache = conv2d_forward(x, w, b, (1, 1), (0, 0))
+    assert cache.settings.workspace_limit == 1 and cache.cols is None
+    calls = _count_im2col(monkeypatch)
+    grads = in_thread(lambda: conv2d_backward(dout, cache))
+    assert len(calls) == 6  # X_col rebuilt sample by sample, under the forward's limit
+    for got, ref in zip(grads, full[1:]):
+        np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-12)
+    # dL/dX by Winograd because the forward's rules say so (the thread's default rules would not)
+    winograd_dx = []
+    real = backward_module.winograd_input_gradient
+    monkeypatch.setattr(backward_module, "winograd_input_gradient",
+                        lambda *a: winograd_dx.append(1) or real(*a))
+    with conv_settings(winograd_rules=[(3, F4X4_3X3, 1, 1, 0)]):
+        _, cache = conv2d_forward(x, w, b, (1, 1), (1, 1))
+    assert cache.algorithm == "winograd F(4x4,3x3)"
+    grads = in_thread(lambda: conv2d_backward(rng.standard_normal((6, 3, 7, 7)), cache))
+    assert winograd_dx == [1] and grads[0].shape == x.shape

@@ -106,29 +106,3 @@ def conv_settings(**changes):
     finally:
         _SETTINGS.reset(token)
 
-
-# --- removed in the next step (issue 13): the old setters, on top of the context variable ---
-def _set(**changes):
-    _SETTINGS.set(dataclasses.replace(current_settings(), **changes))
-
-
-def set_workspace_limit(nbytes) -> None:
-    """Deprecated: use ``conv_settings(workspace_limit=...)``."""
-    if nbytes is not None and int(nbytes) < 1:
-        raise InvalidArgumentError(f"set_workspace_limit: expected a positive number of bytes, got {int(nbytes)}")
-    _set(workspace_limit=DEFAULT_WORKSPACE_LIMIT if nbytes is None else int(nbytes))
-
-
-def get_workspace_limit() -> int:
-    """Deprecated: use ``current_settings().workspace_limit``."""
-    return current_settings().workspace_limit
-
-
-def set_cache_cols(flag: bool) -> None:
-    """Deprecated: use ``conv_settings(cache_cols=...)``."""
-    _set(cache_cols=bool(flag))
-
-
-def set_winograd(flag: bool) -> None:
-    """Deprecated: use ``conv_settings(winograd=...)``."""
-    _set(winograd=bool(flag))
