@@ -515,30 +515,29 @@ def _find_converter(table, module):
 
 # =========================================================================== op converters
 def _convert_op(g, rec, base):
-    """One traced tensor op (outside any leaf layer) → ONNX node(s)."""
+    """One traced tensor op (outside any leaf layer) → ONNX node(s), from its
+    record: the op's name and its argument object (``rec.record.args``)."""
     op = rec.op
+    a = rec.record.args
     ins = [g.value(t) for t in rec.inputs]
     in_shape = rec.inputs[0].shape if rec.inputs else ()
     out_shape = rec.output.shape
-    args, kwargs = rec.args, rec.kwargs
-    closure = tracing.closure_vars(rec.backward_fn)
     dtype = np.dtype(rec.output.dtype)
 
     if op in _BINARY and len(ins) == 2:
         return g.node(_BINARY[op], ins, base)
     if op == "pow":  # tensor ** constant
-        return g.node("Pow", [ins[0], g.scalar(closure["p"], rec.inputs[0].dtype)], base)
+        return g.node("Pow", [ins[0], g.scalar(a.exponent, rec.inputs[0].dtype)], base)
     if op in _UNARY:
         return g.node(_UNARY[op], ins[:1], base)
     if op == "leaky_relu":
-        return g.node("LeakyRelu", ins, base, alpha=float(args[0]) if args else 0.01)
+        return g.node("LeakyRelu", ins, base, alpha=float(a.negative_slope))
     if op == "elu":
-        return g.node("Elu", ins, base, alpha=float(args[0]) if args else 1.0)
+        return g.node("Elu", ins, base, alpha=float(a.alpha))
     if op in ("softmax", "log_softmax"):
-        return g.node("Softmax" if op == "softmax" else "LogSoftmax", ins, base, axis=int(args[0]) if args else -1)
+        return g.node("Softmax" if op == "softmax" else "LogSoftmax", ins, base, axis=int(a.dim))
     if op in ("dropout", "dropout2d"):
-        training = args[2] if len(args) > 2 else kwargs.get("training", True)
-        if training and float(args[0] if args else 0.5) > 0:
+        if a.training and float(a.p) > 0:
             raise NotImplementedError(f"ONNX export: {base}: functional dropout with training=True")
         return g.node("Identity", ins, base)
     if op == "astype":
@@ -547,53 +546,48 @@ def _convert_op(g, rec, base):
     if op == "reshape":
         return _emit_reshape(g, ins[0], in_shape, out_shape, base)
     if op == "permute":
-        inverse = closure["inverse"]
-        return g.node("Transpose", ins, base, perm=[int(i) for i in np.argsort(inverse)])
+        return g.node("Transpose", ins, base, perm=[int(i) for i in a.dims])
     if op in ("sum", "max"):
-        axis, keepdims = closure.get("axis"), closure.get("keepdims", False)
-        axes = None if axis is None else [a % len(in_shape) for a in np.atleast_1d(axis)]
+        axis, keepdims = a.axis, a.keepdims
+        axes = None if axis is None else [ax % len(in_shape) for ax in np.atleast_1d(axis)]
         if axes is None and not keepdims:  # reduce to a scalar
             y = g.reduce("ReduceSum" if op == "sum" else "ReduceMax", ins[0], None, 1, base)
             return g.node("Reshape", [y, g.ints([])], base)
         return g.reduce("ReduceSum" if op == "sum" else "ReduceMax", ins[0], axes, keepdims, base)
     if op == "index":
-        return _emit_index(g, ins[0], in_shape, closure.get("index"), base)
+        return _emit_index(g, ins[0], in_shape, a.index, base)
     if op == "cat":
-        return g.node("Concat", ins, base, axis=int(kwargs["axis"]))
+        return g.node("Concat", ins, base, axis=int(a.dim))
     if op == "stack":
-        axis = int(kwargs["axis"])
+        axis = int(a.dim)
         return g.node("Concat", [g.unsqueeze(v, [axis], base) for v in ins], base, axis=axis)
     if op == "linear":
         return _emit_linear(g, ins[0], ins[1], ins[2] if len(ins) > 2 else None, len(in_shape), base)
     if op == "maxout":
         return _emit_maxout(g, ins[0], ins[1], ins[2] if len(ins) > 2 else None, rec.inputs[1].shape, base)
     if op == "conv2d":
-        stride, pads, dilation, groups = args[:4]
-        return _emit_conv(g, ins[0], ins[1], ins[2] if len(ins) > 2 else None, stride, pads, dilation, groups,
-                          rec.inputs[1].shape[2:], base)
+        t, bo, le, r = a.padding
+        return _emit_conv(g, ins[0], ins[1], ins[2] if len(ins) > 2 else None, a.stride, ((t, bo), (le, r)),
+                          a.dilation, a.groups, a.kernel_size, base)
     if op == "batch_norm":
-        mean, var, training, _momentum, eps = args[:5]
-        if training or mean is None:
+        if a.training or a.running_mean is None:
             raise NotImplementedError(f"ONNX export: {base}: batch_norm with batch statistics (training=True)")
         C = in_shape[1]
         scale = ins[1] if len(ins) > 1 else g.const(np.ones(C, dtype), base + ".weight")
         bias = ins[2] if len(ins) > 2 else g.const(np.zeros(C, dtype), base + ".bias")
-        return _emit_batch_norm(g, ins[0], scale, bias, g.param(mean, base + ".running_mean"),
-                                g.param(var, base + ".running_var"), eps, base)
+        return _emit_batch_norm(g, ins[0], scale, bias, g.param(a.running_mean, base + ".running_mean"),
+                                g.param(a.running_var, base + ".running_var"), a.eps, base)
     if op == "max_pool2d":
-        k, s, p, d = args[:4]
-        return _emit_max_pool(g, ins[0], in_shape, out_shape, k, s, p, d, base)
+        return _emit_max_pool(g, ins[0], in_shape, out_shape, a.kernel_size, a.stride, a.padding, a.dilation, base)
     if op == "avg_pool2d":
-        k, s, p, _ceil, cip, div = args[:6]
-        return _emit_avg_pool(g, ins[0], in_shape, out_shape, k, s, p, cip, div, base)
+        return _emit_avg_pool(g, ins[0], in_shape, out_shape, a.kernel_size, a.stride, a.padding,
+                              a.count_include_pad, a.divisor_override, base)
     if op == "lp_pool2d":
-        norm_type, k, s = args[:3]
-        return _emit_lp_pool(g, ins[0], in_shape, out_shape, norm_type, k, s, base)
+        return _emit_lp_pool(g, ins[0], in_shape, out_shape, a.norm_type, a.kernel_size, a.stride, base)
     if op in ("adaptive_avg_pool2d", "adaptive_max_pool2d"):
         return _emit_adaptive(g, ins[0], in_shape, out_shape, "avg" if "avg" in op else "max", base)
     if op == "local_response_norm":
-        size, alpha, beta, k = args[:4]
-        return _emit_lrn(g, ins[0], in_shape, size, alpha, beta, k, base)
+        return _emit_lrn(g, ins[0], in_shape, a.size, a.alpha, a.beta, a.k, base)
     raise NotImplementedError(
         f"ONNX export: the tensor op {op!r} (inputs {[t.shape for t in rec.inputs]} -> {out_shape}) "
         "has no ONNX mapping in glassnet's exporter")
