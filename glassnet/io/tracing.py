@@ -1,6 +1,6 @@
 """Graph capture: run a model once and record what produced each tensor.
 
-The exporter (:mod:`glassnet.io.onnx_export`) needs the model's dataflow
+The exporter (:mod:`glassnet.io.onnx`) needs the model's dataflow
 graph. glassnet builds no static graph, so we run the model once on a probe
 input and record two kinds of producer:
 
