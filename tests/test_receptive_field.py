@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 
 import glassnet.nn as nn
-from glassnet import Tensor
+import glassnet.nn.functional as F
+from glassnet import Tensor, cat
 from glassnet.analysis.summary import summary
 from glassnet.kernels import conv as conv_kernels
 from glassnet.models import get_model
@@ -63,9 +64,8 @@ def _extent(mask):
     return int(idx[0]), int(idx[-1])
 
 
-def measure(name, side, stages):
-    """``{stage: (rf, jump, start)}`` measured on one axis pair (see the module docstring)."""
-    model = _positive_copy(name)
+def measure(model, side, stages, channels=3):
+    """``{stage: (rf, jump, start)}`` of a positive model's stage outputs (see the module docstring)."""
     outputs = {}
     modules = dict(model.named_modules())
 
@@ -78,7 +78,7 @@ def measure(name, side, stages):
 
     handles = [modules[s].register_forward_hook(keep(s)) for s in stages]
     rng = np.random.default_rng(0)
-    x = Tensor(0.5 + rng.random((1, 3, side, side)), requires_grad=True)
+    x = Tensor(0.5 + rng.random((1, channels, side, side)), requires_grad=True)
     try:
         model(x)
     except _Stop:
@@ -99,7 +99,7 @@ def measure(name, side, stages):
         top, bottom = _extent(seen.any(axis=1))
         left, right = _extent(seen.any(axis=0))
         assert top > 0 and left > 0 and bottom < side - 1 and right < side - 1, \
-            f"{name} {stage}: the field reaches the border of the {side}x{side} input; measure on a larger one"
+            f"{stage}: the field reaches the border of the {side}x{side} input; measure on a larger one"
         rf = right - left + 1
         jump = (bottom - top + 1) - rf
         start = (left + right + 1) / 2 - u * jump
@@ -113,7 +113,7 @@ def measured():
     saved = conv_kernels._winograd
     conv_kernels.set_winograd(False)
     try:
-        return {name: measure(name, side, stages) for name, side, stages in CASES}
+        return {name: measure(_positive_copy(name), side, stages) for name, side, stages in CASES}
     finally:
         conv_kernels.set_winograd(saved)
 
@@ -142,3 +142,54 @@ def test_tables_are_the_same_on_every_call():
     third = summary(model, (3, 224, 224))
     assert str(first) == str(again) == str(third)
     assert first.to_dict() == again.to_dict() == third.to_dict()
+
+
+class _Branches(nn.Module):
+    """relu(conv3x3(x) + conv3x3(pad(x, left 2, top 2))) and a cat of a 5x5 and a 1x1 branch:
+    the two sides of the add are centred apart, so the union is wider than either."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Conv2d(1, 2, 3, padding=1)
+        self.b = nn.Conv2d(1, 2, 3)
+        self.c = nn.Conv2d(2, 2, 5, padding=2)
+        self.d = nn.Conv2d(2, 2, 1)
+        self.pool = nn.MaxPool2d(2)
+
+    def forward(self, x):
+        y = F.relu(self.a(x) + self.b(F.pad(x, (2, 0, 2, 0))))
+        return self.pool(cat([self.c(y), self.d(y)], 1))
+
+
+def test_union_of_offset_branches_is_measured():
+    s = summary(_Branches(), (1, 32, 32), view="lecture")
+    field = s.module_fields[""]
+    # add: [-1, 2) and [-2, 1) -> [-2, 2): rf 4, start 0; cat: the 5x5 branch (rf 8); pool 2/2: start 0.5
+    assert (field.rf, field.jump, field.start) == ((9, 9), (2, 2), (0.5, 0.5))
+    model = _Branches()
+    for p in model.parameters():
+        p.data[...] = 0.1 if p.data.ndim == 4 else 0.0
+    model.pool = nn.AvgPool2d(2)
+    saved = conv_kernels._winograd
+    conv_kernels.set_winograd(False)
+    try:
+        rf, jump, start = measure(model.double().eval(), 32, [""], channels=1)[""]
+    finally:
+        conv_kernels.set_winograd(saved)
+    assert (field.rf, field.jump, field.start) == ((rf, rf), (jump, jump), (start, start))
+    assert s["pool"].receptive_field == field.rf and s["pool"].algorithm is None
+    assert s["c"].receptive_field == (8, 8) and s["d"].receptive_field == (4, 4)
+
+
+def test_flatten_and_linear_are_global_and_unbatched_conv_keeps_its_field():
+    model = nn.Sequential(nn.Conv2d(1, 2, 3, stride=2), nn.Flatten(), nn.Linear(2 * 7 * 7, 3))
+    s = summary(model, (1, 16, 16))
+    assert s["0"].field == "window" and s["0"].receptive_field == (3, 3)
+    assert [s[n].field for n in ("1", "2")] == ["global", "global"]
+    assert s["1"].receptive_field is None and "global" in str(s)
+    from glassnet.analysis.receptive_field import receptive_fields
+    from glassnet.io.tracing import trace
+    conv = nn.Conv2d(1, 1, 3, stride=2)
+    tr = trace(conv, Tensor(np.zeros((1, 9, 9), dtype=np.float32)), is_leaf=lambda m: False)
+    f = receptive_fields(tr)[id(tr.output)]
+    assert (f.rf, f.jump, f.start) == ((3, 3), (2, 2), (1.5, 1.5))

@@ -45,7 +45,7 @@ from ..tensor import Tensor
 from .receptive_field import UNKNOWN, receptive_fields
 from .summary_table import LayerRow, ModelSummary
 
-__all__ = ["summary", "ModelSummary", "LayerRow"]
+__all__ = ["summary", "ModelSummary", "LayerRow", "conv_algorithm"]
 
 FOLDED_TYPES = {"ReLU", "LeakyReLU", "ELU", "Sigmoid", "Tanh", "Dropout", "Dropout2d", "Flatten", "Identity",
                 "Softmax", "LogSoftmax"}
