@@ -19,7 +19,7 @@ import glassnet.nn as nn
 import glassnet.nn.functional as F
 from glassnet import Tensor, cat
 from glassnet.analysis.summary import summary
-from glassnet.kernels import conv as conv_kernels
+from glassnet.ops.conv.settings import conv_settings
 from glassnet.models import get_model
 
 # (model, input side for the measurement, stages measured on one forward pass)
@@ -110,12 +110,8 @@ def measure(model, side, stages, channels=3):
 
 @pytest.fixture(scope="module")
 def measured():
-    saved = conv_kernels._winograd
-    conv_kernels.set_winograd(False)
-    try:
+    with conv_settings(winograd=False):
         return {name: measure(_positive_copy(name), side, stages) for name, side, stages in CASES}
-    finally:
-        conv_kernels.set_winograd(saved)
 
 
 @pytest.mark.parametrize("name,side,stages", CASES, ids=[c[0] for c in CASES])
@@ -170,12 +166,8 @@ def test_union_of_offset_branches_is_measured():
     for p in model.parameters():
         p.data[...] = 0.1 if p.data.ndim == 4 else 0.0
     model.pool = nn.AvgPool2d(2)
-    saved = conv_kernels._winograd
-    conv_kernels.set_winograd(False)
-    try:
+    with conv_settings(winograd=False):
         rf, jump, start = measure(model.double().eval(), 32, [""], channels=1)[""]
-    finally:
-        conv_kernels.set_winograd(saved)
     assert (field.rf, field.jump, field.start) == ((rf, rf), (jump, jump), (start, start))
     assert s["pool"].receptive_field == field.rf and s["pool"].algorithm is None
     assert s["c"].receptive_field == (8, 8) and s["d"].receptive_field == (4, 4)

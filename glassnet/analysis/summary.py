@@ -18,9 +18,9 @@ One row per leaf layer, in execution order:
   ``start_out = start_in + ((k_eff − 1)/2 − p)·j_in``; after a global pool,
   a flatten or a fully connected layer the field is "global";
 * for convolutions the **algorithm** that ran (the op record's, e.g.
-  ``im2col`` or a Winograd variant; ``?`` when the record does not say and
-  the geometry does not decide it) and, unless it is known to be another
-  algorithm, the **im2col matrices**: ``X_col`` is
+  ``im2col`` or ``winograd F(4x4,3x3)``; ``?`` when the record does not
+  say) and, unless it is known to be another algorithm, the **im2col
+  matrices**: ``X_col`` is
   [C_in/groups·kH·kW × Ho·Wo] and ``W_row`` [C_out × C_in/groups·kH·kW]
   (AlexNet's CONV1: [363 × 3025] and [96 × 363]);
 * a flag where the window does not tile the padded input
@@ -38,7 +38,6 @@ import numpy as np
 from ..backend import get_default_dtype
 from ..errors import InvalidArgumentError
 from ..io.tracing import trace
-from ..kernels.conv import WINOGRAD_RULES
 from ..ops.conv.args import ConvArgs
 from ..ops.pool.args import PoolArgs
 from ..tensor import Tensor
@@ -80,25 +79,14 @@ def _shape_of(x):
 
 
 def conv_algorithm(op) -> str:
-    """The algorithm a ``conv2d`` op record says it ran, else what its geometry decides.
-
-    ``op.algorithm`` when the kernel filled it; otherwise ``"im2col"`` where no
-    Winograd algorithm applies (a non-square kernel or one no rule of
-    :data:`glassnet.kernels.conv.WINOGRAD_RULES` takes, stride or dilation
-    other than 1, groups, or padding beyond k − 1), and ``"?"`` where the
-    kernel's run-time rules (channels, sizes, workspace) would have decided.
+    """The algorithm a ``conv2d`` op record says its kernel ran (``"im2col"``,
+    ``"winograd F(4x4,3x3)"``, ...; the kernel's cache names it), ``"?"`` when
+    the record does not say.
 
     Shape:
-        op.args is a :class:`~glassnet.ops.conv.args.ConvArgs`; returns a string.
+        op is an :class:`~glassnet.op_record.OpRecord`; returns a string.
     """
-    if op.algorithm:
-        return op.algorithm
-    a = op.args
-    kh, kw = a.kernel_size
-    winograd_sizes = {rule[0] for rule in WINOGRAD_RULES}
-    possible = (kh == kw and kh in winograd_sizes and tuple(a.stride) == (1, 1) and tuple(a.dilation) == (1, 1)
-                and a.groups == 1 and max(a.padding) <= kh - 1)
-    return "?" if possible else "im2col"
+    return op.algorithm or "?"
 
 
 def _tiles(args, in_hw):

@@ -19,8 +19,8 @@ class LayerRow:
     ``"global"`` when every output sees the whole input (after a global pool,
     a flatten or a fully connected layer) and ``"unknown"`` otherwise; then
     the three are ``None``. ``algorithm`` is the convolution algorithm that
-    ran (``"im2col"``, ``"winograd ..."``, or ``"?"`` when the op record does
-    not say and the geometry does not decide it), ``None`` for other layers;
+    ran (``"im2col"``, ``"winograd F(4x4,3x3)"``, ..., or ``"?"`` when the op
+    record does not say), ``None`` for other layers;
     ``x_col``/``w_row`` are the im2col matrices, left out (``None``) for
     convolutions that ran another algorithm.
 
