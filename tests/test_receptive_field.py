@@ -185,3 +185,22 @@ def test_flatten_and_linear_are_global_and_unbatched_conv_keeps_its_field():
     tr = trace(conv, Tensor(np.zeros((1, 9, 9), dtype=np.float32)), is_leaf=lambda m: False)
     f = receptive_fields(tr)[id(tr.output)]
     assert (f.rf, f.jump, f.start) == ((3, 3), (2, 2), (1.5, 1.5))
+
+
+class _Excite(nn.Module):
+    """x · sigmoid(global average of x): the (N, C, 1, 1) scale broadcasts over H and W."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(2, 2, 3, padding=1)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+
+    def forward(self, x):
+        y = self.conv(x)
+        return y * self.pool(y).sigmoid()
+
+
+def test_a_broadcast_global_scale_makes_the_output_global():
+    s = summary(_Excite(), (2, 8, 8))
+    assert s["conv"].receptive_field == (3, 3) and s["pool"].field == "global"
+    assert s.module_fields[""].kind == "global"

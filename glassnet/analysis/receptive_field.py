@@ -35,7 +35,8 @@ Rules, by op (``args`` is the op record's argument object):
   ``rf = max(hi) − min(lo)``, ``start = (max(hi) + min(lo))/2``. With centred
   inputs (equal starts, as in ResNet's residual add and GoogLeNet's ``cat``)
   this is the input with the largest ``rf``. The inputs must share the jump;
-  a global input makes the output global;
+  a global input makes the output global (also one broadcast over H and W,
+  like a squeeze-and-excitation scale of shape (N, C, 1, 1));
 * anything else (a shape-changing op without a rule): unknown (``"?"``).
 
 Tensors that do not depend on the input (weights, constants) have no field
@@ -187,6 +188,12 @@ def op_field(record, inputs, out_shape):
         return GLOBAL if first.kind != "unknown" else UNKNOWN
     if same or all(f.kind == "global" for f, _ in known):
         return _union([f for f, _ in known])
+    out_hw = _hw(out_shape)
+    if out_hw is not None and all(_hw(s) is not None and all(i in (o, 1) for i, o in zip(_hw(s), out_hw))
+                                  for _, s in known):
+        # broadcast over H, W (e.g. a squeeze-and-excitation scale (N, C, 1, 1)): fine when global
+        spread = [f for f, s in known if _hw(s) != out_hw]
+        return _union([f for f, _ in known]) if all(f.kind == "global" for f in spread) else UNKNOWN
     if len(out_shape) <= 2 and all(len(s) <= 2 for _, s in known):  # (N, features) tensors: no spatial axes
         return _union([f for f, _ in known])
     return UNKNOWN
