@@ -168,7 +168,8 @@ def op_field(record, inputs, out_shape):
     first, first_shape = known[0]
     if isinstance(args, ConvArgs) and name == "conv2d":
         t, _, l, _ = args.padding
-        return _window(inputs[0][0] or first, args.kernel_size, args.stride, (t, l), args.dilation)
+        x_field = inputs[0][0]  # the image input; weight and bias are parameters
+        return UNKNOWN if x_field is None else _window(x_field, args.kernel_size, args.stride, (t, l), args.dilation)
     if isinstance(args, PoolArgs):
         return _window(first, args.kernel_size, args.stride, args.padding, args.dilation)
     if isinstance(args, AdaptivePoolArgs):
