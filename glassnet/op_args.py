@@ -81,6 +81,7 @@ class PermuteArgs:
 class IndexArgs:
     """``x[index]``: the index as NumPy receives it (ints, slices, ``None``,
     ``...``, integer/boolean arrays; tensors already replaced by their arrays).
+    Not part of equality (an index may hold arrays): compare ``.index`` itself.
 
     Shape: NumPy's indexing rules.
     """

@@ -16,7 +16,8 @@ def dropout(input, p: float = 0.5, training: bool = True, inplace: bool = False,
     Shape: any; the output has the input's shape.
     """
     return apply_kernel(
-        OpRecord("dropout", DropoutArgs(p, training)), K.dropout_forward, K.dropout_backward, [input], p, rng or get_rng(), training
+        OpRecord("dropout", DropoutArgs(p, training)), K.dropout_forward, K.dropout_backward, [input], p,
+        rng or get_rng(), training
     )
 
 
@@ -34,5 +35,6 @@ def dropout2d(input, p: float = 0.5, training: bool = True, inplace: bool = Fals
             f"got shape {tuple(input.shape)} ({input.ndim}-D)"
         )
     return apply_kernel(
-        OpRecord("dropout2d", DropoutArgs(p, training)), K.dropout2d_forward, K.dropout2d_backward, [input], p, rng or get_rng(), training
+        OpRecord("dropout2d", DropoutArgs(p, training)), K.dropout2d_forward, K.dropout2d_backward, [input], p,
+        rng or get_rng(), training
     )

@@ -73,6 +73,7 @@ def local_response_norm(input, size: int, alpha: float = 1e-4, beta: float = 0.7
     if int(size) != size or size < 1:
         raise InvalidArgumentError(f"{layer}: size must be a positive integer, got {size}")
     return apply_kernel(
-        OpRecord("local_response_norm", LRNArgs(int(size), alpha, beta, k)), K.local_response_norm_forward, K.local_response_norm_backward,
+        OpRecord("local_response_norm", LRNArgs(int(size), alpha, beta, k)),
+        K.local_response_norm_forward, K.local_response_norm_backward,
         [input], int(size), alpha, beta, k,
     )
