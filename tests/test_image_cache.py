@@ -328,6 +328,7 @@ def test_image_folder_refuses_a_stale_foreign_or_mismatched_cache(src, tmp_path)
         ImageFolder(other, cache=out)                                  # another folder's cache
     with pytest.raises(CacheError, match=r"extensions .*\.png.*rebuild it with: glassnet prepare"):
         ImageFolder(src, extensions=(".png",), cache=out)
+    assert len(ImageFolder(src, extensions=None, cache=out)) == 8         # None: the cache's own
     with pytest.raises(InvalidArgumentError, match="loader, decode_size cannot be used with cache="):
         ImageFolder(src, loader=lambda p: p, decode_size=8, cache=out)
     with pytest.raises(CacheError, match="not an image cache"):

@@ -9,7 +9,9 @@ Quick start::
 
 Photos: ``ImageFolder(root)`` (one subfolder per class, torchvision's rules), ``CIFAR10`` /
 ``CIFAR100`` (the python-format files, ``download=True``), and the decoded-image cache written
-by ``prepare_image_cache`` / ``glassnet prepare`` and read by ``ImageCache``.
+by ``prepare_image_cache`` / ``glassnet prepare`` and read by ``ImageCache`` -- or, checked
+against its folder, by ``ImageFolder(root, transform, cache=CACHE)`` (in ``mode="RGB"`` or
+``"L"`` whatever mode the cache was built in).
 """
 from . import transforms
 from .dataloader import DataLoader

@@ -256,7 +256,8 @@ class ImageFolder(Dataset):
                                        "holds pixels decoded when it was prepared)")
         self.cache = ImageCache(path, source=self.root, mode=self.mode)
         fix = f"rebuild it with: {self.cache.rebuild}"
-        wanted = tuple(e.lower() for e in ((extensions,) if isinstance(extensions, str) else extensions))
+        wanted = self.cache.extensions if extensions is None else \
+            tuple(e.lower() for e in ((extensions,) if isinstance(extensions, str) else extensions))
         if set(wanted) != set(self.cache.extensions):
             raise CacheError(f"{self.cache.path}: the cache was built with the extensions "
                              f"{', '.join(self.cache.extensions)}, not {', '.join(wanted)}; {fix}")

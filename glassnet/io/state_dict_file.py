@@ -83,7 +83,8 @@ def load_state_dict_file(path, unwrap: bool = True, max_bytes=None) -> "OrderedD
     if (len(head) == 9 and head[8:9] == b"{") or ext == ".safetensors":
         return load_safetensors(path, max_bytes)
     if ext in (".pth", ".pt", ".bin", ".ckpt") or head.startswith(b"\x80"):
-        load_pth(path, max_bytes)  # raises the precise error (legacy format, corrupt zip...)
+        obj = load_pth(path, max_bytes)  # a legacy (non-zip) file, or the precise error (corrupt zip...)
+        return _to_flat_state_dict(obj, path, unwrap)
     raise StateDictFileError(
         f"{path}: unrecognised state dict file (starts with {head!r}); expected a "
         ".safetensors, .npz or torch.save (.pth/.pt/.bin) file")
