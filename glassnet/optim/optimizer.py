@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InvalidArgumentError, InvalidTypeError, ShapeError
+from .elementwise import Workspace
 from .param_state import ParamState
 from .state_dict import OptimizerStateDict
 
@@ -67,6 +68,7 @@ class Optimizer(OptimizerStateDict):
             )
         self.state = ParamState()
         self.param_groups: list[dict[str, Any]] = []
+        self._workspace = Workspace()  # the updates' scratch arrays, reused between steps
 
         groups = list(params)
         if len(groups) == 0:
