@@ -12,46 +12,42 @@ from ..errors import InvalidArgumentError
 __all__ = ["Adam", "AdamW"]
 
 
-def _adam_update(p, g, m, v, *rest, xp, dt, lr, beta1, beta2, eps, weight_decay, decoupled, maximize,
-                 step_size, bias_correction2_sqrt, amsgrad):
+def _adam_update(p, g, m, v, vmax=None, *, dt, lr, beta1, beta2, eps, weight_decay, decoupled, maximize,
+                 step_size, bias_correction2_sqrt):
     """One Adam/AdamW update of ``p``, ``m``, ``v`` (and ``vmax``) in place,
-    on whole arrays or matching slices; the formulas are in the class docstrings.
-
-    ``rest`` is ``[vmax,] t1, t2[, t0]``: scratch arrays (t0 with maximize or
-    L2 weight decay) that receive every intermediate, in the same operations
-    as the formulas (λ·p + (−g) is computed as λ·p − g: the same number)."""
-    vmax, (t1, t2, *t0) = (rest[0], rest[1:]) if amsgrad else (None, rest)
-    if weight_decay != 0 and not decoupled:      # g ← λ·p + (±g)
-        xp.multiply(p, _scalar(dt, weight_decay), out=t0[0])
-        (xp.subtract if maximize else xp.add)(t0[0], g, out=t0[0])
-        g = t0[0]
-    else:
-        if weight_decay != 0:                    # p ← p·(1 − lr·λ)
+    on whole arrays or matching slices; the formulas are in the class docstrings."""
+    xp = get_array_module(p)
+    if maximize:
+        g = -g
+    if weight_decay != 0:
+        if decoupled:
             p *= _scalar(dt, 1 - lr * weight_decay)
-        if maximize:                             # g ← −g
-            g = xp.negative(g, out=t0[0])
+        else:
+            d = p * _scalar(dt, weight_decay)
+            d += g
+            g = d
     # m ← lerp(m, g, 1 − β₁), in torch's two-branch form.
     w = 1 - beta1
-    xp.subtract(g, m, out=t1)
+    tmp = g - m
     if w < 0.5:
-        t1 *= _scalar(dt, w)
-        m += t1
+        tmp *= _scalar(dt, w)
+        m += tmp
     else:
-        t1 *= _scalar(dt, 1 - w)
-        xp.subtract(g, t1, out=m)
+        tmp *= _scalar(dt, 1 - w)
+        xp.subtract(g, tmp, out=m)
     # v ← β₂·v + (1 − β₂)·g·g
     v *= _scalar(dt, beta2)
-    xp.multiply(g, _scalar(dt, 1 - beta2), out=t1)
-    t1 *= g
-    v += t1
+    xp.multiply(g, _scalar(dt, 1 - beta2), out=tmp)
+    tmp *= g
+    v += tmp
     if vmax is not None:
         xp.maximum(vmax, v, out=vmax)
         v = vmax
-    denom = t1
+    denom = tmp
     xp.sqrt(v, out=denom)
     denom /= _scalar(dt, bias_correction2_sqrt)
     denom += _scalar(dt, eps)
-    update = xp.multiply(m, _scalar(dt, -step_size), out=t2)
+    update = m * _scalar(dt, -step_size)
     update /= denom
     p += update
 
@@ -135,8 +131,6 @@ class Adam(Optimizer):
             weight_decay = group["weight_decay"]
             eps = group["eps"]
             amsgrad = group["amsgrad"]
-            l2 = weight_decay != 0 and not self._decoupled_weight_decay
-            scratch = 2 + (l2 or bool(group["maximize"]))
             for p, g in self._params_with_grad(group):
                 xp = get_array_module(p.data)
                 dt = p.data.dtype
@@ -154,14 +148,12 @@ class Adam(Optimizer):
 
                 bias_correction1 = 1 - beta1 ** step
                 bias_correction2 = 1 - beta2 ** step
-                consts = dict(xp=xp, dt=dt, lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay,
+                consts = dict(dt=dt, lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay,
                               decoupled=self._decoupled_weight_decay, maximize=group["maximize"],
-                              step_size=lr / bias_correction1, bias_correction2_sqrt=bias_correction2 ** 0.5,
-                              amsgrad=amsgrad)
+                              step_size=lr / bias_correction1, bias_correction2_sqrt=bias_correction2 ** 0.5)
                 arrays = (p.data, g, m, v) + ((state["max_exp_avg_sq"],) if amsgrad else ())
-                # element-wise: cache-sized slices (over the kernel threads) give the same result
-                for_slices(lambda *a: _adam_update(*a, **consts), *arrays, scratch=scratch,
-                           workspace=self._workspace)
+                # element-wise: 1 MiB slices (over the kernel threads) give the same result
+                for_slices(lambda *a: _adam_update(*a, **consts), *arrays)
         return loss
 
 

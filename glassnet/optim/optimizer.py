@@ -24,7 +24,6 @@ from typing import Any
 import numpy as np
 
 from ..errors import InvalidArgumentError, InvalidTypeError, ShapeError
-from .elementwise import Workspace
 from .param_state import ParamState
 from .state_dict import OptimizerStateDict
 
@@ -68,7 +67,6 @@ class Optimizer(OptimizerStateDict):
             )
         self.state = ParamState()
         self.param_groups: list[dict[str, Any]] = []
-        self._workspace = Workspace()  # the updates' scratch arrays, reused between steps
 
         groups = list(params)
         if len(groups) == 0:

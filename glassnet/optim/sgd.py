@@ -1,7 +1,8 @@
 """Stochastic gradient descent with momentum, Nesterov momentum and weight decay."""
 from __future__ import annotations
 
-from ..backend import get_array_module
+import numpy as np
+
 from .checks import _check_number
 from .elementwise import _scalar, for_slices
 from .optimizer import Optimizer
@@ -10,35 +11,20 @@ from ..errors import InvalidArgumentError
 __all__ = ["SGD"]
 
 
-def _sgd_update(p, g, b, t, g_buf=None, *, xp, lr, mu, weight_decay, damp, nesterov, maximize, first):
-    """One SGD update of ``p`` (and the momentum buffer ``b``, unless None) in
-    place, on whole arrays or matching slices, every intermediate written into
-    the scratch arrays ``t`` and ``g_buf`` (needed with maximize or weight
-    decay); the formulas are in the class docstring, in the same operations."""
-    if weight_decay != 0:            # g ← λ·p + (±g)   (λ·p + (−g) is λ·p − g exactly)
-        xp.multiply(p, weight_decay, out=g_buf)
-        (xp.subtract if maximize else xp.add)(g_buf, g, out=g_buf)
-        g = g_buf
-    elif maximize:                   # g ← −g
-        g = xp.negative(g, out=g_buf)
-    if b is not None:
-        if first:
-            xp.copyto(b, g)                       # b ← g at t = 1
-        else:
-            b *= mu                               # b ← μ·b + (1 − τ)·g
-            if damp is not None:
-                xp.multiply(g, damp, out=t)
-                b += t
-            else:
-                b += g
-        if nesterov:
-            xp.multiply(b, mu, out=t)             # g ← g + μ·b
-            t += g
-            g = t
-        else:
-            g = b
-    xp.multiply(g, lr, out=t)                     # p ← p − lr·g
-    p -= t
+def _decayed(p, g, weight_decay, maximize):
+    """g with the sign flip (maximize) and the L2 term λ·p applied."""
+    if maximize:
+        g = -g
+    if weight_decay != 0:
+        d = p * _scalar(p.dtype, weight_decay)
+        d += g
+        g = d
+    return g
+
+
+def _plain_update(p, g, lr, weight_decay, maximize):
+    """p ← p − lr·g without momentum (in place)."""
+    p -= lr * _decayed(p, g, weight_decay, maximize)
 
 
 class SGD(Optimizer):
@@ -104,22 +90,33 @@ class SGD(Optimizer):
             momentum = group["momentum"]
             dampening = group["dampening"]
             weight_decay = group["weight_decay"]
-            scratch = 1 + (weight_decay != 0 or bool(group["maximize"]))
+            nesterov = group["nesterov"]
             for p, g in self._params_with_grad(group):
                 dt = p.data.dtype
-                buf, first = None, False
-                if momentum != 0:
-                    state = self.state[p]
-                    buf = state.get("momentum_buffer")
-                    first = buf is None
+                lr = _scalar(dt, group["lr"])
+                mu = _scalar(dt, momentum)
+                if momentum == 0:
+                    for_slices(lambda p_, g_: _plain_update(p_, g_, lr, weight_decay, group["maximize"]),
+                               p.data, g)
+                    continue
+                state = self.state[p]
+                buf = state.get("momentum_buffer")
+                first = buf is None
+                if first:
+                    buf = state["momentum_buffer"] = np.empty_like(g)
+
+                def update(p_, g_, b_):
+                    g_ = _decayed(p_, g_, weight_decay, group["maximize"])
                     if first:
-                        buf = state["momentum_buffer"] = get_array_module(g).empty_like(g)
-                consts = dict(xp=get_array_module(p.data), lr=_scalar(dt, group["lr"]), mu=_scalar(dt, momentum),
-                              weight_decay=_scalar(dt, weight_decay) if weight_decay != 0 else 0,
-                              damp=_scalar(dt, 1 - dampening) if dampening else None,
-                              nesterov=group["nesterov"], maximize=group["maximize"], first=first)
-                arrays = (p.data, g) if buf is None else (p.data, g, buf)
-                work = (lambda p_, g_, *t: _sgd_update(p_, g_, None, *t, **consts)) if buf is None else \
-                    (lambda *a: _sgd_update(*a, **consts))
-                for_slices(work, *arrays, scratch=scratch, workspace=self._workspace)
+                        b_[...] = g_                          # b ← g at t = 1
+                    else:
+                        b_ *= mu                              # b ← μ·b + (1 − τ)·g
+                        if dampening:
+                            b_ += _scalar(dt, 1 - dampening) * g_
+                        else:
+                            b_ += g_
+                    step = g_ + mu * b_ if nesterov else b_
+                    p_ -= lr * step                           # p ← p − lr·g
+
+                for_slices(update, p.data, g, buf)
         return loss
