@@ -16,7 +16,10 @@ backward, no ``zero_grad``). Optimizers (``--optimizers``)::
     adam-amsgrad     Adam(lr=1e-4, amsgrad=True)
 
 PyTorch runs with its defaults (on CPU tensors: the per-tensor loop, not
-``foreach``/``fused``); the table says which path it took.
+``foreach``/``fused``); the table says which path it took. On a loaded
+machine PyTorch's OpenMP threads can stall for a time slice at every
+parallel region (single steps then take 10-100x longer):
+``--threads 1 --torch-threads 1`` compares one core each.
 
 Each framework is timed alone in a fresh process (one per network), the
 processes alternating glassnet, torch, then torch, glassnet, ... for
@@ -198,7 +201,8 @@ def time_in_processes(case, shapes, args, repeat, warmup) -> tuple:
         with open(shapes_file, "w") as f:
             json.dump(shapes, f)
         runtime = (["--threads", str(args.threads)] if args.threads is not None else []) + \
-            (["--default-malloc"] if args.default_malloc else [])
+            (["--default-malloc"] if args.default_malloc else []) + \
+            (["--torch-threads", str(args.torch_threads)] if args.torch_threads is not None else [])
         for r in range(args.rounds):
             for framework in (("glassnet", "torch") if r % 2 == 0 else ("torch", "glassnet")):
                 res = _child(["--child-time", case, framework, shapes_file, "--optimizers", ",".join(args.optimizers),
@@ -229,6 +233,9 @@ def main(argv=None):
                     help=f"optimizers: {', '.join(OPTIMIZERS)} (default {', '.join(DEFAULT_OPTIMIZERS)})")
     ap.add_argument("--rounds", type=int, default=3, help="alternating rounds of fresh processes (default 3)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--torch-threads", type=int, default=None, metavar="N",
+                    help="torch.set_num_threads(N) in the torch processes (default: torch's own choice); "
+                         "on a loaded machine --threads 1 --torch-threads 1 compares one core each")
     ap.add_argument("--child-time", nargs=3, metavar=("CASE", "FRAMEWORK", "SHAPES"), help=argparse.SUPPRESS)
     add_runtime_options(ap)
     args = ap.parse_args(argv)
@@ -245,13 +252,18 @@ def main(argv=None):
             shapes = json.load(f)
         if framework == "glassnet":
             apply_runtime_options(args, quiet=True)
+        elif args.torch_threads is not None:
+            import torch
+
+            torch.set_num_threads(args.torch_threads)
         print(json.dumps(child_time(framework, case, shapes, args.optimizers, repeat, warmup, args.seed)))
         return
 
     per_process = max(1, -(-repeat // args.rounds))
     settings = {"cases": ",".join(cases), "optimizers": ",".join(args.optimizers), "dtype": "float32",
                 "order": f"fresh process per framework and network, {args.rounds} alternating rounds",
-                "repeat_per_process": per_process, "warmup": warmup}
+                "repeat_per_process": per_process, "warmup": warmup,
+                "torch_threads": "default" if args.torch_threads is None else args.torch_threads}
     env = environment()
     print_header("bench_optim: optimizer.step() alone, glassnet vs torch.optim", env, settings)
     apply_runtime_options(args)
