@@ -43,6 +43,23 @@ def test_bench_conv_all_networks_layer_kinds(tmp_path):
     assert "7x7/2" in stdout and "3x3/2" in stdout and "allclose" in stdout
 
 
+def test_bench_optim_fresh_processes(tmp_path):
+    require_torch()
+    stdout, data = _run("bench_optim.py", "--only", "small_cnn", "--optimizers", "sgd-momentum,adam", "--quick",
+                        "--rounds", "2", "--threads", "2", tmp_path=tmp_path)
+    assert "fresh process per framework and network, 2 alternating rounds" in stdout
+    assert "(threadpoolctl, this process)" in stdout and "glassnet kernel threads: 2" in stdout
+    from glassnet.models import get_model
+
+    params = list(get_model("small_cnn", num_classes=10, in_channels=1).parameters())
+    case = data["results"]["small_cnn"]
+    assert case["parameters"] == sum(p.data.size for p in params) and case["tensors"] == len(params)
+    for name in ("sgd-momentum", "adam"):
+        r = case[name]
+        assert len(r["glassnet"]["samples_s"]) == len(r["torch"]["samples_s"]) == 2
+        assert r["ratio_median"] > 0 and r["check_max_rel_diff"] < 1e-6
+
+
 def test_time_to_accuracy_smoke(tmp_path):
     require_torch()
     require_fashion_mnist()
