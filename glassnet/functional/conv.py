@@ -66,6 +66,7 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
     _check_ranks(layer, x_shape, w_shape)
     args = ConvArgs.from_user(w_shape[2:], stride, padding, dilation, groups, layer=layer)
     args.check_shapes(x_shape, w_shape, None if bias is None else tuple(bias.shape))
+    args.check_fit(x_shape, w_shape)
     for name, t in (("weight", weight), ("bias", bias)):
         if t is not None and t.dtype != input.dtype:
             raise InvalidTypeError(

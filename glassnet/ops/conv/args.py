@@ -163,7 +163,7 @@ class ConvArgs:
 
     def check_shapes(self, x_shape, w_shape, b_shape):
         """The input's channels match the filters' (C_in = C_in/groups · groups), C_out divides
-        by groups, the bias is (C_out,), and the (dilated) kernel fits inside the padded input.
+        by groups and the bias is (C_out,).
 
         Shape: x_shape (N, C_in, H, W); w_shape (C_out, C_in/groups, kH, kW); b_shape (C_out,) or None.
         """
@@ -182,6 +182,14 @@ class ConvArgs:
             )
         if b_shape is not None and b_shape != (c_out,):
             raise ShapeError(f"{layer}: bias must have shape ({c_out},) to match weight {w_shape}, got {b_shape}")
+
+    def check_fit(self, x_shape, w_shape):
+        """The (dilated) kernel fits inside the padded input on both axes, ``H + 2P >= d·(k − 1) + 1``
+        (the arithmetic in the message).
+
+        Shape: x_shape (N, C_in, H, W); w_shape (C_out, C_in/groups, kH, kW) (named in the message).
+        """
+        layer = self.layer
         t, b, l, r = self.padding
         for axis, size, k, d, before, after in (
             ("height", x_shape[2], self.kernel_size[0], self.dilation[0], t, b),

@@ -95,7 +95,10 @@ class WinogradCache(ConvCache):
 
     @property
     def algorithm(self) -> str:
-        """``"winograd F(mxm,rxr)"``, e.g. ``"winograd F(4x4,3x3)"``."""
+        """``"winograd F(mxm,rxr)"``, e.g. ``"winograd F(4x4,3x3)"``.
+
+        Shape: not applicable (a string).
+        """
         m, r = self.tiles.m, self.tiles.r
         return f"winograd F({m}x{m},{r}x{r})"
 

@@ -25,20 +25,7 @@ def _check_ranks(x, weight):
         raise ShapeError(f"conv2d: expected weight of shape (C_out, C_in/groups, kH, kW), got {tuple(weight.shape)}")
 
 
-def _check_inputs(x, weight, bias, groups):
-    c_out, cg = weight.shape[:2]
-    c = x.shape[1]
-    if c % groups or c_out % groups:
-        raise ShapeError(
-            f"conv2d: groups={groups} must divide both input channels ({c}) and output channels ({c_out})"
-        )
-    if cg * groups != c:
-        raise ShapeError(
-            f"conv2d: input has {c} channels but weight {tuple(weight.shape)} with groups={groups} "
-            f"expects {cg}·{groups} = {cg * groups}"
-        )
-    if bias is not None and tuple(bias.shape) != (c_out,):
-        raise ShapeError(f"conv2d: bias must have shape ({c_out},), got {tuple(bias.shape)}")
+def _check_dtypes(x, weight, bias):
     for name, a in (("weight", weight), ("bias", bias)):
         if a is not None and a.dtype != x.dtype:
             raise InvalidTypeError(
@@ -85,8 +72,9 @@ def conv2d_forward(
     xp = get_array_module(x)
     _check_ranks(x, weight)
     args = ConvArgs.from_user(weight.shape[2:], stride, padding, dilation, groups)
+    args.check_shapes(tuple(x.shape), tuple(weight.shape), None if bias is None else tuple(bias.shape))
+    _check_dtypes(x, weight, bias)
     groups = args.groups
-    _check_inputs(x, weight, bias, groups)
     n, c, h, w = x.shape
     c_out, cg, kh, kw = weight.shape
     (sh, sw), pads, (dh, dw) = args.stride, args.padding, args.dilation

@@ -62,7 +62,10 @@ def chunk_size(n, per_sample_bytes, limit):
 
 
 def is_pointwise(kh, kw, sh, sw, pads):
-    """A 1×1, stride-1, unpadded convolution: X_col is the input itself, no im2col."""
+    """A 1×1, stride-1, unpadded convolution: X_col is the input itself, no im2col.
+
+    Shape: ints; pads (top, bottom, left, right) -> bool.
+    """
     return kh == 1 and kw == 1 and (sh, sw) == (1, 1) and not any(pads)
 
 
