@@ -5,15 +5,15 @@
 name. ``algorithm`` names the strategy the forward took (it lands on the tape's
 :class:`~glassnet.op_record.OpRecord`):
 
-=====================  ===========================  =============================================
-cache                  ``algorithm``                strategy
-=====================  ===========================  =============================================
-:class:`Im2colCache`   ``"im2col"``                 ``O = W_row · X_col + b``, one GEMM per group
-:class:`WinogradCache` ``"winograd F(4x4,3x3)"``,   Winograd's F(m×m, r×r) tiles: t² GEMMs between
-                       ``"winograd F(3x3,3x3)"``,   transformed filters and input tiles
-                       ``"winograd F(3x3,5x5)"``
-:class:`ReferenceCache` ``"reference"``             the lecture's loops (:mod:`.reference`)
-=====================  ===========================  =============================================
+========================  ===========================  =============================================
+cache                     ``algorithm``                strategy
+========================  ===========================  =============================================
+:class:`Im2colCache`      ``"im2col"``                 ``O = W_row · X_col + b``, one GEMM per group
+:class:`WinogradCache`    ``"winograd F(4x4,3x3)"``,   Winograd's F(m×m, r×r) tiles: t² GEMMs between
+                          ``"winograd F(3x3,3x3)"``,   transformed filters and input tiles
+                          ``"winograd F(3x3,5x5)"``
+:class:`ReferenceCache`   ``"reference"``              the lecture's loops (:mod:`.reference`)
+========================  ===========================  =============================================
 
 Arrays are kept by reference (no copies); ``eq=False`` because arrays have no single truth value.
 """
