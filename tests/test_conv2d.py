@@ -373,3 +373,48 @@ def test_op_record_names_the_algorithm(winograd):
     small = nn.Conv2d(3, 4, 3, stride=2)(gn.tensor(rng.standard_normal((1, 3, 9, 9)).astype(np.float32),
                                                   requires_grad=True))
     assert small._op.algorithm == "im2col"
+
+
+# --------------------------------------------------------------------------
+# ConvArgs: the one normaliser of the conv family
+# --------------------------------------------------------------------------
+def test_conv_args_from_user_normalises_every_form():
+    from glassnet.ops.conv import ConvArgs
+
+    a = ConvArgs.from_user(3, 2, 1, layer="Conv2d")
+    assert (a.kernel_size, a.stride, a.padding, a.dilation, a.groups) == ((3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 1)
+    assert ConvArgs.from_user((3, 5), padding=(1, 2)).padding == (1, 1, 2, 2)
+    assert ConvArgs.from_user(3, padding=((0, 1), (2, 3))).padding_pairs == ((0, 1), (2, 3))
+    assert ConvArgs.from_user(4, padding="same", dilation=(1, 2)).padding == (1, 2, 3, 3)  # PyTorch's split
+    assert ConvArgs.from_user(3, padding="valid").padding == (0, 0, 0, 0)
+    assert ConvArgs.from_user(np.int64(3), 2.0).stride == (2, 2)
+    assert ConvArgs.from_user(3, padding=1) == ConvArgs((3, 3), (1, 1), (1, 1, 1, 1))  # layer not compared
+    assert ConvArgs.from_user(3, 2, 1).output_hw(7, 8) == (4, 4)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(kernel_size=0), "Conv2d: kernel_size must be an int >= 1 or a pair of them, got 0"),
+    (dict(stride=(1, 0)), r"Conv2d: stride must be an int >= 1 or a pair of them, got \(1, 0\)"),
+    (dict(padding=-1), "Conv2d: padding must be an int >= 0 or a pair of them, got -1"),
+    (dict(dilation=2.5), "Conv2d: dilation must be an int >= 1 or a pair of them, got 2.5"),
+    (dict(groups=0), "Conv2d: groups must be a positive integer, got 0"),
+    (dict(padding="full"), "Conv2d: padding must be an int, a pair, 'valid' or 'same', got 'full'"),
+    (dict(padding="same", stride=2), r"padding='same' is not supported for strided convolutions \(stride=\(2, 2\)\)"),
+])
+def test_conv_args_errors_name_layer_argument_and_rule(kwargs, match):
+    from glassnet.ops.conv import ConvArgs
+
+    kwargs = {"kernel_size": 3, **kwargs}
+    with pytest.raises(ValueError, match=match):
+        ConvArgs.from_user(layer="Conv2d", **kwargs)
+
+
+def test_conv2d_takes_asymmetric_padding_like_the_kernel():
+    rng = np.random.default_rng(22)
+    x = rng.standard_normal((2, 3, 6, 7))
+    conv = nn.Conv2d(3, 2, 3, padding=((0, 1), (2, 0)), dtype=np.float64)
+    assert conv.padding == ((0, 1), (2, 0)) and nn.Conv2d(3, 2, 3, padding=((1, 1), (2, 2))).padding == (1, 2)
+    y = conv(gn.tensor(x)).numpy()
+    xpad = np.pad(x, ((0, 0), (0, 0), (0, 1), (2, 0)))
+    ref = naive_conv2d(xpad, conv.weight.numpy(), conv.bias.numpy())
+    np.testing.assert_allclose(y, ref, rtol=1e-12, atol=1e-12)

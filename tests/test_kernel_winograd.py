@@ -313,3 +313,21 @@ def test_winograd_forward_with_im2col_dx_matches_im2col():
     np.testing.assert_allclose(out, ref_out, rtol=1e-10, atol=1e-10)
     for mine, theirs in zip(grads, ref):
         np.testing.assert_allclose(mine, theirs, rtol=1e-10, atol=1e-10)
+
+
+def test_tune_conv_script_smoke():
+    """benchmarks/tune_conv.py --quick re-measures the tuning layers and prints rows in
+    tuning.MEASURED's format (no assertion on speed)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    proc = subprocess.run([sys.executable, str(root / "benchmarks" / "tune_conv.py"), "--quick", "--threads", "1",
+                           "--only", "conv1_2,conv2"], capture_output=True, text=True, timeout=300, cwd=root)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    rows = [line.strip() for line in proc.stdout.splitlines() if line.strip().startswith("Measurement(")]
+    assert len(rows) == 3  # VGG16 conv1_2, AlexNet conv2, the FMNIST CNN's conv2
+    from glassnet.ops.conv.tuning import Measurement
+    fresh = [eval(r.rstrip(","), {"Measurement": Measurement}) for r in rows]
+    assert [m.layer for m in fresh] == ["conv1_2", "conv2", "conv2"] and all(m.im2col_ms >= 0 for m in fresh)

@@ -9,21 +9,9 @@ from . import init
 from .module import Module
 from .parameter import Parameter
 from ..errors import InvalidArgumentError
+from ..ops.conv.args import ConvArgs
 
 _PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
-
-
-def _pair(value, name, low):
-    pair = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
-    if len(pair) != 2 or any(isinstance(v, bool) or int(v) != v or v < low for v in pair):
-        raise InvalidArgumentError(f"Conv2d: {name} must be an int >= {low} or a pair of them, got {value!r}")
-    return int(pair[0]), int(pair[1])
-
-
-def _positive(value, name):
-    if isinstance(value, bool) or int(value) != value or value < 1:
-        raise InvalidArgumentError(f"Conv2d: {name} must be a positive integer, got {value!r}")
-    return int(value)
 
 
 class Conv2d(Module):
@@ -44,8 +32,8 @@ class Conv2d(Module):
         in_channels, out_channels: C_in and C_out; both divisible by ``groups``.
         kernel_size: int or (kH, kW).
         stride: int or (sH, sW) (default 1).
-        padding: int or (pH, pW) zeros on each side (default 0), ``'valid'``
-            (none) or ``'same'`` (output as large as the input; stride 1 only;
+        padding: int or (pH, pW) zeros on each side (default 0),
+            ``((top, bottom), (left, right))``, ``'valid'`` (none) or ``'same'`` (output as large as the input; stride 1 only;
             an even effective kernel pads one extra row/column bottom/right,
             as PyTorch does).
         dilation: int or (dH, dW): spacing between kernel taps (default 1).
@@ -86,26 +74,15 @@ class Conv2d(Module):
         dtype=None,
     ):
         super().__init__()
-        in_channels = _positive(in_channels, "in_channels")
-        out_channels = _positive(out_channels, "out_channels")
-        groups = _positive(groups, "groups")
-        if in_channels % groups:
-            raise InvalidArgumentError(f"Conv2d: in_channels ({in_channels}) must be divisible by groups ({groups})")
-        if out_channels % groups:
-            raise InvalidArgumentError(f"Conv2d: out_channels ({out_channels}) must be divisible by groups ({groups})")
-        self.kernel_size = _pair(kernel_size, "kernel_size", 1)
-        self.stride = _pair(stride, "stride", 1)
-        self.dilation = _pair(dilation, "dilation", 1)
+        args = ConvArgs.from_user(kernel_size, stride, padding, dilation, groups, layer="Conv2d")
+        in_channels, out_channels = args.check_channels(in_channels, out_channels)
+        groups = args.groups
+        self.kernel_size, self.stride, self.dilation = args.kernel_size, args.stride, args.dilation
         if isinstance(padding, str):
-            if padding not in ("same", "valid"):
-                raise InvalidArgumentError(f"Conv2d: padding must be an int, a pair, 'valid' or 'same', got {padding!r}")
-            if padding == "same" and self.stride != (1, 1):
-                raise InvalidArgumentError(
-                    f"Conv2d: padding='same' is not supported for strided convolutions (stride={self.stride})"
-                )
-            self.padding = padding
+            self.padding = padding  # as PyTorch keeps it; F.conv2d resolves it the same way
         else:
-            self.padding = _pair(padding, "padding", 0)
+            t, b, l, r = args.padding
+            self.padding = (t, l) if (t, l) == (b, r) else args.padding_pairs
         if padding_mode not in _PADDING_MODES:
             raise InvalidArgumentError(f"Conv2d: padding_mode must be one of {_PADDING_MODES}, got {padding_mode!r}")
         if padding_mode != "zeros":

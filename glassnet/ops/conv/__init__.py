@@ -8,10 +8,12 @@ Files:
 
 * :mod:`.reference` — the lecture's plain im2col (a loop over patches), col2im (adding patches
   back) and the convolution through them, the oracle of the fast paths;
-* :mod:`.args` — :class:`ConvArgs`, the one normaliser and validator of kernel_size, stride,
-  padding, dilation and groups (used by ``nn``, ``functional`` and the kernels);
-* :mod:`.geometry` — output sizes (:func:`conv2d_output_shape`, exactly PyTorch's),
-  :func:`same_padding`, padded channel-major copies, chunk sizes;
+* :mod:`.args` — :class:`ConvArgs` (:meth:`ConvArgs.from_user`), the one normaliser and
+  validator of kernel_size, stride, padding, dilation and groups (used by ``nn``, ``functional``
+  and the kernels);
+* :mod:`.geometry` — the arithmetic of output sizes and ``'same'`` padding (the user-facing
+  :func:`conv2d_output_shape`, exactly PyTorch's, and :func:`same_padding` in :mod:`.args`),
+  padded channel-major copies, chunk sizes;
 * :mod:`.im2col_gemm` — im2col/col2im and ``O = W_row·X_col + b``, ``dW = dO·X_colᵀ``,
   ``dX = col2im(W_rowᵀ·dO)``;
 * :mod:`.winograd` and :mod:`.winograd_tiles` — Winograd F(m×m, r×r), its matrices by Toom–Cook;
@@ -20,11 +22,10 @@ Files:
 * :mod:`.forward`, :mod:`.backward` — the entry points;
 * :mod:`.cache` — one frozen cache type per algorithm, each naming its ``algorithm``.
 """
-from .args import ConvArgs
+from .args import ConvArgs, conv2d_output_shape, same_padding
 from .backward import conv2d_backward
 from .cache import Im2colCache, WinogradCache
 from .forward import conv2d_forward
-from .geometry import conv2d_output_shape, same_padding
 from .im2col_gemm import col2im, im2col
 from .settings import DEFAULT_WORKSPACE_LIMIT, ConvSettings, conv_settings, current_settings
 

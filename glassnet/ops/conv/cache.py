@@ -5,14 +5,15 @@
 name. ``algorithm`` names the strategy the forward took (it lands on the tape's
 :class:`~glassnet.op_record.OpRecord`):
 
-=====================  ===========================  =============================================
-cache                  ``algorithm``                strategy
-=====================  ===========================  =============================================
-:class:`Im2colCache`   ``"im2col"``                 ``O = W_row · X_col + b``, one GEMM per group
-:class:`WinogradCache` ``"winograd F(4x4,3x3)"``,   Winograd's F(m×m, r×r) tiles: t² GEMMs between
-                       ``"winograd F(3x3,3x3)"``,   transformed filters and input tiles
-                       ``"winograd F(3x3,5x5)"``
-=====================  ===========================  =============================================
+========================  ===========================  =============================================
+cache                     ``algorithm``                strategy
+========================  ===========================  =============================================
+:class:`Im2colCache`      ``"im2col"``                 ``O = W_row · X_col + b``, one GEMM per group
+:class:`WinogradCache`    ``"winograd F(4x4,3x3)"``,   Winograd's F(m×m, r×r) tiles: t² GEMMs between
+                          ``"winograd F(3x3,3x3)"``,   transformed filters and input tiles
+                          ``"winograd F(3x3,5x5)"``
+:class:`ReferenceCache`   ``"reference"``              the lecture's loops (:mod:`.reference`)
+========================  ===========================  =============================================
 
 Arrays are kept by reference (no copies); ``eq=False`` because arrays have no single truth value.
 """
@@ -21,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-__all__ = ["ConvCache", "Im2colCache", "WinogradCache"]
+__all__ = ["ConvCache", "Im2colCache", "WinogradCache", "ReferenceCache"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -94,6 +95,32 @@ class WinogradCache(ConvCache):
 
     @property
     def algorithm(self) -> str:
-        """``"winograd F(mxm,rxr)"``, e.g. ``"winograd F(4x4,3x3)"``."""
+        """``"winograd F(mxm,rxr)"``, e.g. ``"winograd F(4x4,3x3)"``.
+
+        Shape: not applicable (a string).
+        """
         m, r = self.tiles.m, self.tiles.r
         return f"winograd F({m}x{m},{r}x{r})"
+
+
+@dataclass(frozen=True, eq=False)
+class ReferenceCache:
+    """The lecture's plain convolution (:mod:`.reference`).
+
+    Attributes:
+        x: the input X (N, C_in, H, W).
+        weight: the filters W (C_out, C_in/groups, kH, kW).
+        has_bias: whether the forward added a bias.
+        args: the :class:`~glassnet.ops.conv.args.ConvArgs`.
+        cols: X_col of the whole batch, built by the patch loop.
+
+    Shape:
+        cols (C_in·kH·kW, N·Ho·Wo).
+    """
+
+    algorithm: ClassVar[str] = "reference"
+    x: object
+    weight: object
+    has_bias: bool
+    args: object
+    cols: object

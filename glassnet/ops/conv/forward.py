@@ -8,8 +8,8 @@ for float32 inputs.
 from __future__ import annotations
 
 from ...backend import get_array_module
-from ...errors import InvalidArgumentError, InvalidTypeError, ShapeError
-from .geometry import normalise, output_shape
+from ...errors import InvalidTypeError, ShapeError
+from .args import ConvArgs
 from .im2col_gemm import gemm_forward
 from .selection import winograd_for
 from .settings import current_settings
@@ -18,26 +18,14 @@ from .winograd import winograd_forward
 __all__ = ["conv2d_forward"]
 
 
-def _check_inputs(x, weight, bias, groups):
+def _check_ranks(x, weight):
     if x.ndim != 4:
         raise ShapeError(f"conv2d: expected input of shape (N, C, H, W), got {tuple(x.shape)}")
     if weight.ndim != 4:
         raise ShapeError(f"conv2d: expected weight of shape (C_out, C_in/groups, kH, kW), got {tuple(weight.shape)}")
-    if groups < 1:
-        raise InvalidArgumentError(f"conv2d: groups must be >= 1, got {groups}")
-    c_out, cg = weight.shape[:2]
-    c = x.shape[1]
-    if c % groups or c_out % groups:
-        raise ShapeError(
-            f"conv2d: groups={groups} must divide both input channels ({c}) and output channels ({c_out})"
-        )
-    if cg * groups != c:
-        raise ShapeError(
-            f"conv2d: input has {c} channels but weight {tuple(weight.shape)} with groups={groups} "
-            f"expects {cg}·{groups} = {cg * groups}"
-        )
-    if bias is not None and tuple(bias.shape) != (c_out,):
-        raise ShapeError(f"conv2d: bias must have shape ({c_out},), got {tuple(bias.shape)}")
+
+
+def _check_dtypes(x, weight, bias):
     for name, a in (("weight", weight), ("bias", bias)):
         if a is not None and a.dtype != x.dtype:
             raise InvalidTypeError(
@@ -76,16 +64,21 @@ def conv2d_forward(
         x: (N, C_in, H, W); weight: (C_out, C_in/groups, kH, kW);
         bias: (C_out,) or None;
         stride, dilation: (sH, sW), (dH, dW);
-        padding: (pH, pW) or ((top, bottom), (left, right));
+        padding: (pH, pW), ((top, bottom), (left, right)), 'valid' or 'same'
+        (normalised by :meth:`~.args.ConvArgs.from_user`);
         out: (N, C_out, Ho, Wo) with
         Ho = floor((H + top + bottom − dH·(kH − 1) − 1)/sH) + 1 (likewise Wo).
     """
     xp = get_array_module(x)
-    _check_inputs(x, weight, bias, groups)
+    _check_ranks(x, weight)
+    args = ConvArgs.from_user(weight.shape[2:], stride, padding, dilation, groups)
+    args.check_shapes(tuple(x.shape), tuple(weight.shape), None if bias is None else tuple(bias.shape))
+    _check_dtypes(x, weight, bias)
+    groups = args.groups
     n, c, h, w = x.shape
     c_out, cg, kh, kw = weight.shape
-    sh, sw, pads, dh, dw = normalise(stride, padding, dilation)
-    ho, wo = output_shape(h, w, kh, kw, sh, sw, pads, dh, dw)
+    (sh, sw), pads, (dh, dw) = args.stride, args.padding, args.dilation
+    ho, wo = args.output_hw(h, w)
     settings = current_settings()
     limit = settings.workspace_limit if workspace_limit_bytes is None else int(workspace_limit_bytes)
     algorithm = winograd_for(settings, kh, kw, sh, sw, dh, dw, groups, pads, c, c_out, n, ho, wo, x.itemsize,

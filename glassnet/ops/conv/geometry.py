@@ -7,80 +7,28 @@ Notation (the lecture's): an (H, W) input, a kH×kW filter at stride (sH, sW) an
     Ho = floor((H + top + bottom − dH·(kH − 1) − 1)/sH) + 1        (likewise Wo)
 
 outputs — the lecture's (N − F + 2P)/S + 1, floored as PyTorch does. Arrays here are
-channel-major, (C, N, H, W) in memory, as the im2col columns and the Winograd tiles read them.
+channel-major, (C, N, H, W) in memory, as the im2col columns and the Winograd tiles read them. Arguments arrive normalised by
+:class:`~glassnet.ops.conv.args.ConvArgs` (which also holds the user-facing
+:func:`~glassnet.ops.conv.args.conv2d_output_shape` and :func:`~glassnet.ops.conv.args.same_padding`).
 """
 from __future__ import annotations
 
 from ...backend import get_array_module
-from ...errors import InvalidArgumentError, ShapeError
+from ...errors import ShapeError
 from ...threads import parallel_for
 
-__all__ = ["conv2d_output_shape", "same_padding"]
+__all__ = ["output_shape", "same_pads"]
 
 
-def _pair(v, name):
-    if isinstance(v, (tuple, list)):
-        if len(v) != 2:
-            raise InvalidArgumentError(f"conv2d: {name} must be an int or a pair, got {v!r}")
-        return int(v[0]), int(v[1])
-    return int(v), int(v)
+def same_pads(kh, kw, dh, dw):
+    """The padding PyTorch applies for ``padding='same'`` (stride 1): per axis ``d·(k − 1)`` in
+    all, ``total // 2`` before and the rest after (an even effective kernel pads one more at the
+    bottom/right). The user-facing form is :func:`~glassnet.ops.conv.args.same_padding`.
 
-
-def _pads(padding):
-    """``p``, ``(pH, pW)`` or ``((top, bottom), (left, right))`` -> 4 ints."""
-    if isinstance(padding, (tuple, list)) and len(padding) == 2 and any(
-        isinstance(p, (tuple, list)) for p in padding
-    ):
-        (t, b), (l, r) = (_pair(p, "padding") for p in padding)
-    else:
-        ph, pw = _pair(padding, "padding")
-        t, b, l, r = ph, ph, pw, pw
-    if min(t, b, l, r) < 0:
-        raise InvalidArgumentError(f"conv2d: padding must be >= 0, got {padding!r}")
-    return t, b, l, r
-
-
-def normalise(stride, padding, dilation):
-    """The kernels' stride, padding and dilation as ``(sH, sW, (top, bottom, left, right), dH, dW)``.
-
-    Shape: stride, dilation: int or pair; padding: int, pair or ((top, bottom), (left, right)).
+    Shape: ints -> ((top, bottom), (left, right)).
     """
-    sh, sw = _pair(stride, "stride")
-    dh, dw = _pair(dilation, "dilation")
-    if sh < 1 or sw < 1 or dh < 1 or dw < 1:
-        raise InvalidArgumentError(f"conv2d: stride and dilation must be >= 1, got stride={stride!r}, dilation={dilation!r}")
-    return sh, sw, _pads(padding), dh, dw
-
-
-def same_padding(kernel_size, dilation=1):
-    """The padding PyTorch applies for ``padding='same'`` (stride 1).
-
-    The total per axis is ``d·(k − 1)``; PyTorch puts ``total // 2`` before
-    and the rest after, so an even effective kernel pads one more at the
-    bottom/right. Returns ``((top, bottom), (left, right))``, which
-    :func:`~glassnet.ops.conv.forward.conv2d_forward` accepts as ``padding``.
-
-    Shape:
-        kernel_size, dilation: int or (kH, kW) / (dH, dW).
-        returns: ((top, bottom), (left, right)).
-    """
-    kh, kw = _pair(kernel_size, "kernel_size")
-    dh, dw = _pair(dilation, "dilation")
     th, tw = dh * (kh - 1), dw * (kw - 1)
     return (th // 2, th - th // 2), (tw // 2, tw - tw // 2)
-
-
-def conv2d_output_shape(h, w, kh, kw, stride=(1, 1), padding=(0, 0), dilation=(1, 1)):
-    """(Ho, Wo) exactly as PyTorch: ``floor((H + pads − d·(k − 1) − 1) / s) + 1``.
-
-    Raises :class:`~glassnet.errors.ShapeError` when an output side would be < 1.
-
-    Shape:
-        h, w, kh, kw: ints; stride, dilation: int or pair; padding: int,
-        pair, or ((top, bottom), (left, right)). returns: (Ho, Wo).
-    """
-    sh, sw, pads, dh, dw = normalise(stride, padding, dilation)
-    return output_shape(int(h), int(w), int(kh), int(kw), sh, sw, pads, dh, dw)
 
 
 def output_shape(h, w, kh, kw, sh, sw, pads, dh, dw):
@@ -114,7 +62,10 @@ def chunk_size(n, per_sample_bytes, limit):
 
 
 def is_pointwise(kh, kw, sh, sw, pads):
-    """A 1×1, stride-1, unpadded convolution: X_col is the input itself, no im2col."""
+    """A 1×1, stride-1, unpadded convolution: X_col is the input itself, no im2col.
+
+    Shape: ints; pads (top, bottom, left, right) -> bool.
+    """
     return kh == 1 and kw == 1 and (sh, sw) == (1, 1) and not any(pads)
 
 

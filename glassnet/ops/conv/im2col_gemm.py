@@ -36,7 +36,8 @@ from ...errors import ShapeError
 from ...threads import parallel_for
 from . import tuning
 from .cache import Im2colCache
-from .geometry import channels_first_padded, chunk_size, crop, is_pointwise, normalise, output_shape
+from .args import ConvArgs
+from .geometry import channels_first_padded, chunk_size, crop, is_pointwise
 from .selection import use_wide_rows
 
 __all__ = ["im2col", "col2im", "gemm_forward", "gemm_backward"]
@@ -136,13 +137,14 @@ def im2col(x, kh, kw, stride=(1, 1), padding=(0, 0), dilation=(1, 1)):
         x: (N, C, H, W); stride, dilation: int or pair; padding: int, pair,
         or ((top, bottom), (left, right)).
         returns: (C·kH·kW, N·Ho·Wo) with Ho, Wo from
-        :func:`~glassnet.ops.conv.geometry.conv2d_output_shape` (for one AlexNet image: [363 × 3025]).
+        :func:`~glassnet.ops.conv.args.conv2d_output_shape` (for one AlexNet image: [363 × 3025]).
     """
     if x.ndim != 4:
         raise ShapeError(f"im2col: expected x of shape (N, C, H, W), got {tuple(x.shape)}")
-    sh, sw, pads, dh, dw = normalise(stride, padding, dilation)
-    ho, wo = output_shape(x.shape[2], x.shape[3], kh, kw, sh, sw, pads, dh, dw)
-    return _im2col(x, kh, kw, sh, sw, pads, dh, dw, ho, wo)
+    args = ConvArgs.from_user((kh, kw), stride, padding, dilation, layer="im2col")
+    ho, wo = args.output_hw(x.shape[2], x.shape[3])
+    (kh, kw), (sh, sw), (dh, dw) = args.kernel_size, args.stride, args.dilation
+    return _im2col(x, kh, kw, sh, sw, args.padding, dh, dw, ho, wo)
 
 
 def col2im(cols, x_shape, kh, kw, stride=(1, 1), padding=(0, 0), dilation=(1, 1)):
@@ -161,8 +163,9 @@ def col2im(cols, x_shape, kh, kw, stride=(1, 1), padding=(0, 0), dilation=(1, 1)
     if len(x_shape) != 4:
         raise ShapeError(f"col2im: x_shape must be (N, C, H, W), got {tuple(x_shape)}")
     n, c, h, w = (int(s) for s in x_shape)
-    sh, sw, pads, dh, dw = normalise(stride, padding, dilation)
-    ho, wo = output_shape(h, w, kh, kw, sh, sw, pads, dh, dw)
+    args = ConvArgs.from_user((kh, kw), stride, padding, dilation, layer="col2im")
+    ho, wo = args.output_hw(h, w)
+    (kh, kw), (sh, sw), pads, (dh, dw) = args.kernel_size, args.stride, args.padding, args.dilation
     if tuple(cols.shape) != (c * kh * kw, n * ho * wo):
         raise ShapeError(
             f"col2im: cols has shape {tuple(cols.shape)}, but a {kh}x{kw} filter on x of shape "

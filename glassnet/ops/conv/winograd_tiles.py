@@ -82,7 +82,10 @@ def _inverse(matrix):
 def toom_cook(m: int, r: int, points):
     """(Bᵀ, G, Aᵀ) of F(m, r) from ``t − 1 = m + r − 2`` distinct finite
     interpolation points (the last point is ∞), as float64 arrays; see the
-    module docstring for the construction."""
+    module docstring for the construction.
+
+    Shape: returns Bᵀ (t, t), G (t, r), Aᵀ (m, t) with t = m + r − 1.
+    """
     t = m + r - 1
     points = [Fraction(p) for p in points]
     if len(points) != t - 1 or len(set(points)) != len(points):
@@ -107,9 +110,9 @@ class WinogradTiles:
     """Winograd F(m×m, r×r) for stride-1 r×r convolutions: the transforms,
     the convolution and its weight gradient, on channel-major arrays.
 
-    Shape conventions (every method): ``tiles = N · tiles_h · tiles_w`` with
-    ``tiles_h = ⌈Ho/m⌉``; the padded input is (C, N, m·tiles_h + r − 1,
-    m·tiles_w + r − 1) (:meth:`padded_extent`).
+    Shape:
+        every method: ``tiles = N · tiles_h · tiles_w`` with ``tiles_h = ⌈Ho/m⌉``; the padded
+        input is (C, N, m·tiles_h + r − 1, m·tiles_w + r − 1) (:meth:`padded_extent`).
     """
 
     def __init__(self, m: int, r: int, points):
@@ -122,11 +125,17 @@ class WinogradTiles:
         return f"WinogradTiles(F({self.m}×{self.m}, {self.r}×{self.r}))"
 
     def padded_extent(self, out: int) -> int:
-        """Padded input length that whole tiles need for ``out`` outputs: m·⌈out/m⌉ + r − 1."""
+        """Padded input length that whole tiles need for ``out`` outputs: m·⌈out/m⌉ + r − 1.
+
+        Shape: int -> int.
+        """
         return self.m * (-(-out // self.m)) + self.r - 1
 
     def workspace_bytes(self, c, c_out, n, out_hw, itemsize) -> int:
-        """Bytes of the largest buffers (D or V, and M) of one call."""
+        """Bytes of the largest buffers (D or V, and M) of one call: t²·max(C, C_out)·tiles·itemsize.
+
+        Shape: ints; out_hw (Ho, Wo) -> int.
+        """
         tiles = n * (-(-out_hw[0] // self.m)) * (-(-out_hw[1] // self.m))
         return self.t * self.t * max(c, c_out) * tiles * itemsize
 
