@@ -4,7 +4,7 @@ What it measures
 ----------------
 Kernel level, float32, no Tensor/autograd layer on the glassnet side:
 
-* glassnet ``glassnet.kernels.conv.conv2d_forward`` / ``conv2d_backward`` and
+* glassnet ``glassnet.ops.conv.conv2d_forward`` / ``conv2d_backward`` and
   ``glassnet.ops.pool.max_pool2d_forward`` / ``max_pool2d_backward``;
 * PyTorch ``torch.nn.functional.conv2d`` / ``max_pool2d``, backward through
   autograd (``torch.autograd.grad`` with ``retain_graph=True`` for the
@@ -43,7 +43,7 @@ Then, for glassnet's convolutions:
   2048x2048 matmul (the "GEMM ceiling") and a matmul of exactly the conv's
   ``W_row · X_col`` shape -- as fractions of those ceilings;
 * where the forward time goes: ``im2col`` (timed alone with the public
-  ``glassnet.kernels.conv.im2col``) vs the GEMM vs the rest (bias, reshapes);
+  ``glassnet.ops.conv.im2col``) vs the GEMM vs the rest (bias, reshapes);
 * where the backward time goes: the dW GEMM (``Σ_n dO_n·X_col,nᵀ``), the
   dX_col GEMM (``W_rowᵀ·dO``), ``col2im``, and the rest (db, reshapes).
   The pieces are timed separately on the same shapes, so "rest" is the total
@@ -78,7 +78,7 @@ sys.path.insert(1, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from glassnet.kernels import conv as gconv  # noqa: E402
+from glassnet.ops import conv as gconv  # noqa: E402
 from glassnet.ops import pool as gpool  # noqa: E402
 
 from _timing import (add_common_args, add_runtime_options, apply_runtime_options, check_close, dump_json, environment, fmt_ms,  # noqa: E402
@@ -453,7 +453,7 @@ def main(argv=None):
     settings = {"repeat": repeat, "warmup": warmup, "layers": "full" if args.full else "subset",
                 "convs": [c[0] for c in convs], "pools": [p[0] for p in pools], "dtype": "float32",
                 "order": "blocks per contender" if BLOCKS else "interleaved glassnet, torch",
-                "workspace_limit_MiB": gconv.get_workspace_limit() / 2**20}
+                "workspace_limit_MiB": gconv.current_settings().workspace_limit / 2**20}
     env = environment()
     print_header("bench_conv: conv2d / max_pool2d kernels, glassnet vs torch", env,
                  {k: v for k, v in settings.items() if k not in ("convs", "pools")})

@@ -151,7 +151,7 @@ def main(argv=None) -> int:
     ap.add_argument("--profile", action="store_true", help="also print glassnet's per-op breakdown")
     ap.add_argument("--top", type=int, default=12, help="ops shown per breakdown (default 12)")
     ap.add_argument("--no-winograd", action="store_true",
-                    help="glassnet's 3×3 convolutions by im2col + GEMM only (glassnet.kernels.conv.set_winograd)")
+                    help="glassnet's 3×3 convolutions by im2col + GEMM only (glassnet.ops.conv.conv_settings(winograd=False))")
     ap.add_argument("--tf32", action="store_true", help="let PyTorch use TF32 (its cuDNN default)")
     ap.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     args = ap.parse_args(argv)
@@ -166,10 +166,6 @@ def main(argv=None) -> int:
     if not torch.cuda.is_available():
         print("bench_gpu: this PyTorch build has no CUDA", file=sys.stderr)
         return 2
-    if args.no_winograd:
-        from glassnet.kernels.conv import set_winograd
-
-        set_winograd(False)
     torch.backends.cudnn.allow_tf32 = args.tf32
     torch.backends.cuda.matmul.allow_tf32 = args.tf32
     torch.backends.cudnn.benchmark = False
@@ -185,14 +181,17 @@ def main(argv=None) -> int:
     print(f"median per step over {args.rounds} alternating blocks of {args.repeat} steps "
           f"({args.warmup} warm-up steps), device synchronised around each step")
     results, rows = [], []
-    for case in cases:
-        r = run_case(case, args)
-        results.append(r)
-        rows.append([case, r["batch"], fmt_ms(r["glassnet_s"]), fmt_ms(r["torch_s"]), f"{r['ratio']:.2f}",
-                     fmt_ms(r["glassnet_issue_s"]),
-                     f"{r['glassnet_pool_mib']:.0f}", f"{r['torch_peak_reserved_mib']:.0f}",
-                     f"{r['logits_rel_err']:.1e}"])
-        print(f"  {case}: glassnet {fmt_ms(r['glassnet_s'])}, torch {fmt_ms(r['torch_s'])}", flush=True)
+    from glassnet.ops.conv import conv_settings
+
+    with conv_settings(winograd=not args.no_winograd):
+        for case in cases:
+            r = run_case(case, args)
+            results.append(r)
+            rows.append([case, r["batch"], fmt_ms(r["glassnet_s"]), fmt_ms(r["torch_s"]), f"{r['ratio']:.2f}",
+                         fmt_ms(r["glassnet_issue_s"]),
+                         f"{r['glassnet_pool_mib']:.0f}", f"{r['torch_peak_reserved_mib']:.0f}",
+                         f"{r['logits_rel_err']:.1e}"])
+            print(f"  {case}: glassnet {fmt_ms(r['glassnet_s'])}, torch {fmt_ms(r['torch_s'])}", flush=True)
     print_table(["case", "batch", "glassnet ms", "torch ms", "ratio", "glassnet issue ms", "glassnet MiB",
                  "torch MiB", "logits rel err"], rows,
                 title="GPU step times (ratio = glassnet / torch; issue = glassnet's host time to launch a "

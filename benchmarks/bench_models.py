@@ -243,7 +243,7 @@ def check_case(case, gmodel, tmodel, x, y) -> dict:
         # (batch 8) differ from a float64 reference by up to 3.2% of a tensor's max in
         # PyTorch and 6.2% in glassnet (measured 2026-11-28; median 0.12% and 0.42%):
         # its Winograd layers round ~10x more than im2col (~1e-6 relative per layer),
-        # and 20 batch norms amplify that. With set_winograd(False) glassnet's median is
+        # and 20 batch norms amplify that. With conv_settings(winograd=False) glassnet's median is
         # 3e-6. A broken kernel is off by O(100%).
         check_close(f"{case}: grad {k}", gg, tg, rtol=1e-2, atol_rel=1e-1)
         worst = max(worst, float(np.abs(gg - tg).max()) / max(float(np.abs(tg).max()), 1e-30))

@@ -21,4 +21,14 @@ __all__ = [
     "get_default_dtype", "set_default_dtype", "manual_seed",
     "ShapeError", "DataFormatError",
     "cat", "stack",
+    "summary",
 ]
+
+
+def __getattr__(name):
+    # glassnet.summary is imported on first use, so that ``import glassnet`` stays cheap
+    if name == "summary":
+        from .analysis.summary import summary
+        globals()["summary"] = summary
+        return summary
+    raise AttributeError(f"module 'glassnet' has no attribute {name!r}")

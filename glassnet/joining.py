@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from .backend import result_dtype
 from .errors import GlassnetRuntimeError, IndexOutOfRangeError, InvalidArgumentError, InvalidTypeError, ShapeError
+from .op_args import JoinArgs
+from .op_record import OpRecord
 from .ops import shape as K
 from .tensor import Tensor, apply_kernel
 
@@ -51,7 +53,7 @@ def _call(op, forward, backward, tensors, axis, dtype):
     def fwd(*arrays, axis, dtype):
         return forward(arrays, axis, dtype)
 
-    return apply_kernel(op, fwd, backward, tensors, axis=axis, dtype=dtype)
+    return apply_kernel(OpRecord(op, JoinArgs(axis)), fwd, backward, tensors, axis=axis, dtype=dtype)
 
 
 def cat(tensors, dim: int = 0) -> Tensor:

@@ -30,7 +30,9 @@ from .backend import (
     to_numpy,
 )
 from .errors import GlassnetRuntimeError, InvalidArgumentError, InvalidTypeError
-from .op_record import as_record
+from .op_args import (CastArgs, IndexArgs, PermuteArgs, PowArgs, ReduceArgs, ReshapeArgs, SoftmaxArgs,
+                      ToArgs)
+from .op_record import OpRecord, as_record
 from .ops import activations as A
 from .ops import softmax as S
 
@@ -182,7 +184,7 @@ class Tensor:
         dtype = np.dtype(dtype)
         src_dtype = self.dtype
         return self._make(
-            self.data.astype(dtype), (self,), lambda g: (g.astype(src_dtype),), "astype"
+            self.data.astype(dtype), (self,), lambda g: (g.astype(src_dtype),), OpRecord("astype", CastArgs(dtype))
         )
 
     def float(self) -> "Tensor":
@@ -197,7 +199,7 @@ class Tensor:
         if device == src:
             return self
         return self._make(
-            to_device(self.data, device), (self,), lambda g: (to_device(g, src),), "to"
+            to_device(self.data, device), (self,), lambda g: (to_device(g, src),), OpRecord("to", ToArgs(device))
         )
 
     def requires_grad_(self, flag: bool = True) -> "Tensor":
@@ -379,7 +381,7 @@ class Tensor:
             )
         p = exponent
         x = self.data
-        return Tensor._make(x ** p, (self,), lambda g: (g * p * x ** (p - 1),), "pow")
+        return Tensor._make(x ** p, (self,), lambda g: (g * p * x ** (p - 1),), OpRecord("pow", PowArgs(p)))
 
     def __rpow__(self, base):
         return self._coerce(base) ** self
@@ -409,7 +411,7 @@ class Tensor:
                 g = xp.expand_dims(g, axis)
             return (xp.broadcast_to(g, shape),)
 
-        return Tensor._make(out, (self,), backward_fn, "sum")
+        return Tensor._make(out, (self,), backward_fn, OpRecord("sum", ReduceArgs(axis, keepdims)))
 
     def mean(self, axis=None, keepdims: bool = False) -> "Tensor":
         """Mean over ``axis``. Backward: dL/dmean ÷ count, broadcast back."""
@@ -432,7 +434,7 @@ class Tensor:
             mask /= mask.sum(axis=axis, keepdims=True)
             return (mask * g,)
 
-        return Tensor._make(out, (self,), backward_fn, "max")
+        return Tensor._make(out, (self,), backward_fn, OpRecord("max", ReduceArgs(axis, keepdims)))
 
     def min(self, axis=None, keepdims: bool = False) -> "Tensor":
         return -((-self).max(axis=axis, keepdims=keepdims))
@@ -481,11 +483,11 @@ class Tensor:
 
     def softmax(self, dim: int = -1) -> "Tensor":
         """e^(s_j) / Σ_k e^(s_k) along ``dim`` (numerically stable); kernels in :mod:`glassnet.ops.softmax`."""
-        return apply_kernel("softmax", S.softmax_forward, S.softmax_backward, [self], dim)
+        return apply_kernel(OpRecord("softmax", SoftmaxArgs(dim)), S.softmax_forward, S.softmax_backward, [self], dim)
 
     def log_softmax(self, dim: int = -1) -> "Tensor":
         """log softmax along ``dim`` (numerically stable); kernels in :mod:`glassnet.ops.softmax`."""
-        return apply_kernel("log_softmax", S.log_softmax_forward, S.log_softmax_backward, [self], dim)
+        return apply_kernel(OpRecord("log_softmax", SoftmaxArgs(dim)), S.log_softmax_forward, S.log_softmax_backward, [self], dim)
 
     # ------------------------------------------------------------------ shapes
     def reshape(self, *shape) -> "Tensor":
@@ -493,7 +495,8 @@ class Tensor:
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
         src = self.shape
-        return Tensor._make(self.data.reshape(shape), (self,), lambda g: (g.reshape(src),), "reshape")
+        return Tensor._make(self.data.reshape(shape), (self,), lambda g: (g.reshape(src),),
+                            OpRecord("reshape", ReshapeArgs(tuple(shape))))
 
     view = reshape
 
@@ -529,7 +532,8 @@ class Tensor:
         dims = tuple(d % self.ndim for d in dims)
         inverse = tuple(int(i) for i in np.argsort(dims))
         return Tensor._make(
-            xp.transpose(self.data, dims), (self,), lambda g: (xp.transpose(g, inverse),), "permute"
+            xp.transpose(self.data, dims), (self,), lambda g: (xp.transpose(g, inverse),),
+            OpRecord("permute", PermuteArgs(dims))
         )
 
     def __getitem__(self, index) -> "Tensor":
@@ -551,7 +555,7 @@ class Tensor:
                 _scatter_add(full, index, g)
             return (full,)
 
-        return Tensor._make(xp.asarray(x[index]), (self,), backward_fn, "index")
+        return Tensor._make(xp.asarray(x[index]), (self,), backward_fn, OpRecord("index", IndexArgs(index)))
 
 
 def matmul(a: Tensor, b: Tensor) -> Tensor:

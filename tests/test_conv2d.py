@@ -354,3 +354,22 @@ def test_mixed_dtypes_raise_type_error():
 def test_functional_rejects_raw_arrays():
     with pytest.raises(TypeError, match="input must be a glassnet Tensor"):
         F.conv2d(np.zeros((1, 1, 3, 3), np.float32), _x(1, 1, 3, 3))
+
+
+# --------------------------------------------------------------------------
+# the algorithm the kernel chose lands on the tape
+# --------------------------------------------------------------------------
+@pytest.mark.parametrize("winograd", [True, False])
+def test_op_record_names_the_algorithm(winograd):
+    from glassnet.ops.conv import conv_settings
+
+    rng = np.random.default_rng(21)
+    x = gn.tensor(rng.standard_normal((1, 64, 56, 56)).astype(np.float32), requires_grad=True)
+    conv = nn.Conv2d(64, 64, 3, padding=1)  # VGG-sized: the measured rules pick F(4x4, 3x3)
+    with conv_settings(winograd=winograd):
+        y = conv(x)
+    assert y._op.name == "conv2d"
+    assert y._op.algorithm == ("winograd F(4x4,3x3)" if winograd else "im2col")
+    small = nn.Conv2d(3, 4, 3, stride=2)(gn.tensor(rng.standard_normal((1, 3, 9, 9)).astype(np.float32),
+                                                  requires_grad=True))
+    assert small._op.algorithm == "im2col"

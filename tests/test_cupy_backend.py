@@ -228,12 +228,9 @@ def test_optimizer_matches_cpu(opt_name):
     (2, 16, 15, 3, 2, 1),    # im2col with a stride
     (2, 8, 9, 3, 1, 0),      # im2col, no padding
 ])
-def test_conv_kernel_float32_matches_cpu(n, c, size, k, stride, padding, winograd_on_gpu, monkeypatch):
+def test_conv_kernel_float32_matches_cpu(n, c, size, k, stride, padding, winograd_on_gpu):
     """The GPU's im2col (its default) and its Winograd (forced on) against the CPU's path."""
-    from glassnet.kernels import conv as convmod
-    from glassnet.kernels.conv import conv2d_backward, conv2d_forward
-
-    monkeypatch.setattr(convmod, "WINOGRAD_ON_GPU", winograd_on_gpu)
+    from glassnet.ops.conv import conv2d_backward, conv2d_forward, conv_settings
 
     rng = np.random.default_rng(1)
     x = rng.standard_normal((n, c, size, size), dtype=np.float32)
@@ -242,11 +239,12 @@ def test_conv_kernel_float32_matches_cpu(n, c, size, k, stride, padding, winogra
     out, cache = conv2d_forward(x, w, b, (stride, stride), (padding, padding))
     dout = rng.standard_normal(out.shape, dtype=np.float32)
     grads = conv2d_backward(dout, cache)
-    gout, gcache = conv2d_forward(_gpu(x), _gpu(w), _gpu(b), (stride, stride), (padding, padding))
-    ggrads = conv2d_backward(_gpu(dout), gcache)
+    with conv_settings(winograd_on_gpu=winograd_on_gpu):
+        gout, gcache = conv2d_forward(_gpu(x), _gpu(w), _gpu(b), (stride, stride), (padding, padding))
+    ggrads = conv2d_backward(_gpu(dout), gcache)  # under the forward's settings (the cache's)
     assert _is_gpu(gout) and gout.dtype == np.float32
     # the CPU's algorithm on the GPU only when Winograd is allowed there
-    assert (gcache[8] is None) == (cache[8] is None and winograd_on_gpu)
+    assert (gcache.algorithm != "im2col") == (cache.algorithm != "im2col" and winograd_on_gpu)
     # float32 on both: Winograd rounds to ~2e-6 of the largest value, and
     # cuBLAS sums in another order than OpenBLAS
     _assert_close("conv output", gout, out, 5e-5)

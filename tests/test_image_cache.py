@@ -274,7 +274,7 @@ def test_kill_9_mid_prepare_leaves_no_valid_cache(tmp_path, workers):
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_ctrl_c_mid_prepare_cleans_up(tmp_path):
-    src = folder(tmp_path / "p", n=40)
+    src = folder(tmp_path / "p", n=100)  # ~4 s of decoding with 2 workers: the signal lands mid-prepare on a loaded machine too
     out, marker = tmp_path / "c", f"gn-int-test-{os.getpid()}"
     proc = _start(src, out, 2, marker)
     proc.send_signal(signal.SIGINT)
@@ -295,3 +295,69 @@ def test_worker_processes_give_the_same_batches(tmp_path):
         for (xa, ya), (xb, yb) in zip(serial, workers):
             np.testing.assert_array_equal(xa, xb)
             np.testing.assert_array_equal(ya, yb)
+
+
+def test_image_folder_reads_its_cache_with_the_same_transforms(src, tmp_path):
+    out = prepare_image_cache(src, tmp_path / "c", size=12, progress=False)
+    tf = T.Compose([T.RandomResizedCrop(8), T.RandomHorizontalFlip(), T.ToFloat()])
+    cached = ImageFolder(src, transform=tf, target_transform=lambda y: y + 10, cache=out)
+    decoded = ImageFolder(src, transform=T.Compose([T.Resize(12), T.CenterCrop(12), tf]),
+                          target_transform=lambda y: y + 10)
+    assert isinstance(cached.cache, ImageCache) and len(cached) == len(decoded) == 8  # the CLI's reader
+    assert cached.classes == decoded.classes and cached.class_to_idx == decoded.class_to_idx
+    assert cached.samples == decoded.samples and cached.targets == decoded.targets and cached.imgs is cached.samples
+    cli_reader = ImageCache(out, transform=tf)
+    for i in range(len(cached)):
+        x, y = cached.get_item(i, sample_rng(5, 2, i))
+        ref, ref_y = decoded.get_item(i, sample_rng(5, 2, i))
+        np.testing.assert_array_equal(x, ref)
+        np.testing.assert_array_equal(x, cli_reader.get_item(i, sample_rng(5, 2, i))[0])
+        assert y == ref_y == decoded.targets[i] + 10
+    np.testing.assert_array_equal(cached[3][0], decoded[3][0])
+    plain = ImageFolder(src, cache=out)
+    assert plain[0][0].shape == (3, 12, 12) and plain[0][0].dtype == np.uint8 and "cache=" in repr(plain)
+    clone = pickle.loads(pickle.dumps(plain))                           # what a worker receives
+    assert clone.cache._images is None
+    np.testing.assert_array_equal(clone[5][0], plain[5][0])
+
+
+def test_image_folder_refuses_a_stale_foreign_or_mismatched_cache(src, tmp_path):
+    out = prepare_image_cache(src, tmp_path / "c", size=12, progress=False)
+    other = folder(tmp_path / "other", n=6)
+    with pytest.raises(CacheError, match=rf"stale.*{other}.*glassnet prepare {other} --size 12 --mode RGB --out {out}"):
+        ImageFolder(other, cache=out)                                  # another folder's cache
+    with pytest.raises(CacheError, match=r"extensions .*\.png.*rebuild it with: glassnet prepare"):
+        ImageFolder(src, extensions=(".png",), cache=out)
+    with pytest.raises(InvalidArgumentError, match="loader, decode_size cannot be used with cache="):
+        ImageFolder(src, loader=lambda p: p, decode_size=8, cache=out)
+    with pytest.raises(CacheError, match="not an image cache"):
+        ImageFolder(src, cache=tmp_path)
+    victim = sorted((src / "ape").iterdir())[0]
+    os.utime(victim, ns=(10**9, 10**9))
+    with pytest.raises(CacheError, match=rf"stale.*1 modified.*glassnet prepare {src} --size 12 --mode RGB --out {out}"):
+        ImageFolder(src, cache=out)
+
+
+def test_image_folder_cache_with_skipped_files(tmp_path):
+    src = folder(tmp_path / "p")
+    (src / "ape" / "broken.jpg").write_bytes(b"\xff\xd8\xff broken")
+    with pytest.warns(UserWarning, match="broken.jpg"):
+        out = prepare_image_cache(src, tmp_path / "c", size=12, on_error="skip", progress=False)
+    with pytest.raises(CacheError, match=r"left out 1 files.*broken.jpg.*on_error='skip'"):
+        ImageFolder(src, cache=out)
+    with pytest.warns(UserWarning, match="broken.jpg") as caught:
+        ds = ImageFolder(src, cache=out, on_error="skip")
+    assert len(caught) == 1 and len(ds) == 8
+    assert ds.skipped[0][0] == str(src / "ape" / "broken.jpg")
+
+
+def test_image_folder_cache_batches_with_workers(tmp_path):
+    src = folder(tmp_path / "p", n=12)
+    tf = T.Compose([T.RandomResizedCrop(8), T.RandomHorizontalFlip(), T.ToFloat()])
+    ds = ImageFolder(src, transform=tf, cache=prepare_image_cache(src, tmp_path / "c", size=12, progress=False))
+    serial = [(x.copy(), y.copy()) for x, y in DataLoader(ds, batch_size=4, shuffle=True, seed=2)]
+    workers = [(x.copy(), y.copy()) for x, y in DataLoader(ds, batch_size=4, shuffle=True, seed=2, num_workers=2)]
+    assert len(serial) == len(workers) == 3
+    for (xa, ya), (xb, yb) in zip(serial, workers):
+        np.testing.assert_array_equal(xa, xb)
+        np.testing.assert_array_equal(ya, yb)

@@ -1,4 +1,4 @@
-"""Tests for glassnet/kernels/conv.py (im2col convolution) and
+"""Tests for glassnet/ops/conv/ (im2col convolution) and
 glassnet/analysis/conv_arith.py (the output-size formula).
 
 References:
@@ -17,17 +17,17 @@ from hypothesis import given, settings, strategies as st
 from glassnet.analysis.conv_arith import conv_output_size
 from glassnet.backend import cupy_available
 from glassnet.errors import ShapeError
-from glassnet.kernels import conv as convmod
-from glassnet.kernels.conv import (
+from glassnet.ops.conv import im2col_gemm as convmod
+from glassnet.ops.conv import (
+    DEFAULT_WORKSPACE_LIMIT,
     col2im,
     conv2d_backward,
     conv2d_forward,
     conv2d_output_shape,
+    conv_settings,
+    current_settings,
     im2col,
     same_padding,
-    set_cache_cols,
-    set_workspace_limit,
-    get_workspace_limit,
 )
 from tests.torch_oracle import require_torch
 
@@ -403,8 +403,7 @@ def test_chunking_matches_unchunked(monkeypatch, cache_cols, dtype):
     stride, padding, dilation = (2, 1), ((1, 0), (1, 2)), (1, 2)
     ho, wo = conv2d_output_shape(h, w, k, k, stride, padding, dilation)
     dout = rng.standard_normal((n, c_out, ho, wo)).astype(dtype)
-    try:
-        set_cache_cols(cache_cols)
+    with conv_settings(cache_cols=cache_cols):
         full = run_kernel(x, wt, b, stride, padding, dilation, 2, dout)
         per_sample = c * k * k * ho * wo * np.dtype(dtype).itemsize
         for limit in (1, per_sample, 2 * per_sample + 3):  # chunks of 1, 1, 2 (+ a short last one)
@@ -417,8 +416,7 @@ def test_chunking_matches_unchunked(monkeypatch, cache_cols, dtype):
                 np.testing.assert_allclose(g, r, rtol=1e-5 if dtype == np.float32 else 1e-12,
                                            atol=1e-5 if dtype == np.float32 else 1e-12)
             monkeypatch.undo()
-    finally:
-        set_cache_cols(True)
+    assert current_settings().cache_cols
 
 
 def test_global_workspace_limit_and_cache(monkeypatch):
@@ -426,15 +424,12 @@ def test_global_workspace_limit_and_cache(monkeypatch):
     x, w, b = make_case(rng, 4, 2, 6, 6, 3, 3, 3, 1, True, np.float32)
     dout = rng.standard_normal((4, 3, 4, 4)).astype(np.float32)
     full = run_kernel(x, w, b, (1, 1), (0, 0), (1, 1), 1, dout)
-    assert get_workspace_limit() == convmod.DEFAULT_WORKSPACE_LIMIT
+    assert current_settings().workspace_limit == DEFAULT_WORKSPACE_LIMIT
     calls = _count_im2col(monkeypatch)
-    try:
-        set_workspace_limit(1)
-        assert get_workspace_limit() == 1
+    with conv_settings(workspace_limit=1):
+        assert current_settings().workspace_limit == 1
         got = run_kernel(x, w, b, (1, 1), (0, 0), (1, 1), 1, dout)
-    finally:
-        set_workspace_limit(None)
-    assert get_workspace_limit() == convmod.DEFAULT_WORKSPACE_LIMIT
+    assert current_settings().workspace_limit == DEFAULT_WORKSPACE_LIMIT
     assert len(calls) == 8  # 4 chunks forward, 4 rebuilt in backward
     for g, r in zip(got, full):
         np.testing.assert_allclose(g, r, rtol=1e-5, atol=1e-5)
@@ -443,7 +438,8 @@ def test_global_workspace_limit_and_cache(monkeypatch):
     run_kernel(x, w, b, (1, 1), (0, 0), (1, 1), 1, dout)
     assert len(calls) == 1
     with pytest.raises(ValueError):
-        set_workspace_limit(0)
+        with conv_settings(workspace_limit=0):
+            pass
 
 
 def test_float32_stays_float32():
@@ -561,7 +557,7 @@ def test_bias_in_gemm_and_skipped_dx(limit):
     rng = np.random.default_rng(11)
     x, w, b = make_case(rng, 3, 2, 7, 6, 4, 3, 2, 1, True, np.float64)
     out, cache = conv2d_forward(x, w, b, (2, 1), (1, 0), (1, 1), 1, workspace_limit_bytes=limit)
-    assert cache[9]  # the bias rode in the GEMM
+    assert cache.bias_in_gemm  # the bias rode in the GEMM
     assert_close(out, naive_conv_forward(x, w, b, (2, 1), (1, 0), (1, 1), 1), 1e-12)
     dout = rng.standard_normal(out.shape)
     dx, dw, db = conv2d_backward(dout, cache)
@@ -603,3 +599,69 @@ def test_wide_row_col2im_on_wide_images(monkeypatch, dilation, padding):
     assert calls  # the wide-row path ran
     for g, r in zip(got, ref):
         assert_close(g, r, 1e-12)
+
+
+# --------------------------------------------------------------------------
+# settings: one frozen ConvSettings in a context variable
+# --------------------------------------------------------------------------
+def test_conv_settings_nest_restore_and_validate():
+    from glassnet.ops.conv import ConvSettings
+
+    base = current_settings()
+    assert base == ConvSettings()
+    with conv_settings(winograd=False) as outer:
+        assert current_settings() is outer and not outer.winograd
+        with conv_settings(cache_cols=False, workspace_limit=4096):
+            inner = current_settings()
+            assert (inner.winograd, inner.cache_cols, inner.workspace_limit) == (False, False, 4096)
+        assert current_settings() is outer
+        with pytest.raises(ValueError, match="workspace_limit"):
+            with conv_settings(workspace_limit=-1):
+                pass
+        with pytest.raises(ValueError, match="winograd_on_gpu"):  # the message lists the settings
+            with conv_settings(winograd_on_gpu_typo=True):
+                pass
+        assert current_settings() is outer
+    assert current_settings() == base
+    with pytest.raises(AttributeError):
+        base.winograd = False  # frozen
+
+
+def test_backward_uses_the_forwards_settings_in_any_thread(monkeypatch):
+    """The cache carries the settings its forward ran under: a backward in another thread
+    (which sees the default context) decides the same way as the forward's block said."""
+    import threading
+
+    from glassnet.ops.conv import backward as backward_module
+    from glassnet.ops.conv.winograd_tiles import F4X4_3X3
+
+    def in_thread(fn):
+        result = {}
+        thread = threading.Thread(target=lambda: result.update(value=fn(), seen=current_settings()))
+        thread.start()
+        thread.join()
+        assert result["seen"] == type(result["seen"])()  # the thread has the default settings
+        return result["value"]
+
+    rng = np.random.default_rng(14)
+    x, w, b = make_case(rng, 6, 2, 7, 7, 3, 3, 3, 1, True, np.float64)
+    dout = rng.standard_normal((6, 3, 5, 5))
+    full = run_kernel(x, w, b, (1, 1), (0, 0), (1, 1), 1, dout)
+    with conv_settings(workspace_limit=1, cache_cols=False):
+        _, cache = conv2d_forward(x, w, b, (1, 1), (0, 0))
+    assert cache.settings.workspace_limit == 1 and cache.cols is None
+    calls = _count_im2col(monkeypatch)
+    grads = in_thread(lambda: conv2d_backward(dout, cache))
+    assert len(calls) == 6  # X_col rebuilt sample by sample, under the forward's limit
+    for got, ref in zip(grads, full[1:]):
+        np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-12)
+    # dL/dX by Winograd because the forward's rules say so (the thread's default rules would not)
+    winograd_dx = []
+    real = backward_module.winograd_input_gradient
+    monkeypatch.setattr(backward_module, "winograd_input_gradient",
+                        lambda *a: winograd_dx.append(1) or real(*a))
+    with conv_settings(winograd_rules=[(3, F4X4_3X3, 1, 1, 0)]):
+        _, cache = conv2d_forward(x, w, b, (1, 1), (1, 1))
+    assert cache.algorithm == "winograd F(4x4,3x3)"
+    grads = in_thread(lambda: conv2d_backward(rng.standard_normal((6, 3, 7, 7)), cache))
+    assert winograd_dx == [1] and grads[0].shape == x.shape

@@ -1,4 +1,4 @@
-"""Winograd F(m×m, r×r) (glassnet/kernels/winograd_tiles.py): the Toom–Cook
+"""Winograd F(m×m, r×r) (glassnet/ops/conv/winograd_tiles.py, winograd.py): the Toom–Cook
 matrices, the transforms, the convolution and the weight gradient, and their
 use inside conv2d_forward / conv2d_backward (forward, dL/dX and dL/dW),
 against the naive loop reference, the im2col path, float64 gradcheck and
@@ -16,8 +16,11 @@ import glassnet as gn
 import glassnet.nn.functional as F
 import glassnet.threads as th
 from glassnet.analysis import gradcheck
-from glassnet.kernels import conv as convmod
-from glassnet.kernels.winograd_tiles import F3X3_3X3, F3X3_5X5, F4X4_3X3, toom_cook
+from glassnet.ops import conv as convmod
+from glassnet.ops.conv import winograd as winograd_module
+from glassnet.ops.conv.cache import Im2colCache, WinogradCache
+from glassnet.ops.conv.selection import winograd_for
+from glassnet.ops.conv.winograd_tiles import F3X3_3X3, F3X3_5X5, F4X4_3X3, toom_cook
 from tests.test_kernel_conv import assert_close, naive_conv_backward, naive_conv_forward
 from tests.torch_oracle import require_torch
 
@@ -26,14 +29,12 @@ ALGORITHM_IDS = ["F4x4_3x3", "F3x3_3x3", "F3x3_5x5"]
 
 
 @pytest.fixture(params=ALGORITHMS, ids=ALGORITHM_IDS)
-def forced(request, monkeypatch):
+def forced(request):
     """One Winograd algorithm for every eligible stride-1 convolution of its
     kernel size, however small; yields the algorithm."""
     algorithm = request.param
-    monkeypatch.setattr(convmod, "WINOGRAD_RULES", [(algorithm.r, algorithm, 1, 1, 0)])
-    convmod.set_winograd(True)
-    yield algorithm
-    convmod.set_winograd(True)
+    with convmod.conv_settings(winograd=True, winograd_rules=[(algorithm.r, algorithm, 1, 1, 0)]):
+        yield algorithm
 
 
 def _direct(d, g, m):
@@ -92,7 +93,7 @@ def test_transforms_per_tile(algorithm):
 
 
 def _padded(x, pads, out_hw, algorithm):
-    return convmod._winograd_padded(x, pads, out_hw, algorithm)
+    return winograd_module._winograd_padded(x, pads, out_hw, algorithm)
 
 
 @pytest.mark.parametrize("algorithm", ALGORITHMS, ids=ALGORITHM_IDS)
@@ -136,7 +137,7 @@ def test_winograd_conv_matches_naive_float64(shape, c_out, pads, bias, algorithm
     b = rng.standard_normal(c_out) if bias else None
     t, bt, l, r = pads
     ref = naive_conv_forward(x, w, b, (1, 1), ((t, bt), (l, r)), (1, 1), 1)
-    y = convmod._winograd_conv(x, w, b, pads, ref.shape[2:], algorithm)
+    y = winograd_module._winograd_conv(x, w, b, pads, ref.shape[2:], algorithm)
     assert y.shape == (c_out, shape[0]) + ref.shape[2:] and y.flags.c_contiguous
     np.testing.assert_allclose(y.transpose(1, 0, 2, 3), ref, rtol=1e-11, atol=1e-11)
 
@@ -149,7 +150,7 @@ def test_conv2d_kernel_with_winograd_forward_and_backward_match_naive(forced, pa
     w = rng.standard_normal((4, 3, k, k))
     b = rng.standard_normal(4)
     out, cache = convmod.conv2d_forward(x, w, b, (1, 1), padding)
-    assert cache[8] is None  # no X_col cached: the forward went through Winograd
+    assert isinstance(cache, WinogradCache)  # no X_col: the forward went through Winograd
     ref = naive_conv_forward(x, w, b, (1, 1), padding, (1, 1), 1)
     np.testing.assert_allclose(out, ref, rtol=1e-11, atol=1e-11)
     dout = rng.standard_normal(out.shape)
@@ -172,7 +173,7 @@ def test_not_used_where_it_does_not_apply(forced):
                         ((2, 2, k, k - 2), dict(padding=(1, 1))),
                         ((2, 2, other, other), dict(padding=(1, 1)))]:
         _, cache = convmod.conv2d_forward(x, rng.standard_normal(w_shape), None, **kw)
-        assert cache[8] is not None  # the im2col path cached X_col
+        assert isinstance(cache, Im2colCache) and cache.cols is not None  # the im2col path cached X_col
 
 
 def test_switch_off_gives_the_im2col_path(forced):
@@ -180,9 +181,9 @@ def test_switch_off_gives_the_im2col_path(forced):
     x = rng.standard_normal((2, 3, 6, 6)).astype(np.float32)
     w = rng.standard_normal((4, 3, forced.r, forced.r)).astype(np.float32)
     y_wino, c_wino = convmod.conv2d_forward(x, w, None, (1, 1), (1, 1))
-    convmod.set_winograd(False)
-    y_col, c_col = convmod.conv2d_forward(x, w, None, (1, 1), (1, 1))
-    assert c_wino[8] is None and c_col[8] is not None
+    with convmod.conv_settings(winograd=False):
+        y_col, c_col = convmod.conv2d_forward(x, w, None, (1, 1), (1, 1))
+    assert isinstance(c_wino, WinogradCache) and isinstance(c_col, Im2colCache) and c_col.cols is not None
     assert y_wino.dtype == np.float32
     # Winograd's float32 error scales with the outputs' magnitude (its transforms mix a tile's values), not with each
     # output, so the bound is relative to max |y|. Measured max |y_wino - y_col| / max |y_col|: 3.3e-6 for this input
@@ -193,11 +194,12 @@ def test_switch_off_gives_the_im2col_path(forced):
 
 
 def test_model_sized_decisions():
-    """Winograd where it was measured to pay (conv.WINOGRAD_RULES), im2col elsewhere."""
-    limit = convmod.get_workspace_limit()
+    """Winograd where it was measured to pay (tuning.WINOGRAD_RULES), im2col elsewhere."""
+    settings = convmod.current_settings()
+    limit = settings.workspace_limit
 
     def pick(k, c_in, c_out, n, size, limit=limit):
-        return convmod._winograd_for(k, k, 1, 1, 1, 1, 1, (1, 1, 1, 1), c_in, c_out, n, size, size, 4, limit)
+        return winograd_for(settings, k, k, 1, 1, 1, 1, 1, (1, 1, 1, 1), c_in, c_out, n, size, size, 4, limit)
 
     assert pick(3, 64, 64, 1, 224) is F4X4_3X3  # VGG16 conv1_2
     assert pick(3, 128, 128, 1, 112) is F4X4_3X3  # VGG16 conv2_x
@@ -215,7 +217,7 @@ def test_model_sized_decisions():
     assert pick(3, 3, 64, 1, 224) is None  # VGG16 conv1_1: 3 input channels
     assert pick(5, 6, 16, 128, 10) is None  # LeNet-5's conv2
     assert pick(3, 512, 512, 64, 28, limit=1 << 20) is None  # over the workspace limit
-    assert convmod._winograd_for(3, 3, 2, 2, 1, 1, 1, (1, 1, 1, 1), 256, 256, 8, 28, 28, 4, limit) is None
+    assert winograd_for(settings, 3, 3, 2, 2, 1, 1, 1, (1, 1, 1, 1), 256, 256, 8, 28, 28, 4, limit) is None
 
 
 def test_gradcheck_float64_through_functional(forced):
@@ -240,7 +242,7 @@ def test_matches_torch_float32_random_shapes(forced, seed):
     w = rng.standard_normal((c_out, c, k, k)).astype(np.float32)
     b = rng.standard_normal(c_out).astype(np.float32)
     out, cache = convmod.conv2d_forward(x, w, b, (1, 1), (p, p))
-    assert cache[8] is None
+    assert isinstance(cache, WinogradCache)
     dout = rng.standard_normal(out.shape).astype(np.float32)
     dx, dw, db = convmod.conv2d_backward(dout, cache)
     tx = torch.tensor(x, requires_grad=True)
@@ -274,7 +276,7 @@ def test_bitwise_equal_with_threads(forced):
 
 
 def test_weight_gradient_reuses_the_forwards_input_transform(forced):
-    """The forward keeps V for dL/dW (unless set_cache_cols(False)); the
+    """The forward keeps V for dL/dW (unless conv_settings(cache_cols=False)); the
     gradients are bitwise those of recomputing it."""
     rng = np.random.default_rng(10)
     k = forced.r
@@ -282,16 +284,13 @@ def test_weight_gradient_reuses_the_forwards_input_transform(forced):
     w = rng.standard_normal((4, 3, k, k)).astype(np.float32)
     pad = (k - 1) // 2
     out, cache = convmod.conv2d_forward(x, w, None, (1, 1), (pad, pad))
-    assert cache[11] is not None and cache[11][0] is forced
+    assert cache.v is not None and cache.tiles is forced
     dout = rng.standard_normal(out.shape).astype(np.float32)
     kept = convmod.conv2d_backward(dout, cache)
-    convmod.set_cache_cols(False)
-    try:
+    with convmod.conv_settings(cache_cols=False):
         _, cache_without = convmod.conv2d_forward(x, w, None, (1, 1), (pad, pad))
-        assert cache_without[11] is None
+        assert cache_without.v is None
         recomputed = convmod.conv2d_backward(dout, cache_without)
-    finally:
-        convmod.set_cache_cols(True)
     for a, b in zip(kept[:2], recomputed[:2]):
         assert np.array_equal(a, b)
 
@@ -305,15 +304,12 @@ def test_winograd_forward_with_im2col_dx_matches_im2col():
     w = rng.standard_normal((64, 64, 3, 3)) * 0.05
     b = rng.standard_normal(64)
     out, cache = convmod.conv2d_forward(x, w, b, (1, 1), (2, 2))
-    assert cache[11] is not None and cache[11][0] is F4X4_3X3
+    assert cache.v is not None and cache.tiles is F4X4_3X3
     dout = rng.standard_normal(out.shape)
     grads = convmod.conv2d_backward(dout, cache)
-    convmod.set_winograd(False)
-    try:
+    with convmod.conv_settings(winograd=False):
         ref_out, ref_cache = convmod.conv2d_forward(x, w, b, (1, 1), (2, 2))
         ref = convmod.conv2d_backward(dout, ref_cache)
-    finally:
-        convmod.set_winograd(True)
     np.testing.assert_allclose(out, ref_out, rtol=1e-10, atol=1e-10)
     for mine, theirs in zip(grads, ref):
         np.testing.assert_allclose(mine, theirs, rtol=1e-10, atol=1e-10)

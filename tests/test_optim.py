@@ -416,7 +416,7 @@ def test_base_class_step_is_abstract():
 def test_sliced_sgd_update_is_bitwise_the_whole_array_update(kw, threads):
     """Large parameters are updated slice by slice (over the kernel threads);
     the arithmetic must be exactly the whole-array rule's."""
-    from glassnet.optim.optimizer import _CHUNK
+    from glassnet.optim.elementwise import _CHUNK
 
     rng = np.random.default_rng(0)
     p0 = rng.standard_normal((3 * _CHUNK + 7, 1)).astype(np.float32)
@@ -461,7 +461,7 @@ def test_sliced_adam_update_is_bitwise_the_whole_array_update(cls_kw, monkeypatc
     """Large parameters are updated slice by slice over the kernel threads;
     the result must equal the update on whole arrays bit for bit."""
     import glassnet.optim as optim_pkg
-    import glassnet.optim.optimizer as optimizer_mod
+    import glassnet.optim.elementwise as optimizer_mod
 
     name, kw = cls_kw
     rng = np.random.default_rng(1)

@@ -10,7 +10,7 @@ import pytest
 
 import glassnet.threads as th
 from glassnet.ops import activations as A
-from glassnet.kernels import conv as C
+from glassnet.ops import conv as C
 from glassnet.ops import pool as P
 
 

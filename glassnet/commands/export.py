@@ -45,7 +45,7 @@ def load_run(folder):
 
 def run(args) -> int:
     """``glassnet export``: write the ONNX file; errors reach :func:`glassnet.cli.main` (one line)."""
-    from ..io.onnx_export import export_onnx
+    from ..io.onnx import export_onnx
     from ..models import get_model
 
     if (args.run is None) == (args.model is None):

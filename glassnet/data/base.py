@@ -163,7 +163,15 @@ class ArrayDataset(Dataset):
 
 
 class Subset(Dataset):
-    """The samples of ``dataset`` at ``indices``, in that order.
+    """The samples of ``dataset`` at ``indices``, in that order (PyTorch's ``torch.utils.data.Subset``).
+
+    ``subset[i]`` is ``dataset[indices[i]]``; ``subset.dataset`` and ``subset.indices`` (an int64
+    array) are the arguments. The access paths of ``dataset`` carry over, so the DataLoader reads
+    a subset as it reads the dataset: ``get_batch(idx)`` is ``dataset``'s batch of
+    ``indices[idx]``, and when ``dataset`` follows the per-sample RNG contract so does the
+    subset -- ``get_item(i, rng)`` is ``dataset.get_item(indices[i], rng)``, where the DataLoader
+    passes ``rng = sample_rng(seed, epoch, i)`` of the position ``i`` in the subset: a fresh
+    augmentation every epoch, the same whatever the number of workers or the sampler.
 
     Shape:
         - indices: (M,) integers in ``[-len(dataset), len(dataset))``
@@ -179,6 +187,14 @@ class Subset(Dataset):
 
     def __getitem__(self, i):
         return self.dataset[int(self.indices[_as_index(i, len(self), "Subset")])]
+
+    @property
+    def get_item(self):
+        """``get_item(i, rng)``, when ``dataset`` has one (else ``None``): ``dataset.get_item(indices[i], rng)``."""
+        return self._get_item if callable(getattr(self.dataset, "get_item", None)) else None
+
+    def _get_item(self, i, rng):
+        return self.dataset.get_item(int(self.indices[_as_index(i, len(self), "Subset")]), rng)
 
     def get_batch(self, indices):
         idx = _as_indices(indices, len(self), "Subset")

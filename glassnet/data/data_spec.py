@@ -77,7 +77,7 @@ class DataSpec:
         channels: the data's own channels (1 or 3).
         native_size: ``(H, W)`` when every image is that (square) size, else ``None``.
         classes: the class names, by label.
-        cache: the (training) tree is a prepared cache, whose channels are fixed.
+        cache: the (training) tree is a prepared cache (read in the run's mode, converted as read).
     """
 
     dataset: str
@@ -105,13 +105,14 @@ def _is_cache(path: Path) -> bool:
 
 
 def _open_tree(path, mode="RGB"):
-    """The raw dataset of one tree: an ImageCache or an ImageFolder (transform None: uint8 as decoded)."""
+    """The raw dataset of one tree: an ImageCache or an ImageFolder (transform None: uint8 as decoded),
+    read in ``mode`` (a cache built in the other mode converted as Pillow converts; ``None``: its own)."""
     from .image_cache import ImageCache
     from .image_folder import ImageFolder
 
     path = Path(path)
     if _is_cache(path):
-        return ImageCache(path)
+        return ImageCache(path, mode=mode)
     return ImageFolder(path, mode=mode)
 
 
@@ -300,7 +301,8 @@ def open_splits(spec: DataSpec, channels: int | None = None, *, test_only: bool 
 
     ``pool`` is what the training and validation images are split from; ``val`` is a fixed
     validation set (a ``val/`` tree beside ``test/``) or ``None``. ``channels`` converts a folder's
-    images on decoding (1: ``"L"``, 3: ``"RGB"``); caches and the named sets must already have them.
+    images on decoding and a cache's as they are read (1: ``"L"``, 3: ``"RGB"``; Pillow's
+    ``convert``); the named sets must already have them.
     ``test_only``: ``pool`` and ``val`` are ``None`` (the test split of a single tree still needs
     the whole tree).
     """
@@ -313,15 +315,7 @@ def open_splits(spec: DataSpec, channels: int | None = None, *, test_only: bool 
     mode = "L" if channels == 1 else "RGB"
 
     def tree(split):
-        from .image_cache import ImageCache
-
-        ds = _open_tree(spec.trees[split], mode)
-        if isinstance(ds, ImageCache) and ds.mode != mode:
-            have = 1 if ds.mode == "L" else 3
-            raise InvalidArgumentError(f"the cache {spec.trees[split]} holds {ds.mode} images ({have} channel(s)), "
-                                       f"not {channels}-channel ones; prepare it with --mode {mode} or train "
-                                       f"with --input {have}xHxW")
-        return ds
+        return _open_tree(spec.trees[split], mode)
 
     if spec.layout == "single":
         whole = tree("all")

@@ -43,10 +43,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataFormatError
+from ..errors import DataFormatError, InvalidArgumentError
 from ..limits import ReadBudget, check_json_depth
 from .base import Dataset, _as_index
 from .image_folder import IMG_EXTENSIONS, find_classes, make_dataset
+from .pixel_modes import MODE_CHANNELS, convert_mode
 from .sample_rng import sample_rng
 from .transforms import apply_transform
 
@@ -149,19 +150,28 @@ class ImageCache(Dataset):
         target_transform: applied to the class index.
         source: the image folder to check the cache against: ``"auto"`` (the folder recorded in
             the index, when it exists; a cache moved without its photos is read as is), a path
-            (must match), or ``None`` (no check). A stale cache raises :class:`CacheError`.
+            (must match; ``samples`` then lie under it), or ``None`` (no check). A stale cache
+            raises :class:`CacheError`.
+        mode: the mode the images are read in, ``"RGB"`` or ``"L"``; ``None``: the cache's own.
+            A cache built in the other mode is converted as each image is read, bit for bit as
+            Pillow's ``convert`` (:mod:`glassnet.data.pixel_modes`).
         max_bytes: the most bytes the index may take (``None``: 1 GiB or 16x the file).
 
     Attributes as :class:`~glassnet.data.ImageFolder`'s: ``classes``, ``class_to_idx``,
     ``samples`` (absolute source paths), ``targets``, ``skipped``; plus ``images`` (the
-    read-only memory map), ``size``, ``mode``, ``source``.
+    read-only memory map, in the cache's own mode), ``size``, ``mode`` (the mode read),
+    ``cache_mode`` (the mode the cache was built in), ``source``, ``extensions``.
 
     Shape:
-        - ``images``: (N, C, size, size) uint8, C = 3 ("RGB") or 1 ("L")
-        - ``ds[i]`` with ``transform=None``: x (C, size, size) uint8 (a copy), y ``int``
+        - ``images``: (N, C_cache, size, size) uint8, C = 3 ("RGB") or 1 ("L")
+        - ``read(i)`` and ``ds[i]`` with ``transform=None``: x (C, size, size) uint8 (a copy),
+          C that of ``mode``; y ``int``
     """
 
-    def __init__(self, path, transform=None, target_transform=None, *, source="auto", max_bytes=None):
+    def __init__(self, path, transform=None, target_transform=None, *, source="auto", mode=None,
+                 max_bytes=None):
+        if mode is not None and mode not in MODE_CHANNELS:
+            raise InvalidArgumentError(f"ImageCache: mode must be 'RGB', 'L' or None, got {mode!r}")
         self.path = Path(path).expanduser()
         self.transform, self.target_transform = transform, target_transform
         index = _read_index(self.path, max_bytes)
@@ -173,18 +183,22 @@ class ImageCache(Dataset):
                              f"{FORMAT_VERSION}; {base_fix}")
         self.source = _field(index, "source", str, ipath, base_fix)
         self.size = _field(index, "size", int, ipath, base_fix)
-        self.mode = _field(index, "mode", str, ipath, base_fix)
+        if source not in ("auto", None):
+            self.source = os.path.abspath(os.path.expanduser(str(source)))
+        self.cache_mode = _field(index, "mode", str, ipath, base_fix)
+        self.mode = self.cache_mode if mode is None else mode
+        self.extensions = tuple(index.get("extensions") or IMG_EXTENSIONS)
         skip = bool(index.get("skipped"))
-        self.rebuild = rebuild_command(self.source, self.size, self.mode, self.path, skip,
+        self.rebuild = rebuild_command(self.source, self.size, self.cache_mode, self.path, skip,
                                        bool(index.get("fast_decode")))
         fix = f"rebuild it with: {self.rebuild}"
         self.classes = _field(index, "classes", list, ipath, fix)
         rows = _field(index, "samples", list, ipath, fix)
         shape = _field(index, "shape", list, ipath, fix)
-        channels = {"RGB": 3, "L": 1}.get(self.mode)
+        channels = MODE_CHANNELS.get(self.cache_mode)
         if channels is None or shape != [len(rows), channels, self.size, self.size] or \
                 not all(isinstance(c, str) for c in self.classes):
-            raise CacheError(f"{ipath}: the index's shape {shape}, mode {self.mode!r}, size {self.size} and "
+            raise CacheError(f"{ipath}: the index's shape {shape}, mode {self.cache_mode!r}, size {self.size} and "
                              f"{len(rows)} samples do not agree; {fix}")
         n_classes = len(self.classes)
         if not all(isinstance(r, list) and len(r) == 2 and isinstance(r[0], str) and isinstance(r[1], int)
@@ -200,7 +214,7 @@ class ImageCache(Dataset):
         self._shape = tuple(shape)
         self._offset = _check_header(self.path / self._images_name, self._shape, fix)
         if source is not None:
-            self._check_source(index, self.source if source == "auto" else str(source), source == "auto", fix)
+            self._check_source(index, self.source, source == "auto", fix)
         self._images = None
 
     def _check_source(self, index, folder, optional, fix):
@@ -239,10 +253,17 @@ class ImageCache(Dataset):
     def __len__(self) -> int:
         return self._shape[0]
 
+    def read(self, index) -> np.ndarray:
+        """Cached image ``index`` in ``mode``, before the transform: a writable uint8 (C, size, size) copy."""
+        i = _as_index(index, len(self), "ImageCache")
+        if self.mode == self.cache_mode:
+            return np.array(self.images[i])
+        return convert_mode(self.images[i], self.cache_mode, self.mode)
+
     def get_item(self, index, rng):
         """``(transform(image, rng=rng), target_transform(class_index))`` of cached image ``index``."""
         i = _as_index(index, len(self), "ImageCache")
-        x = apply_transform(self.transform, np.array(self.images[i]), batched=False, rng=rng)
+        x = apply_transform(self.transform, self.read(i), batched=False, rng=rng)
         y = self.targets[i]
         if self.target_transform is not None:
             y = self.target_transform(y)
@@ -254,4 +275,5 @@ class ImageCache(Dataset):
 
     def __repr__(self) -> str:
         return (f"ImageCache(path={str(self.path)!r}, n={len(self)}, size={self.size}, mode={self.mode!r}, "
+                f"cache_mode={self.cache_mode!r}, "
                 f"source={self.source!r}, transform={self.transform!r})")

@@ -26,6 +26,19 @@ are left out of ``samples`` with ONE warning listing them, and ``skipped`` holds
 and do not depend on which worker meets a bad file when; a file that breaks after the check
 raises when fetched. The check costs about a third of a full decode: for a large folder that is
 read many times, build an image cache (``glassnet prepare``) instead, which checks as it decodes.
+
+Reading from a cache
+--------------------
+``ImageFolder(root, transform, cache=CACHE)`` reads the images of ``root`` from a cache that
+``glassnet prepare root --out CACHE`` (:func:`~glassnet.data.prepare_image_cache`) wrote: the
+pixels come from the :class:`~glassnet.data.ImageCache` the command line trains from (the
+cache's ``size x size`` centre crops, no decoding), the same transform is applied to them,
+and ``classes``, ``samples`` and ``targets`` are those of the folder. The cache is checked
+against ``root`` when the dataset is built: a stale cache (files added, removed or touched),
+a foreign one (another folder's) or one built with other ``extensions`` raises
+:class:`~glassnet.data.CacheError` with the command that rebuilds it. A cache built in the
+other mode is converted as Pillow converts. With ``on_error="raise"`` a cache that left out
+undecodable files (``--skip-bad``) is refused; ``on_error="skip"`` warns once, listing them.
 """
 from __future__ import annotations
 
@@ -179,6 +192,8 @@ class ImageFolder(Dataset):
             >= this (for pipelines that start with ``Resize(decode_size)``; ``None``: full size).
         max_pixels: refuse images declaring more pixels, before decoding.
         backend: the decoder (:data:`~glassnet.data.decode.BACKENDS`).
+        cache: a cache folder of ``root`` (see the module docstring): read the decoded pixels
+            from it (``loader``, ``is_valid_file``, ``decode_size`` and ``backend`` do not apply).
 
     Attributes: ``classes``, ``class_to_idx``, ``samples`` (= ``imgs``; ``(path, class_index)``),
     ``targets`` (list of int), ``skipped`` (``(path, reason)``, with ``on_error="skip"``).
@@ -190,11 +205,13 @@ class ImageFolder(Dataset):
         - ``ds[i]`` with ``transform=None``: x (C, H_i, W_i) uint8, C = 3 ("RGB") or 1 ("L"),
           each image its own size; y ``int``
         - with a transform: what the transform returns (e.g. (3, 224, 224) float32)
+        - with ``cache``: x (C, size, size) uint8 before the transform
     """
 
     def __init__(self, root, transform=None, target_transform=None, extensions=IMG_EXTENSIONS, mode: str = "RGB",
                  on_error: str = "raise", loader=None, is_valid_file=None, *, allow_empty: bool = False,
-                 decode_size: int | None = None, max_pixels: int = MAX_PIXELS, backend: str = "auto"):
+                 decode_size: int | None = None, max_pixels: int = MAX_PIXELS, backend: str = "auto",
+                 cache=None):
         check_decode_args("ImageFolder", mode, decode_size, backend, max_pixels)
         if on_error not in ("raise", "skip"):
             raise InvalidArgumentError(f"ImageFolder: on_error must be 'raise' or 'skip', got {on_error!r}")
@@ -209,6 +226,10 @@ class ImageFolder(Dataset):
         self.mode, self.on_error, self.loader = mode, on_error, loader
         self.decode_size, self.max_pixels, self.backend = decode_size, max_pixels, backend
         self.extensions = extensions
+        self.cache = None
+        if cache is not None:
+            self._open_cache(cache, extensions, is_valid_file)
+            return
         self.classes, self.class_to_idx = find_classes(self.root)
         samples = make_dataset(self.root, self.class_to_idx, extensions, is_valid_file, allow_empty)
         self.skipped = []
@@ -222,6 +243,34 @@ class ImageFolder(Dataset):
         self.samples = samples
         self.imgs = self.samples
         self.targets = [t for _, t in samples]
+
+    def _open_cache(self, path, extensions, is_valid_file):
+        from .image_cache import CacheError, ImageCache
+
+        given = [name for name, value in (("loader", self.loader), ("is_valid_file", is_valid_file),
+                                          ("decode_size", self.decode_size)) if value is not None]
+        if self.backend != "auto":
+            given.append("backend")
+        if given:
+            raise InvalidArgumentError(f"ImageFolder: {', '.join(given)} cannot be used with cache= (the cache "
+                                       "holds pixels decoded when it was prepared)")
+        self.cache = ImageCache(path, source=self.root, mode=self.mode)
+        fix = f"rebuild it with: {self.cache.rebuild}"
+        wanted = tuple(e.lower() for e in ((extensions,) if isinstance(extensions, str) else extensions))
+        if set(wanted) != set(self.cache.extensions):
+            raise CacheError(f"{self.cache.path}: the cache was built with the extensions "
+                             f"{', '.join(self.cache.extensions)}, not {', '.join(wanted)}; {fix}")
+        self.classes, self.class_to_idx = list(self.cache.classes), dict(self.cache.class_to_idx)
+        self.skipped = [(os.path.join(self.cache.source, *rel.split("/")), why) for rel, why in self.cache.skipped]
+        if self.skipped:
+            who = f"ImageFolder({self.root}, cache={str(self.cache.path)!r})"
+            if self.on_error == "raise":
+                raise CacheError(f"{who}: the cache left out {len(self.skipped)} files that cannot be decoded "
+                                 f"(e.g. {self.skipped[0][0]}); pass on_error='skip' to read it without them")
+            warnings.warn(skipped_message(who, self.skipped, len(self.cache) + len(self.skipped)), stacklevel=3)
+        self.samples = list(self.cache.samples)
+        self.imgs = self.samples
+        self.targets = list(self.cache.targets)
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -243,7 +292,8 @@ class ImageFolder(Dataset):
         """``(transform(image, rng=rng), target_transform(class_index))`` of sample ``index``."""
         i = _as_index(index, len(self), "ImageFolder")
         path, target = self.samples[i]
-        x = apply_transform(self.transform, self.load(path), batched=False, rng=rng)
+        raw = self.load(path) if self.cache is None else self.cache.read(i)
+        x = apply_transform(self.transform, raw, batched=False, rng=rng)
         if self.target_transform is not None:
             target = self.target_transform(target)
         return x, target
@@ -254,4 +304,4 @@ class ImageFolder(Dataset):
 
     def __repr__(self) -> str:
         return (f"ImageFolder(root={self.root!r}, n={len(self)}, classes={len(self.classes)}, mode={self.mode!r}, "
-                f"transform={self.transform!r})")
+                f"{'' if self.cache is None else f'cache={str(self.cache.path)!r}, '}transform={self.transform!r})")

@@ -1,6 +1,8 @@
 """Functional activations (PyTorch's names and signatures)."""
 from __future__ import annotations
 
+from ..op_args import EluArgs, LeakyReluArgs
+from ..op_record import OpRecord
 from ..ops import activations as K
 from ..tensor import apply_kernel
 
@@ -18,7 +20,8 @@ def leaky_relu(input, negative_slope: float = 0.01, inplace: bool = False):
 
     Shape: any; the output has the input's shape.
     """
-    return apply_kernel("leaky_relu", K.leaky_relu_forward, K.leaky_relu_backward, [input], negative_slope)
+    return apply_kernel(OpRecord("leaky_relu", LeakyReluArgs(negative_slope)), K.leaky_relu_forward,
+                        K.leaky_relu_backward, [input], negative_slope)
 
 
 def elu(input, alpha: float = 1.0, inplace: bool = False):
@@ -26,7 +29,7 @@ def elu(input, alpha: float = 1.0, inplace: bool = False):
 
     Shape: any; the output has the input's shape.
     """
-    return apply_kernel("elu", K.elu_forward, K.elu_backward, [input], alpha)
+    return apply_kernel(OpRecord("elu", EluArgs(alpha)), K.elu_forward, K.elu_backward, [input], alpha)
 
 
 def sigmoid(input):

@@ -2,12 +2,12 @@
 
 The arguments are checked here, with errors that name the layer, the shapes
 and the rule broken; the work is done by the im2col kernel pair in
-:mod:`glassnet.kernels.conv`.
+:mod:`glassnet.ops.conv`.
 """
 from __future__ import annotations
 
 from ..errors import InvalidArgumentError, InvalidTypeError, ShapeError
-from ..kernels import conv as K
+from ..ops import conv as K
 from ..op_record import OpRecord
 from ..ops.conv.args import ConvArgs
 from ..tensor import Tensor, apply_kernel
@@ -93,7 +93,7 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
 
     ``O = W_row · im2col(X) + b``: every receptive field of the padded input
     becomes a column of ``X_col`` and every filter a row of ``W_row``; see
-    :mod:`glassnet.kernels.conv`.
+    :mod:`glassnet.ops.conv`.
 
     Args:
         input: (N, C_in, H, W), or (C_in, H, W) unbatched (the output is then 3-D).

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 from ..errors import ShapeError
+from ..op_args import DropoutArgs
+from ..op_record import OpRecord
 from ..ops import dropout as K
 from ..random import get_rng
 from ..tensor import apply_kernel
@@ -14,7 +16,7 @@ def dropout(input, p: float = 0.5, training: bool = True, inplace: bool = False,
     Shape: any; the output has the input's shape.
     """
     return apply_kernel(
-        "dropout", K.dropout_forward, K.dropout_backward, [input], p, rng or get_rng(), training
+        OpRecord("dropout", DropoutArgs(p, training)), K.dropout_forward, K.dropout_backward, [input], p, rng or get_rng(), training
     )
 
 
@@ -32,5 +34,5 @@ def dropout2d(input, p: float = 0.5, training: bool = True, inplace: bool = Fals
             f"got shape {tuple(input.shape)} ({input.ndim}-D)"
         )
     return apply_kernel(
-        "dropout2d", K.dropout2d_forward, K.dropout2d_backward, [input], p, rng or get_rng(), training
+        OpRecord("dropout2d", DropoutArgs(p, training)), K.dropout2d_forward, K.dropout2d_backward, [input], p, rng or get_rng(), training
     )

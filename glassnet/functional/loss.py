@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from ..backend import get_array_module
 from ..errors import ShapeError
+from ..op_args import LossArgs
+from ..op_record import OpRecord
 from ..ops import losses as K
 from ..tensor import Tensor, apply_kernel, tensor
 
@@ -20,7 +22,8 @@ def mse_loss(input, target, reduction: str = "mean"):
             f"mse_loss: input shape {input.shape} and target shape {target.shape} must be equal "
             "(glassnet does not broadcast losses)"
         )
-    return apply_kernel("mse_loss", K.mse_loss_forward, K.mse_loss_backward, [input, target], reduction)
+    return apply_kernel(OpRecord("mse_loss", LossArgs(reduction)), K.mse_loss_forward, K.mse_loss_backward,
+                        [input, target], reduction)
 
 
 def cross_entropy(input, target, reduction: str = "mean"):
@@ -31,7 +34,7 @@ def cross_entropy(input, target, reduction: str = "mean"):
     """
     labels = target.data if isinstance(target, Tensor) else tensor(target).data
     return apply_kernel(
-        "cross_entropy",
+        OpRecord("cross_entropy", LossArgs(reduction)),
         lambda x: K.cross_entropy_forward(x, labels, reduction),
         lambda g, cache: K.cross_entropy_backward(g, cache),
         [input],

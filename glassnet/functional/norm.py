@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from ..backend import result_dtype
 from ..errors import InvalidArgumentError, ShapeError
+from ..op_args import BatchNormArgs, LRNArgs
+from ..op_record import OpRecord
 from ..ops import norm as K
 from ..tensor import Tensor, apply_kernel
 
@@ -47,9 +49,11 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     result_dtype(layer, *(t.dtype for t in (input, weight, bias) if t is not None))
     if not training and (running_mean is None or running_var is None):
         raise InvalidArgumentError(f"{layer}: running_mean and running_var are required when training=False")
+    mean, var = _raw(running_mean), _raw(running_var)
+    record = OpRecord("batch_norm", BatchNormArgs(bool(training), momentum, eps, mean, var))
     return apply_kernel(
-        "batch_norm", K.batch_norm_forward, K.batch_norm_backward, [input, weight, bias],
-        _raw(running_mean), _raw(running_var), bool(training), momentum, eps,
+        record, K.batch_norm_forward, K.batch_norm_backward, [input, weight, bias],
+        mean, var, bool(training), momentum, eps,
     )
 
 
@@ -69,6 +73,6 @@ def local_response_norm(input, size: int, alpha: float = 1e-4, beta: float = 0.7
     if int(size) != size or size < 1:
         raise InvalidArgumentError(f"{layer}: size must be a positive integer, got {size}")
     return apply_kernel(
-        "local_response_norm", K.local_response_norm_forward, K.local_response_norm_backward,
+        OpRecord("local_response_norm", LRNArgs(int(size), alpha, beta, k)), K.local_response_norm_forward, K.local_response_norm_backward,
         [input], int(size), alpha, beta, k,
     )

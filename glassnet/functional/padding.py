@@ -4,6 +4,8 @@ from __future__ import annotations
 import numbers
 
 from ..errors import InvalidArgumentError, InvalidTypeError, ShapeError
+from ..op_args import PadArgs
+from ..op_record import OpRecord
 from ..ops import shape as K
 from ..tensor import apply_kernel
 
@@ -84,4 +86,4 @@ def pad(input, pad, mode: str = "constant", value=0.0):
         value = 0.0
     if mode != "constant" and value != 0:
         raise InvalidArgumentError(f"pad: padding mode {mode!r} doesn't take a value argument (got value={value})")
-    return apply_kernel("pad", K.pad_forward, K.pad_backward, [input], pads, mode, value)
+    return apply_kernel(OpRecord("pad", PadArgs(pads, mode, value)), K.pad_forward, K.pad_backward, [input], pads, mode, value)

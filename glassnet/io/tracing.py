@@ -1,6 +1,6 @@
 """Graph capture: run a model once and record what produced each tensor.
 
-The exporter (:mod:`glassnet.io.onnx_export`) needs the model's dataflow
+The exporter (:mod:`glassnet.io.onnx`) needs the model's dataflow
 graph. glassnet builds no static graph, so we run the model once on a probe
 input and record two kinds of producer:
 
@@ -11,7 +11,8 @@ input and record two kinds of producer:
   walk from the output only ever reaches the module's record;
 * **ops**: :data:`glassnet.autograd.tracer` is set for the run, so every
   tensor op (``Tensor._make`` and ``apply_kernel``) reports its result, its
-  parents, its name, its backward closure and its kernel arguments. This
+  parents and its :class:`~glassnet.op_record.OpRecord` (the op's name and
+  its frozen argument object: what the exporter reads). This
   catches the glue that models do outside modules: residual ``+``,
   ``glassnet.cat`` in Inception, ``.flatten(1)``, ``F.relu`` called
   functionally, slicing, ...
@@ -34,8 +35,13 @@ class Record:
     """What produced one tensor.
 
     ``kind`` is ``"module"`` (then ``module``/``name`` are set) or ``"op"``
-    (then ``op``, ``backward_fn``, ``args``, ``kwargs`` are set). ``inputs``
-    are the producer's tensor inputs in order.
+    (then ``record`` — the op's :class:`~glassnet.op_record.OpRecord`, whose
+    ``args`` hold its arguments by name — and ``op`` (its name) are set;
+    ``backward_fn``, ``args`` and ``kwargs`` are what the op passed the tracer
+    besides: its backward closure and a kernel's positional/keyword arguments,
+    for inspection only). ``inputs`` are the producer's tensor inputs in order.
+
+    Shape: not applicable (metadata).
     """
 
     kind: str
@@ -85,19 +91,6 @@ class Trace:
             self.records[id(output)] = Record("module", output, tensors, module=module, name=name)
             return None
         return hook
-
-
-def closure_vars(fn) -> dict:
-    """The free variables a (backward) closure captured, by name (empty if none)."""
-    if fn is None or getattr(fn, "__closure__", None) is None:
-        return {}
-    out = {}
-    for name, cell in zip(fn.__code__.co_freevars, fn.__closure__):
-        try:
-            out[name] = cell.cell_contents
-        except ValueError:  # empty cell
-            pass
-    return out
 
 
 def trace(model, probe: Tensor, is_leaf) -> Trace:

@@ -38,7 +38,7 @@ class Conv2d(Module):
         O     = W_row · X_col + b             (N, C_out, H_out·W_out) -> (N, C_out, H_out, W_out)
 
     and the backward is dW = Σ_n dO_n·X_col,nᵀ, db = Σ dO, dX = col2im(W_rowᵀ·dO)
-    (see :mod:`glassnet.kernels.conv`).
+    (see :mod:`glassnet.ops.conv`).
 
     Args:
         in_channels, out_channels: C_in and C_out; both divisible by ``groups``.

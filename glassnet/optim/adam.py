@@ -4,7 +4,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..backend import get_array_module
-from .optimizer import Optimizer, _check_number, _scalar, for_slices
+from .checks import _check_number
+from .elementwise import _scalar, for_slices
+from .optimizer import Optimizer
 from ..errors import InvalidArgumentError
 
 __all__ = ["Adam", "AdamW"]

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .optimizer import Optimizer, _check_number, _scalar, for_slices
+from .checks import _check_number
+from .elementwise import _scalar, for_slices
+from .optimizer import Optimizer
 from ..errors import InvalidArgumentError
 
 __all__ = ["SGD"]

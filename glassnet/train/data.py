@@ -100,8 +100,8 @@ def plan_input(cfg: dict, spec) -> InputPlan:
     native = spec.native_size
     if cfg.get("input"):
         c, h, w = (int(v) for v in cfg["input"])
-        if c != spec.channels and (spec.dataset != "folder" or spec.cache):
-            what = spec.dataset if spec.dataset != "folder" else f"the cache {spec.data}"
+        if c != spec.channels and spec.dataset != "folder":  # folders and caches convert as read
+            what = spec.dataset
             raise UsageError(f"--input {c}x{h}x{w}: {what} holds {spec.channels}-channel images; "
                              f"use --input {spec.channels}x{h}x{w}")
         pipeline = "native" if native == (h, w) else "photo"

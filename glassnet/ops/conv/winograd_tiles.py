@@ -47,9 +47,10 @@ The larger the tile, the larger the coefficients and the more the
 transforms round: float32 results of the three algorithms used
 (:data:`F4X4_3X3`, :data:`F3X3_3X3`, :data:`F3X3_5X5`) agree with the direct
 convolution to ~1e-5 relative (tests/test_kernel_winograd.py). Which layer
-gets which is decided in :mod:`.conv` (``WINOGRAD_RULES``).
+gets which is decided in :mod:`.selection` by the measured rules of
+:mod:`.tuning` (``WINOGRAD_RULES``); :mod:`.winograd` runs them as a convolution.
 
-Arrays are channel-major, (C, N, H, W) in memory, as in :mod:`.conv`.
+Arrays are channel-major, (C, N, H, W) in memory, as in :mod:`.im2col_gemm`.
 """
 from __future__ import annotations
 
@@ -57,9 +58,9 @@ from fractions import Fraction
 
 import numpy as np
 
-from ..backend import get_array_module
-from ..threads import parallel_for
-from ..errors import InvalidArgumentError
+from ...backend import get_array_module
+from ...errors import InvalidArgumentError
+from ...threads import parallel_for
 
 
 def _inverse(matrix):
