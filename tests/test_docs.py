@@ -17,7 +17,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
-PAGES = ["mlp_backprop.md", "pooling.md", "architectures.md"]
+PAGES = ["mlp_backprop.md", "convolution.md", "pooling.md", "architectures.md", "alexnet_recipe.md",
+         "architecture.md"]
 
 _FENCE = re.compile(r"^```([^\n`]*)\n(.*?)^```[ \t]*$", re.M | re.S)
 _LINK = re.compile(r"(?<!!)\[[^\]\n]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")

@@ -49,6 +49,14 @@ def get_model(name: str, weights=None, *, download: bool = True, progress: bool 
     when ``name`` (or ``weights``) is unknown, and
     :class:`~glassnet.models.weights.WeightsNotFoundError` saying where to put a
     weights file that is not cached and cannot be downloaded.
+
+    Examples:
+        >>> from glassnet.models import get_model, list_models
+        >>> model = get_model("lenet5", num_classes=10)
+        >>> sum(p.data.size for p in model.parameters())
+        61706
+        >>> "vgg16" in list_models() and "alexnet_lecture" in list_models()
+        True
     """
     key = name.replace("-", "_").lower()
     if key not in _BUILDERS:

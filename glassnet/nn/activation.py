@@ -6,7 +6,14 @@ from .module import Module
 
 
 class ReLU(Module):
-    """max(0, x).  Shape: any; output has the input's shape."""
+    """max(0, x).  Shape: any; output has the input's shape.
+
+    Examples:
+        >>> import glassnet as gn
+        >>> from glassnet import nn
+        >>> nn.ReLU()(gn.tensor([-1.0, 0.0, 2.0]))
+        tensor([0., 0., 2.], dtype=float32)
+    """
 
     def __init__(self, inplace: bool = False):
         super().__init__()

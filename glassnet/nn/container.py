@@ -11,6 +11,15 @@ class Sequential(Module):
     named "0", "1", … (PyTorch's state_dict keys), or by an OrderedDict.
 
     Shape: whatever its first module takes → whatever its last returns.
+
+    Examples:
+        >>> import glassnet as gn
+        >>> from glassnet import nn
+        >>> net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+        >>> net(gn.zeros(5, 4)).shape
+        (5, 2)
+        >>> [name for name, _ in net.named_parameters()]
+        ['0.weight', '0.bias', '2.weight', '2.bias']
     """
 
     def __init__(self, *modules):

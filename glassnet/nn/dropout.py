@@ -11,6 +11,15 @@ class Dropout(Module):
     ``p`` and scale the survivors by 1/(1−p); identity in ``eval()`` mode.
 
     Shape: any; output has the input's shape.
+
+    Examples:
+        >>> import glassnet as gn
+        >>> from glassnet import nn
+        >>> drop = nn.Dropout(0.5)
+        >>> sorted(set(drop(gn.ones(100)).numpy().tolist()))   # zeroed, or scaled by 1/(1 − p)
+        [0.0, 2.0]
+        >>> drop.eval()(gn.ones(3))                 # the identity at test time
+        tensor([1., 1., 1.], dtype=float32)
     """
 
     def __init__(self, p: float = 0.5, inplace: bool = False):

@@ -28,6 +28,15 @@ class Linear(Module):
         weight: (out_features, in_features), PyTorch's layout, init
             U(−1/√in_features, 1/√in_features).
         bias: (out_features,), same init.
+
+    Examples:
+        >>> import glassnet as gn
+        >>> from glassnet import nn
+        >>> fc = nn.Linear(3, 2)
+        >>> fc.weight.shape, fc.bias.shape          # PyTorch's layout: (out_features, in_features)
+        ((2, 3), (2,))
+        >>> fc(gn.zeros(4, 3)).shape
+        (4, 2)
     """
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, dtype=None):

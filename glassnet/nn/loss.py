@@ -27,6 +27,19 @@ class CrossEntropyLoss(Module):
 
     Shape: input (N, C) logits; target (N,) integers in [0, C); output scalar
     (or (N,) for 'none').
+
+    Examples:
+        >>> import numpy as np
+        >>> import glassnet as gn
+        >>> from glassnet import nn
+        >>> logits = gn.tensor(np.zeros((2, 2)), requires_grad=True)
+        >>> loss = nn.CrossEntropyLoss()(logits, gn.tensor(np.array([0, 1])))
+        >>> round(loss.item(), 6)                   # −log(1/2)
+        0.693147
+        >>> loss.backward()
+        >>> logits.grad                             # (softmax − onehot(y)) / N
+        array([[-0.25,  0.25],
+               [ 0.25, -0.25]])
     """
 
     def __init__(self, reduction: str = "mean"):

@@ -127,6 +127,17 @@ class BatchNorm2d(_BatchNorm):
     y = γ (x − μ)/√(σ² + ε) + β. See :class:`_BatchNorm` for train/eval.
 
     Shape: input (N, C, H, W); output the same.
+
+    Examples:
+        >>> import numpy as np
+        >>> import glassnet as gn
+        >>> from glassnet import nn
+        >>> bn = nn.BatchNorm2d(3)
+        >>> y = bn(gn.randn(8, 3, 4, 4, rng=np.random.default_rng(0))).numpy()   # training: batch statistics
+        >>> bool(np.allclose(y.mean(axis=(0, 2, 3)), 0, atol=1e-5)), bool(np.allclose(y.std(axis=(0, 2, 3)), 1, atol=1e-3))
+        (True, True)
+        >>> bn.running_mean.shape, bn.weight.shape
+        ((3,), (3,))
     """
 
     _expected = (4,)

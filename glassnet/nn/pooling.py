@@ -46,6 +46,17 @@ class MaxPool2d(_Pool):
         ``H_out = ⌊(H_in + 2·padding[0] − dilation[0]·(kernel_size[0] − 1) − 1) / stride[0] + 1⌋``
         and likewise ``W_out`` (with ``ceil_mode``: ⌈ ⌉, dropping a last
         window that would start in the right padding).
+
+    Examples:
+        >>> import numpy as np
+        >>> import glassnet as gn
+        >>> from glassnet import nn
+        >>> x = gn.tensor(np.arange(16.0).reshape(1, 1, 4, 4))
+        >>> nn.MaxPool2d(2, stride=2)(x).numpy()[0, 0]
+        array([[ 5.,  7.],
+               [13., 15.]])
+        >>> nn.MaxPool2d(3, stride=2)(gn.zeros(1, 96, 55, 55)).shape     # AlexNet's POOL1: (55 − 3)/2 + 1
+        (1, 96, 27, 27)
     """
 
     def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False,

@@ -82,6 +82,18 @@ class Adam(Optimizer):
 
     Shape: parameters of any shape are accepted; ``p.data`` is updated in
     place and keeps its shape and dtype (float32 math stays float32).
+
+    Examples:
+        >>> import numpy as np
+        >>> import glassnet as gn
+        >>> from glassnet import nn
+        >>> from glassnet.optim import Adam
+        >>> w = nn.Parameter(gn.tensor([1.0, -2.0]))
+        >>> opt = Adam([w], lr=0.1)
+        >>> (w * w).sum().backward()
+        >>> opt.step()
+        >>> np.round(w.data, 4)                     # the first step moves each weight by ≈ lr·sign(g)
+        array([ 0.9, -1.9], dtype=float32)
     """
 
     _decoupled_weight_decay = False

@@ -54,6 +54,17 @@ class SGD(Optimizer):
 
     Shape: parameters of any shape are accepted; ``p.data`` is updated in
     place and keeps its shape and dtype (float32 math stays float32).
+
+    Examples:
+        >>> import glassnet as gn
+        >>> from glassnet import nn
+        >>> from glassnet.optim import SGD
+        >>> w = nn.Parameter(gn.tensor([1.0, -2.0]))
+        >>> opt = SGD([w], lr=0.1, momentum=0.9)
+        >>> (w * w).sum().backward()                # dL/dw = 2w
+        >>> opt.step()
+        >>> w.data                                  # w − 0.1·2w
+        array([ 0.8, -1.6], dtype=float32)
     """
 
     def __init__(self, params, lr=1e-3, momentum=0, dampening=0, weight_decay=0, nesterov=False, *,

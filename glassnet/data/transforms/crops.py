@@ -49,6 +49,16 @@ class CenterCrop(Transform):
     Shape:
         - Input: (C, H, W) or (N, C, H, W), any dtype
         - Output: (C, h, w) or (N, C, h, w)
+
+    Examples:
+        >>> import numpy as np
+        >>> from glassnet.data.transforms import CenterCrop
+        >>> CenterCrop(3)(np.arange(25).reshape(1, 5, 5))[0]
+        array([[ 6,  7,  8],
+               [11, 12, 13],
+               [16, 17, 18]])
+        >>> CenterCrop(224)(np.zeros((3, 256, 256))).shape
+        (3, 224, 224)
     """
 
     def __init__(self, size):

@@ -121,6 +121,18 @@ class RandomHorizontalFlip(Transform):
     Shape:
         - Input: (C, H, W) or (N, C, H, W)
         - Output: same shape as the input (a copy when a batch or flipped)
+
+    Examples:
+        >>> import numpy as np
+        >>> from glassnet.data.transforms import RandomHorizontalFlip
+        >>> x = np.arange(6).reshape(1, 2, 3)
+        >>> RandomHorizontalFlip(p=1.0)(x)[0]
+        array([[2, 1, 0],
+               [5, 4, 3]])
+        >>> batch = np.stack([x] * 8)
+        >>> a = RandomHorizontalFlip(seed=0)(batch)
+        >>> bool(np.array_equal(a, RandomHorizontalFlip(seed=0)(batch)))    # seeded: the same draws
+        True
     """
 
     def __init__(self, p=0.5, seed=None, *, rng=None):

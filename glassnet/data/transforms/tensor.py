@@ -63,6 +63,13 @@ class Normalize(Transform):
         - Input: any shape with single ``mean``/``std`` values; (C, H, W) or
           (N, C, H, W) with per-channel values (C of them)
         - Output: same shape as the input
+
+    Examples:
+        >>> import numpy as np
+        >>> from glassnet.data.transforms import Normalize
+        >>> x = np.full((3, 2, 2), 0.5, dtype=np.float32)          # (C, H, W)
+        >>> Normalize((0.5, 0.25, 0.0), (0.5, 0.25, 0.5))(x)[:, 0, 0]
+        array([0., 1., 1.], dtype=float32)
     """
 
     def __init__(self, mean, std):

@@ -26,6 +26,20 @@ class StepLR(LRScheduler):
         step_size: period of the decay, in epochs (a positive int).
         gamma: multiplicative factor γ. Default 0.1.
         last_epoch: see :class:`LRScheduler`.
+
+    Examples:
+        >>> import glassnet as gn
+        >>> from glassnet import nn
+        >>> from glassnet.optim import SGD
+        >>> from glassnet.optim.lr_scheduler import StepLR
+        >>> opt = SGD([nn.Parameter(gn.zeros(1))], lr=1.0)
+        >>> scheduler = StepLR(opt, step_size=2, gamma=0.1)
+        >>> lrs = []
+        >>> for epoch in range(5):
+        ...     lrs.append(round(opt.param_groups[0]["lr"], 6))
+        ...     opt.step(); scheduler.step()
+        >>> lrs
+        [1.0, 1.0, 0.1, 0.1, 0.01]
     """
 
     def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1, last_epoch: int = -1):
