@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 
 import glassnet.threads as th
+from glassnet.ops import activations as A
 from glassnet.ops import norm as Nm
+from glassnet.ops import pool as P
 
 
 def channel_major(a):
@@ -76,3 +78,42 @@ def test_batch_norm_mixed_layouts_same_bits_with_any_thread_count():
     serial = _run(everything, 1)
     _assert_same_bits(serial, _run(everything, 2))
     _assert_same_bits(serial, _run(everything, 3))
+
+
+@pytest.mark.parametrize("layout", ["nchw", "channel_major"])
+@pytest.mark.parametrize("k,s,p", [(3, 2, 1), (3, 2, 0), (2, 2, 0), (3, 1, 1)])
+def test_max_pool_same_bits_with_any_thread_count(layout, k, s, p):
+    rng = np.random.default_rng(7)
+    # few distinct values: many ties, so the first-maximum rule is exercised
+    x = _layout(rng.integers(0, 5, size=(7, 29, 61, 59)).astype(np.float32), layout)
+    assert x.size > th.MIN_PARALLEL_ELEMENTS
+
+    def everything():
+        y, cache = P.max_pool2d_forward(x, k, s, p)
+        dy = _layout(rng_dy(y.shape), layout)
+        dx = P.max_pool2d_backward(dy, cache)
+        dy_inf = dy.copy()
+        dy_inf[0, 0, 0, 0] = np.inf  # the non-finite routing
+        return y, dx, P.max_pool2d_backward(dy_inf, cache), P.max_pool2d_indices(cache).astype(np.int32)
+
+    def rng_dy(shape):
+        return np.random.default_rng(8).standard_normal(shape).astype(np.float32)
+
+    serial = _run(everything, 1)
+    for threads in (2, 3):
+        _assert_same_bits(serial, _run(everything, threads))
+
+
+@pytest.mark.parametrize("layout", ["nchw", "channel_major"])
+def test_relu_same_bits_with_any_thread_count(layout):
+    rng = np.random.default_rng(9)
+    x = _layout(rng.standard_normal((6, 37, 40, 36)).astype(np.float32), layout)
+    dout = _layout(rng.standard_normal(x.shape).astype(np.float32), layout)
+
+    def everything():
+        f, cache = A.relu_forward(x)
+        return f, A.relu_backward(dout, cache)
+
+    serial = _run(everything, 1)
+    for threads in (2, 3):
+        _assert_same_bits(serial, _run(everything, threads))

@@ -261,7 +261,7 @@ def _separable_max_backward(xp, cache, dout):
         _route_by_arg(xp, dout[sl], argr[sl], dm1[sl], 2, Ho, kh, sh, dh)
         _route_by_arg(xp, dm1[sl], argc[sl], dx[sl], 3, Wo, kw, sw, dw)
 
-    for_planes(xp, argc, route_planes)
+    for_planes(xp, dx, route_planes)
     return dx
 
 
