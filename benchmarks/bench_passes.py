@@ -6,7 +6,7 @@ return them):
 
 * ``max_pool2d`` 3×3, stride 2, padding 1 (the stem) on 64×112×112: forward, backward,
   and the two together (the forward may keep more for the backward);
-* ``batch_norm`` in training mode on 64×56×56, 128×28×28, 256×14×14, 512×7×7:
+* ``batch_norm`` in training mode on 64×112×112 (the stem), 64×56×56, 128×28×28, 256×14×14, 512×7×7:
   forward and backward;
 * ``relu`` backward on the same shapes (the ReLU after each batch norm).
 
@@ -41,7 +41,7 @@ from _timing import (add_common_args, check_close, environment, fmt_ms, print_he
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 N = 8
-BN_SHAPES = [(64, 56), (128, 28), (256, 14), (512, 7)]
+BN_SHAPES = [(64, 112), (64, 56), (128, 28), (256, 14), (512, 7)]  # the stem, layer1..layer4
 POOL_SHAPE = (64, 112)
 
 
