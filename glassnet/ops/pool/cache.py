@@ -7,8 +7,8 @@ Each forward returns one of these as its ``cache``; the backward reads it by fie
 ==========================  =====================  ==================================================
 cache                       ``algorithm``          strategy
 ==========================  =====================  ==================================================
-:class:`MaxPoolCache`       ``"separable"``        row-segment max then window max; backward finds
-                                                   the winners again from ``x``, ``m1``, ``out``
+:class:`MaxPoolCache`       ``"separable"``        row-segment max then window max, keeping both
+                                                   stages' arg-max; backward routes with them
 :class:`MaxPoolArgCache`    ``"running max"``      running max over the kernel offsets, tracking the
                                                    arg-max (windows that are all −inf with padding)
 :class:`AvgPoolTileCache`   ``"tiles"``            windows tile the input: one reshape and a sum
@@ -49,23 +49,26 @@ class Crop:
 
 @dataclass(frozen=True, eq=False)
 class MaxPoolCache:
-    """Separable max pooling.
+    """Separable max pooling, with the arg-max of both stages.
 
     Attributes:
-        x: the input, padded with −inf when ``crop`` is set (N, C, Hp, Wp).
-        m1: the row-segment maxima ``m1[r, j] = max_b x[r, j·sW + b·dW]`` (N, C, Hp, Wo).
-        out: the output ``y`` (N, C, Ho, Wo).
+        argc: per row-segment maximum ``m1[r, j] = max_b x[r, j·sW + b·dW]`` of the
+            (padded) input, the first column offset ``b`` holding it (smallest int dtype).
+        argr: per output ``y[i, j] = max_a m1[i·sH + a·dH, j]``, the first row offset ``a``
+            holding it (smallest int dtype). Together: the window's first maximum in
+            row-major order.
+        padded_hw: (Hp, Wp) of the input the windows read (the padded one when ``crop`` is set).
         kernel_size, stride, dilation: (h, w) pairs.
-        crop: where the real input lies in ``x``; ``None`` when ``x`` is the unpadded input.
+        crop: where the real input lies in the padded one; ``None`` when nothing was padded.
 
     Shape:
-        x (N, C, Hp, Wp), m1 (N, C, Hp, Wo), out (N, C, Ho, Wo).
+        argc (N, C, Hp, Wo), argr (N, C, Ho, Wo), both in the input's memory order.
     """
 
     algorithm: ClassVar[str] = "separable"
-    x: object
-    m1: object
-    out: object
+    argc: object
+    argr: object
+    padded_hw: tuple
     kernel_size: tuple
     stride: tuple
     dilation: tuple

@@ -4,8 +4,9 @@ Two algorithms (named by the cache, :mod:`.cache`):
 
 * ``"separable"`` (:class:`~.cache.MaxPoolCache`, almost always): the window max is separable —
   first the max over each window's row segment (kW column views), then over the window's rows
-  (kH row views of the row maxima): kW + kH strided passes instead of kW·kH. The arg-max is not
-  stored; the backward finds the winners again from ``x``, ``m1`` and ``y``.
+  (kH row views of the row maxima): kW + kH strided passes instead of kW·kH. Each stage's
+  arg-max (the first offset holding the maximum) is kept in the cache as a small int array,
+  and the backward routes the gradient with them in the same two stages, comparing nothing.
 * ``"running max"`` (:class:`~.cache.MaxPoolArgCache`): a window that is all −inf with padding
   in it could tie with a padding position, and PyTorch's choice (the first in-bounds element)
   needs the arg-max tracked while running over the kernel offsets.
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...backend import get_array_module
+from ...backend import get_array_module, is_channel_major
 from .args import PoolArgs
 from .cache import Crop, MaxPoolArgCache, MaxPoolCache
 from .geometry import (
@@ -38,40 +39,94 @@ def _elementwise_max(xp, views, out):
 
 
 
-def _route_to_first_max(xp, g, views, best, target_views, no_overlap):
-    """Add ``g`` into ``target_views[k]`` for the first ``k`` whose ``views[k]``
-    equals ``best`` (PyTorch's tie rule), with one running remainder:
+def _empty_in_order_of(xp, like, shape, dtype, zero=False):
+    """An empty (or zeroed) (N, C, h, w) array of ``dtype`` stored in the memory
+    order of ``like`` (NCHW, or a convolution output's channel-major order)."""
+    make = xp.zeros if zero else xp.empty
+    if is_channel_major(like):
+        return make((shape[1], shape[0]) + tuple(shape[2:]), dtype=dtype).transpose(1, 0, 2, 3)
+    return make(shape, dtype=dtype)
 
-        share_k = rest · [views[k] = best],  rest ← rest − share_k,  share_last = rest
 
-    Once a position is routed its ``rest`` is 0, so later equal offsets get
-    nothing. ``g`` must be finite (``0 · inf`` would be NaN) and is not changed.
-    With ``no_overlap`` views each share is written straight into its target.
-    """
+def _first_equal(xp, views, best, arg):
+    """``arg`` = the first ``k`` with ``views[k] = best`` (``best`` is their
+    maximum, NaN-free), written in place: the number of leading offsets that
+    do not hold the maximum, counted in int8 arithmetic on the comparisons."""
     last = len(views) - 1
     if last == 0:
-        if no_overlap:
-            target_views[0][...] = g
-        else:
-            target_views[0] += g
+        arg[...] = 0
         return
-    hit = xp.empty_like(best, dtype=bool)  # in the memory order of best
-    rest = g
-    for k in range(last):
-        xp.equal(views[k], best, out=hit)
-        if no_overlap:
-            share = xp.multiply(rest, hit, out=target_views[k])
-            if k == last - 1:  # the last offset takes what is left
-                xp.subtract(rest, share, out=target_views[last])
-                return
+    not_yet = xp.empty_like(best, dtype=bool)  # no offset up to k holds the maximum (best's memory order)
+    xp.not_equal(views[0], best, out=not_yet)
+    xp.copyto(arg, not_yet, casting="unsafe")
+    if last == 1:
+        return
+    ne = xp.empty_like(not_yet)
+    for k in range(1, last):
+        xp.not_equal(views[k], best, out=ne)
+        xp.logical_and(not_yet, ne, out=not_yet)
+        xp.add(arg, not_yet, out=arg, casting="unsafe")
+
+
+def _route_plan(size, n, kernel, stride, dilation):
+    """How one axis's offsets route into a gradient of length ``size`` from
+    ``n`` windows: ``"direct"`` (disjoint offsets, each share written once),
+    ``"tile"`` (dilation 1 and overlapping: the first ``stride`` offsets tile
+    ``[0, stride·n)`` and are written, the rest added), ``"add"`` (every share
+    added into zeros)."""
+    if disjoint(kernel, stride, dilation):
+        return "direct"
+    return "tile" if dilation == 1 else "add"
+
+
+def _route_by_arg(xp, g, arg, target, axis, n, kernel, stride, dilation):
+    """Route ``g`` along ``axis`` (2: rows, 3: columns) of ``target`` by offset:
+    for each kernel offset ``k`` in turn (``g`` finite, so the product with
+    the 0/1 mask is exact)::
+
+        target[k·d + i·s] += g[i] ⊙ [arg[i] = k]
+
+    Shares that land on positions no earlier offset reached are written
+    instead of added (see :func:`_route_plan`); ``target`` must be zero
+    beforehand only where the plan's writes do not reach (the caller's
+    :func:`_needs_zeros`).
+    """
+    views = (row_views if axis == 2 else column_views)(target, n, kernel, stride, dilation)
+    plan = _route_plan(target.shape[axis], n, kernel, stride, dilation)
+    if kernel == 1:
+        views[0][...] = g
+        return
+    written = kernel if plan == "direct" else (stride if plan == "tile" else 0)
+    if plan == "tile":  # the tail past the tiled part is reached only by the added shares
+        tail = (slice(None),) * axis + (slice(stride * n, None),)
+        target[tail] = 0
+    mask = xp.empty_like(arg, dtype=bool)
+    share = None if written == kernel else xp.empty_like(g)
+    for k, view in enumerate(views):
+        xp.equal(arg, k, out=mask)
+        if k < written:
+            xp.multiply(g, mask, out=view)
         else:
-            share = rest * hit
-            target_views[k] += share
-        if rest is g:  # the first subtraction makes rest our own array
-            rest = rest - share
-        else:
-            xp.subtract(rest, share, out=rest)
-    target_views[last] += rest
+            xp.multiply(g, mask, out=share)
+            view += share
+
+
+def _needs_zeros(size, n, kernel, stride, dilation):
+    """Whether :func:`_route_by_arg` needs its target zeroed first."""
+    plan = _route_plan(size, n, kernel, stride, dilation)
+    return plan == "add" or (plan == "direct" and not covers(size, n, kernel, stride, dilation))
+
+
+def _window_arg(xp, cache):
+    """The arg-max offset ``a·kW + b`` of every window, from a
+    :class:`~.cache.MaxPoolCache`'s two stages: ``a = argr``, ``b`` = ``argc``
+    at the winning row ``i·sH + a·dH``."""
+    argc, argr = cache.argc, cache.argr
+    (kh, kw), (sh, _), (dh, _) = cache.kernel_size, cache.stride, cache.dilation
+    a = argr.astype(np.int64)
+    rows = xp.arange(argr.shape[2], dtype=np.int64)[:, None] * sh + a * dh
+    b = xp.take_along_axis(argc, rows, axis=2).astype(np.int64)
+    return (a * kw + b).astype(index_dtype(kh * kw))
 
 
 def _all_finite(xp, a):
@@ -116,9 +171,11 @@ def max_pool2d_forward(x, kernel_size, stride=None, padding=0, dilation=1, ceil_
     :func:`~glassnet.ops.pool.geometry.pool_output_size`), likewise ``Wo``. The
     arguments are normalised and checked by :class:`~glassnet.ops.pool.args.PoolArgs`
     (``stride=None`` means ``kernel_size``). The cache (:class:`~.cache.MaxPoolCache`)
-    holds the (padded) input, the row-segment maxima ``m1`` and the output, from
-    which the backward finds the winners; only for all-−inf windows with padding
-    is it a :class:`~.cache.MaxPoolArgCache` holding the tracked arg-max (the
+    holds the arg-max of both separable stages (the first column offset of each
+    row-segment maximum, the first row offset of each window's maximum, as small
+    int arrays), with which the backward routes the gradient; only for
+    all-−inf windows with padding, or NaN maxima, is it a
+    :class:`~.cache.MaxPoolArgCache` holding the window's arg-max (the
     kernel-offset index ``a·kW + b`` per output, in the smallest int dtype).
     """
     xp = get_array_module(x)
@@ -137,11 +194,10 @@ def max_pool2d_forward(x, kernel_size, stride=None, padding=0, dilation=1, ceil_
     # The window max is separable: first the max over each window's row
     # segment, m1[r, j] = max_b x[r, j·sW + b·dW] (all rows r), then
     # y[i, j] = max_a m1[i·sH + a·dH, j] — kW + kH strided passes instead of
-    # kW·kH. The arg-max is not stored: the backward finds the winners from
-    # x, m1 and y, which costs less than tracking them here — unless a window
-    # is all −inf with padding in it (a padding position could then tie for
-    # the max, and PyTorch's choice, the first in-bounds element, needs the
-    # tracked arg-max below).
+    # kW·kH. Each stage's arg-max is then kept for the backward — unless a
+    # window is all −inf with padding in it (a padding position could then tie
+    # for the max, and PyTorch's choice, the first in-bounds element, needs the
+    # tracked arg-max below) or a maximum is NaN (routed to the window's last NaN).
     N, C = x.shape[:2]
     m1 = empty_in_order_of(xp, xpad, (N, C, Hp, Wo))
     out = empty_in_order_of(xp, xpad, (N, C, Ho, Wo))
@@ -153,7 +209,18 @@ def max_pool2d_forward(x, kernel_size, stride=None, padding=0, dilation=1, ceil_
     for_planes(xp, xpad, pool_planes)
     crop = None if xpad is x else Crop(ph, pw, H, W)
     if crop is None or not bool((out == -np.inf).any()):
-        return out, MaxPoolCache(xpad, m1, out, kernel_size, stride, dilation, crop)
+        if not _no_nan(xp, out):
+            arg = _winners(xp, xpad, out, kernel_size, stride, dilation)
+            return out, MaxPoolArgCache(arg, x.shape, (Hp, Wp), kernel_size, stride, padding, dilation, x.dtype)
+        argc = _empty_in_order_of(xp, xpad, (N, C, Hp, Wo), index_dtype(kw))
+        argr = _empty_in_order_of(xp, xpad, (N, C, Ho, Wo), index_dtype(kh))
+
+        def arg_planes(sl):
+            _first_equal(xp, column_views(xpad[sl], Wo, kw, sw, dw), m1[sl], argc[sl])
+            _first_equal(xp, row_views(m1[sl], Ho, kh, sh, dh), out[sl], argr[sl])
+
+        for_planes(xp, xpad, arg_planes)
+        return out, MaxPoolCache(argc, argr, (Hp, Wp), kernel_size, stride, dilation, crop)
 
     # Start from offset 0; where offset 0 lies in the padding its −inf loses to
     # any real value, and the argmax starts at the window's first in-bounds
@@ -170,31 +237,31 @@ def max_pool2d_forward(x, kernel_size, stride=None, padding=0, dilation=1, ceil_
     return out, MaxPoolArgCache(arg, x.shape, (Hp, Wp), kernel_size, stride, padding, dilation, x.dtype)
 
 
-def _separable_max_backward(xp, x, m1, out, dout, kernel_size, stride, dilation):
+def _separable_max_backward(xp, cache, dout):
     """Max-pool backward in the two stages of the separable forward, for
-    finite upstream gradients and NaN-free maxima:
+    finite upstream gradients, routed by the forward's arg-max:
 
-        dL/dm1 = dL/dy routed, per window, to the first row a with m1 = y
-        dL/dx  = dL/dm1 routed, per row segment, to the first column b with x = m1
+        dL/dm1 = dL/dy routed, per window, to its row a = argr
+        dL/dx  = dL/dm1 routed, per row segment, to its column b = argc
 
     Together this picks the window's first maximum in row-major order (the
     first row holding the max, then the first column in it), PyTorch's rule.
     """
-    (kh, kw), (sh, sw), (dh, dw) = kernel_size, stride, dilation
-    Ho, Wo = out.shape[2], out.shape[3]
-    Hp, Wp = x.shape[2], x.shape[3]
-    # empty_like / zeros_like keep the memory order of x (NCHW or a
-    # convolution output's channel-major order), so every pass runs in order.
-    dm1 = (xp.empty_like if covers(Hp, Ho, kh, sh, dh) else xp.zeros_like)(m1, dtype=dout.dtype)
-    dx = (xp.empty_like if covers(Wp, Wo, kw, sw, dw) else xp.zeros_like)(x, dtype=dout.dtype)
+    argc, argr = cache.argc, cache.argr
+    (kh, kw), (sh, sw), (dh, dw) = cache.kernel_size, cache.stride, cache.dilation
+    Ho, Wo = argr.shape[2], argr.shape[3]
+    Hp, Wp = cache.padded_hw
+    N, C = argr.shape[:2]
+    # in the input's memory order (NCHW or a convolution output's channel-major
+    # order), so every pass runs in order
+    dm1 = _empty_in_order_of(xp, argc, (N, C, Hp, Wo), dout.dtype, zero=_needs_zeros(Hp, Ho, kh, sh, dh))
+    dx = _empty_in_order_of(xp, argc, (N, C, Hp, Wp), dout.dtype, zero=_needs_zeros(Wp, Wo, kw, sw, dw))
 
     def route_planes(sl):
-        _route_to_first_max(xp, dout[sl], row_views(m1[sl], Ho, kh, sh, dh), out[sl],
-                            row_views(dm1[sl], Ho, kh, sh, dh), disjoint(kh, sh, dh))
-        _route_to_first_max(xp, dm1[sl], column_views(x[sl], Wo, kw, sw, dw), m1[sl],
-                            column_views(dx[sl], Wo, kw, sw, dw), disjoint(kw, sw, dw))
+        _route_by_arg(xp, dout[sl], argr[sl], dm1[sl], 2, Ho, kh, sh, dh)
+        _route_by_arg(xp, dm1[sl], argc[sl], dx[sl], 3, Wo, kw, sw, dw)
 
-    for_planes(xp, x, route_planes)
+    for_planes(xp, dx, route_planes)
     return dx
 
 
@@ -232,14 +299,13 @@ def max_pool2d_backward(dout, cache):
     """
     xp = get_array_module(dout)
     if isinstance(cache, MaxPoolCache):
-        x, m1, out, crop = cache.x, cache.m1, cache.out, cache.crop
-        kernel_size, stride, dilation = cache.kernel_size, cache.stride, cache.dilation
-        if _no_nan(xp, out) and _all_finite(xp, dout):
-            dx = _separable_max_backward(xp, x, m1, out, dout, kernel_size, stride, dilation)
-        else:  # NaN maxima (routed to the last NaN) or non-finite upstream gradients
-            arg = _winners(xp, x, out, kernel_size, stride, dilation)
-            Ho, Wo = out.shape[2], out.shape[3]
-            dx = xp.zeros(x.shape, dtype=dout.dtype)
+        crop, kernel_size, stride, dilation = cache.crop, cache.kernel_size, cache.stride, cache.dilation
+        if _all_finite(xp, dout):
+            dx = _separable_max_backward(xp, cache, dout)
+        else:  # non-finite upstream gradients: routed whole to the window's winner
+            arg = _window_arg(xp, cache)
+            Ho, Wo = arg.shape[2], arg.shape[3]
+            dx = xp.zeros(arg.shape[:2] + tuple(cache.padded_hw), dtype=dout.dtype)
             for k in range(kernel_size[0] * kernel_size[1]):
                 view = offset_view(dx, k, Ho, Wo, kernel_size, stride, dilation)
                 # where, not dout * (arg == k): an inf/NaN upstream gradient
@@ -273,16 +339,15 @@ def max_pool2d_indices(cache):
 
     Shape: (N, C, Ho, Wo), int64.
     """
-    (kh, kw), (sh, sw), (dh, dw) = cache.kernel_size, cache.stride, cache.dilation
+    (_, kw), (sh, sw), (dh, dw) = cache.kernel_size, cache.stride, cache.dilation
     if isinstance(cache, MaxPoolCache):
-        x, crop = cache.x, cache.crop
-        xp = get_array_module(x)
-        arg = _winners(xp, x, cache.out, (kh, kw), (sh, sw), (dh, dw))
+        crop = cache.crop
+        arg = _window_arg(get_array_module(cache.argr), cache)
         if crop is None:
-            x_shape, (ph, pw) = x.shape, (0, 0)
+            x_shape, (ph, pw) = arg.shape[:2] + tuple(cache.padded_hw), (0, 0)
         else:
             ph, pw = crop.top, crop.left
-            x_shape = x.shape[:2] + (crop.height, crop.width)
+            x_shape = arg.shape[:2] + (crop.height, crop.width)
     else:
         arg, x_shape, (ph, pw) = cache.arg, cache.x_shape, cache.padding
     xp = get_array_module(arg)
