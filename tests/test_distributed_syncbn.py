@@ -39,6 +39,7 @@ def test_sync_batch_norm_on_twin_ranks_equals_batch_norm_of_the_doubled_batch(sh
     ref.load_state_dict(bn.state_dict())
     xs, xr = gn.tensor(x, requires_grad=True), gn.tensor(np.concatenate([x, x]), requires_grad=True)
     out, out_ref = sync(xs), ref(xr)
+    assert out._op.name == "sync_batch_norm" and (out._op.args.training, out._op.args.eps) == (True, 1e-5)
     out.backward(g)
     out_ref.backward(np.concatenate([g, g]))
     np.testing.assert_allclose(out.numpy(), out_ref.numpy()[:shape[0]], rtol=1e-13, atol=1e-13)

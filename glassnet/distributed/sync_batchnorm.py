@@ -31,6 +31,8 @@ from ..backend import get_array_module, is_channel_major
 from ..errors import InvalidArgumentError, InvalidTypeError
 from ..nn.module import Module
 from ..nn.normalization import _BatchNorm
+from ..op_args import BatchNormArgs
+from ..op_record import OpRecord
 from ..tensor import apply_kernel
 
 __all__ = ["SyncBatchNorm", "convert_sync_batchnorm", "sync_batch_norm_forward", "sync_batch_norm_backward"]
@@ -171,9 +173,11 @@ class SyncBatchNorm(_BatchNorm):
             if self.momentum is None:
                 factor = 1.0 / float(nbt)
         track = self.training and self.track_running_stats
-        return apply_kernel("sync_batch_norm", sync_batch_norm_forward, sync_batch_norm_backward,
-                            [x, self.weight, self.bias], self.running_mean if track else None,
-                            self.running_var if track else None, factor, self.eps, comm)
+        running_mean = self.running_mean if track else None
+        running_var = self.running_var if track else None
+        record = OpRecord("sync_batch_norm", BatchNormArgs(True, factor, self.eps, running_mean, running_var))
+        return apply_kernel(record, sync_batch_norm_forward, sync_batch_norm_backward,
+                            [x, self.weight, self.bias], running_mean, running_var, factor, self.eps, comm)
 
     @classmethod
     def convert_sync_batchnorm(cls, module, comm=None):
