@@ -121,3 +121,11 @@ def test_reference_keeps_float32():
     out, cache = ref.conv2d_forward(x, w, np.zeros(4, np.float32), 1, 1)
     assert out.dtype == np.float32
     assert all(g.dtype == np.float32 for g in ref.conv2d_backward(np.ones_like(out), cache))
+
+
+def test_fast_backward_refuses_a_foreign_cache():
+    rng = np.random.default_rng(5)
+    x, w = rng.standard_normal((1, 2, 5, 5)), rng.standard_normal((3, 2, 3, 3))
+    out, cache = ref.conv2d_forward(x, w)
+    with pytest.raises(TypeError, match="ReferenceCache"):
+        fast.conv2d_backward(np.ones_like(out), cache)

@@ -71,6 +71,10 @@ def conv2d_backward(dout, cache):
         returns (dx, dweight, dbias): (N, C_in, H, W),
         (C_out, C_in/groups, kH, kW), (C_out,) or None without bias.
     """
+    weight_gradient = _WEIGHT_GRADIENT.get(type(cache))
+    if weight_gradient is None:
+        raise InvalidTypeError(f"conv2d backward: expected the cache of glassnet.ops.conv.conv2d_forward "
+                               f"({', '.join(t.__name__ for t in _WEIGHT_GRADIENT)}), got {type(cache).__name__}")
     x, weight, pads = cache.x, cache.weight, cache.padding
     (sh, sw), (dh, dw) = cache.stride, cache.dilation
     xp = get_array_module(dout)
@@ -88,7 +92,7 @@ def conv2d_backward(dout, cache):
                                                   on_cpu=xp.__name__ == "numpy")
     if dx_algorithm:
         dx_cn = winograd_input_gradient(d_o, weight, pads, (h, w), dx_algorithm)
-    dweight, gemm_dbias, col2im_dx = _WEIGHT_GRADIENT[type(cache)](d_o, cache, cache.need_dx and dx_cn is None)
+    dweight, gemm_dbias, col2im_dx = weight_gradient(d_o, cache, cache.need_dx and dx_cn is None)
     dbias = d_o.sum(axis=(1, 2, 3)) if cache.has_bias and gemm_dbias is None else gemm_dbias
     if col2im_dx is not None:
         dx_cn = col2im_dx
