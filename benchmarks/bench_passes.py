@@ -85,7 +85,8 @@ def bench_pool(old, new, rng, repeat, warmup):
     dy = channel_major(rng.standard_normal(yo.shape).astype(np.float32))
     assert np.array_equal(yo, yn), "max_pool2d forward: old and new differ"
     dxo, dxn = old.max_pool2d_backward(dy, co), new.max_pool2d_backward(dy, cn)
-    assert np.array_equal(dxo, dxn) and dxo.strides == dxn.strides, "max_pool2d backward: old and new differ"
+    assert np.array_equal(dxo.view(np.uint32), dxn.view(np.uint32)) and dxo.strides == dxn.strides, \
+        "max_pool2d backward: old and new differ (bits, signed zeros included, or memory order)"
     rows = []
     for what, fo, fn in [
         ("forward", lambda: old.max_pool2d_forward(x, *args), lambda: new.max_pool2d_forward(x, *args)),

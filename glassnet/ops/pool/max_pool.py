@@ -80,34 +80,59 @@ def _route_plan(size, n, kernel, stride, dilation):
 
 
 def _route_by_arg(xp, g, arg, target, axis, n, kernel, stride, dilation):
-    """Route ``g`` along ``axis`` (2: rows, 3: columns) of ``target`` by offset:
-    for each kernel offset ``k`` in turn (``g`` finite, so the product with
-    the 0/1 mask is exact)::
+    """Route ``g`` along ``axis`` (2: rows, 3: columns) of ``target`` by offset,
+    for each kernel offset ``k`` in turn (``g`` finite)::
 
         target[k·d + i·s] += g[i] ⊙ [arg[i] = k]
 
-    Shares that land on positions no earlier offset reached are written
-    instead of added (see :func:`_route_plan`); ``target`` must be zero
-    beforehand only where the plan's writes do not reach (the caller's
-    :func:`_needs_zeros`).
+    Bit for bit what the comparison-based routing of earlier versions gave,
+    signed zeros included:
+
+    * disjoint offsets (``"direct"``): the running remainder
+      ``share_k = rest·[arg = k]``, ``rest ← rest − share_k``, the last
+      offset taking ``rest``, each share written into its target;
+    * overlapping offsets: the sums start from +0, so every share enters as
+      ``g + 0`` masked to +0 (a bitwise AND with the all-ones / zero mask);
+      the first ``stride`` offsets tile ``[0, stride·n)`` (dilation 1,
+      ``"tile"``) and are written instead of added into zeros, the tail past
+      them zeroed; otherwise (``"add"``) every share is added into zeros.
+
+    ``target`` must be zero beforehand only where :func:`_needs_zeros` says.
     """
     views = (row_views if axis == 2 else column_views)(target, n, kernel, stride, dilation)
     plan = _route_plan(target.shape[axis], n, kernel, stride, dilation)
-    if kernel == 1:
-        views[0][...] = g
-        return
-    written = kernel if plan == "direct" else (stride if plan == "tile" else 0)
-    if plan == "tile":  # the tail past the tiled part is reached only by the added shares
-        tail = (slice(None),) * axis + (slice(stride * n, None),)
-        target[tail] = 0
     mask = xp.empty_like(arg, dtype=bool)
-    share = None if written == kernel else xp.empty_like(g)
+    if plan == "direct":
+        last = kernel - 1
+        if last == 0:
+            views[0][...] = g
+            return
+        rest = g
+        for k in range(last):
+            xp.equal(arg, k, out=mask)
+            share = xp.multiply(rest, mask, out=views[k])
+            if k == last - 1:  # the last offset takes what is left
+                xp.subtract(rest, share, out=views[last])
+                return
+            if rest is g:  # the first subtraction makes rest our own array
+                rest = rest - share
+            else:
+                xp.subtract(rest, share, out=rest)
+    bits = np.dtype(f"i{g.dtype.itemsize}")
+    g0 = xp.add(g, g.dtype.type(0))  # g + 0: −0 becomes +0, as in a sum started from +0
+    g0_bits = g0.view(bits)
+    ones = mask.view(np.int8)  # 1 where arg = k; negated: all bits set
+    written = stride if plan == "tile" else 0
+    if plan == "tile":  # the tail past the tiled part is reached only by the added shares
+        target[(slice(None),) * axis + (slice(stride * n, None),)] = 0
+    share = None if written == kernel else xp.empty_like(g0)
     for k, view in enumerate(views):
         xp.equal(arg, k, out=mask)
+        xp.negative(ones, out=ones)
         if k < written:
-            xp.multiply(g, mask, out=view)
+            xp.bitwise_and(g0_bits, ones, out=view.view(bits))
         else:
-            xp.multiply(g, mask, out=share)
+            xp.bitwise_and(g0_bits, ones, out=share.view(bits))
             view += share
 
 
