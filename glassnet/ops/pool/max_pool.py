@@ -279,15 +279,60 @@ def _separable_max_backward(xp, cache, dout):
     N, C = argr.shape[:2]
     # in the input's memory order (NCHW or a convolution output's channel-major
     # order), so every pass runs in order
+    crop = cache.crop
+    # padded and overlapping columns (the usual 3×3/2, padding 1): the columns
+    # route straight into the unpadded dx (padding never wins a window here)
+    cropped = crop is not None and _route_plan(Wp, Wo, kw, sw, dw) == "tile"
     dm1 = _empty_in_order_of(xp, argc, (N, C, Hp, Wo), dout.dtype, zero=_needs_zeros(Hp, Ho, kh, sh, dh))
-    dx = _empty_in_order_of(xp, argc, (N, C, Hp, Wp), dout.dtype, zero=_needs_zeros(Wp, Wo, kw, sw, dw))
+    if cropped:
+        dx = _empty_in_order_of(xp, argc, (N, C, crop.height, crop.width), dout.dtype)
+    else:
+        dx = _empty_in_order_of(xp, argc, (N, C, Hp, Wp), dout.dtype, zero=_needs_zeros(Wp, Wo, kw, sw, dw))
 
     def route_planes(sl):
         _route_by_arg(xp, dout[sl], argr[sl], dm1[sl], 2, Ho, kh, sh, dh)
-        _route_by_arg(xp, dm1[sl], argc[sl], dx[sl], 3, Wo, kw, sw, dw)
+        if cropped:
+            rows = tuple(sl) + (slice(None),) * (2 - len(sl)) + (slice(crop.top, crop.top + crop.height),)
+            _route_tile_into_crop(xp, dm1[rows], argc[rows], dx[sl], Wo, kw, sw, crop.left)
+        else:
+            _route_by_arg(xp, dm1[sl], argc[sl], dx[sl], 3, Wo, kw, sw, dw)
 
     for_planes(xp, dx, route_planes)
-    return dx
+    return dx, cropped
+
+
+def _route_tile_into_crop(xp, g, arg, target, n, kernel, stride, left):
+    """The column stage of :func:`_route_by_arg`'s ``"tile"`` plan (dilation 1),
+    written into the unpadded ``target`` (the input's ``W`` columns, which
+    start at padded column ``left``): each offset's view is cut to the windows
+    whose column ``k + s·j`` lies inside, the tail past the tiled part zeroed.
+    The same values, bit for bit, as routing into the padded array and
+    cropping; padding columns would only receive +0."""
+    W = target.shape[3]
+    bits = np.dtype(f"i{g.dtype.itemsize}")
+    g0 = xp.add(g, g.dtype.type(0))  # g + 0: −0 becomes +0, as in a sum started from +0
+    g0_bits = g0.view(bits)
+    mask = xp.empty_like(arg, dtype=bool)
+    ones = mask.view(np.int8)
+    share = xp.empty_like(g0)
+    tail = max(0, stride * n - left)
+    if tail < W:
+        target[:, :, :, tail:] = 0
+    for k in range(kernel):
+        j_lo = max(0, -((k - left) // stride))  # first window whose column k + s·j − left ≥ 0
+        j_hi = min(n, (W - 1 + left - k) // stride + 1)
+        if j_hi <= j_lo:
+            continue
+        c0 = k - left + stride * j_lo
+        view = target[:, :, :, c0:c0 + (j_hi - j_lo - 1) * stride + 1:stride]
+        xp.equal(arg[..., j_lo:j_hi], k, out=mask[..., j_lo:j_hi])
+        xp.negative(ones[..., j_lo:j_hi], out=ones[..., j_lo:j_hi])
+        if k < stride:
+            xp.bitwise_and(g0_bits[..., j_lo:j_hi], ones[..., j_lo:j_hi], out=view.view(bits))
+        else:
+            part = share[..., j_lo:j_hi]
+            xp.bitwise_and(g0_bits[..., j_lo:j_hi], ones[..., j_lo:j_hi], out=part.view(bits))
+            view += part
 
 
 def _winners(xp, x, out, kernel_size, stride, dilation):
@@ -326,7 +371,9 @@ def max_pool2d_backward(dout, cache):
     if isinstance(cache, MaxPoolCache):
         crop, kernel_size, stride, dilation = cache.crop, cache.kernel_size, cache.stride, cache.dilation
         if _all_finite(xp, dout):
-            dx = _separable_max_backward(xp, cache, dout)
+            dx, cropped = _separable_max_backward(xp, cache, dout)
+            if cropped:
+                return dx
         else:  # non-finite upstream gradients: routed whole to the window's winner
             arg = _window_arg(xp, cache)
             Ho, Wo = arg.shape[2], arg.shape[3]
