@@ -85,7 +85,8 @@ def bench_pool(old, new, rng, repeat, warmup):
     dy = channel_major(rng.standard_normal(yo.shape).astype(np.float32))
     assert np.array_equal(yo, yn), "max_pool2d forward: old and new differ"
     dxo, dxn = old.max_pool2d_backward(dy, co), new.max_pool2d_backward(dy, cn)
-    assert np.array_equal(dxo, dxn) and dxo.strides == dxn.strides, "max_pool2d backward: old and new differ"
+    assert np.array_equal(dxo.view(np.uint32), dxn.view(np.uint32)) and dxo.strides == dxn.strides, \
+        "max_pool2d backward: old and new differ (bits, signed zeros included, or memory order)"
     rows = []
     for what, fo, fn in [
         ("forward", lambda: old.max_pool2d_forward(x, *args), lambda: new.max_pool2d_forward(x, *args)),
@@ -138,7 +139,8 @@ def bench_relu(old, new, rng, repeat, warmup):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_common_args(p, default_repeat=9, quick_repeat=3, default_warmup=2)
-    p.add_argument("--base", default="main", help="git revision of the old code paths (default: main)")
+    p.add_argument("--base", default="main",
+                   help="git revision of the old code paths (default: main; 030aa55 is the one before issue 16)")
     p.add_argument("--kernels", default="pool,bn,relu", help="comma-separated subset of pool,bn,relu")
     args = p.parse_args(argv)
     repeat = args.repeat or (3 if args.quick else 9)
@@ -148,8 +150,10 @@ def main(argv=None):
     from glassnet.ops.pool import max_pool as new_pool
 
     env = environment()
+    base = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", args.base], capture_output=True,
+                          text=True, check=True).stdout.strip()
     print_header("memory-bound passes: old (--base) vs new code paths, interleaved", env,
-                 {"base": args.base, "repeat": repeat, "warmup": warmup, "batch": N})
+                 {"base": f"{args.base} ({base})", "repeat": repeat, "warmup": warmup, "batch": N})
     print(f"blas      {blas_kernels()}")
     print("note      old and new alternate in this one process; on a shared machine read the ratio")
     rng = np.random.default_rng(0)

@@ -117,3 +117,21 @@ def test_relu_same_bits_with_any_thread_count(layout):
     serial = _run(everything, 1)
     for threads in (2, 3):
         _assert_same_bits(serial, _run(everything, threads))
+
+
+@pytest.mark.parametrize("shape", [(5000, 61), (40, 61, 150)])
+def test_batch_norm_1d_same_bits_with_any_thread_count(shape):
+    """(N, C) and (N, C, L) inputs (BatchNorm1d)."""
+    rng = np.random.default_rng(10)
+    x = (rng.standard_normal(shape) * 2 - 1).astype(np.float32)
+    assert x.size > th.MIN_PARALLEL_ELEMENTS
+    dout = rng.standard_normal(shape).astype(np.float32)
+    g, b = rng.standard_normal(shape[1]).astype(np.float32), rng.standard_normal(shape[1]).astype(np.float32)
+
+    def everything():
+        y, cache = Nm.batch_norm_forward(x, g, b, None, None, True, 0.1, 1e-5)
+        return (y,) + tuple(Nm.batch_norm_backward(dout, cache))
+
+    serial = _run(everything, 1)
+    for threads in (2, 3):
+        _assert_same_bits(serial, _run(everything, threads))

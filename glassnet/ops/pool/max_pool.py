@@ -80,34 +80,59 @@ def _route_plan(size, n, kernel, stride, dilation):
 
 
 def _route_by_arg(xp, g, arg, target, axis, n, kernel, stride, dilation):
-    """Route ``g`` along ``axis`` (2: rows, 3: columns) of ``target`` by offset:
-    for each kernel offset ``k`` in turn (``g`` finite, so the product with
-    the 0/1 mask is exact)::
+    """Route ``g`` along ``axis`` (2: rows, 3: columns) of ``target`` by offset,
+    for each kernel offset ``k`` in turn (``g`` finite)::
 
         target[k·d + i·s] += g[i] ⊙ [arg[i] = k]
 
-    Shares that land on positions no earlier offset reached are written
-    instead of added (see :func:`_route_plan`); ``target`` must be zero
-    beforehand only where the plan's writes do not reach (the caller's
-    :func:`_needs_zeros`).
+    Bit for bit what the comparison-based routing of earlier versions gave,
+    signed zeros included:
+
+    * disjoint offsets (``"direct"``): the running remainder
+      ``share_k = rest·[arg = k]``, ``rest ← rest − share_k``, the last
+      offset taking ``rest``, each share written into its target;
+    * overlapping offsets: the sums start from +0, so every share enters as
+      ``g + 0`` masked to +0 (a bitwise AND with the all-ones / zero mask);
+      the first ``stride`` offsets tile ``[0, stride·n)`` (dilation 1,
+      ``"tile"``) and are written instead of added into zeros, the tail past
+      them zeroed; otherwise (``"add"``) every share is added into zeros.
+
+    ``target`` must be zero beforehand only where :func:`_needs_zeros` says.
     """
     views = (row_views if axis == 2 else column_views)(target, n, kernel, stride, dilation)
     plan = _route_plan(target.shape[axis], n, kernel, stride, dilation)
-    if kernel == 1:
-        views[0][...] = g
-        return
-    written = kernel if plan == "direct" else (stride if plan == "tile" else 0)
-    if plan == "tile":  # the tail past the tiled part is reached only by the added shares
-        tail = (slice(None),) * axis + (slice(stride * n, None),)
-        target[tail] = 0
     mask = xp.empty_like(arg, dtype=bool)
-    share = None if written == kernel else xp.empty_like(g)
+    if plan == "direct":
+        last = kernel - 1
+        if last == 0:
+            views[0][...] = g
+            return
+        rest = g
+        for k in range(last):
+            xp.equal(arg, k, out=mask)
+            share = xp.multiply(rest, mask, out=views[k])
+            if k == last - 1:  # the last offset takes what is left
+                xp.subtract(rest, share, out=views[last])
+                return
+            if rest is g:  # the first subtraction makes rest our own array
+                rest = rest - share
+            else:
+                xp.subtract(rest, share, out=rest)
+    bits = np.dtype(f"i{g.dtype.itemsize}")
+    g0 = xp.add(g, g.dtype.type(0))  # g + 0: −0 becomes +0, as in a sum started from +0
+    g0_bits = g0.view(bits)
+    ones = mask.view(np.int8)  # 1 where arg = k; negated: all bits set
+    written = stride if plan == "tile" else 0
+    if plan == "tile":  # the tail past the tiled part is reached only by the added shares
+        target[(slice(None),) * axis + (slice(stride * n, None),)] = 0
+    share = None if written == kernel else xp.empty_like(g0)
     for k, view in enumerate(views):
         xp.equal(arg, k, out=mask)
+        xp.negative(ones, out=ones)
         if k < written:
-            xp.multiply(g, mask, out=view)
+            xp.bitwise_and(g0_bits, ones, out=view.view(bits))
         else:
-            xp.multiply(g, mask, out=share)
+            xp.bitwise_and(g0_bits, ones, out=share.view(bits))
             view += share
 
 
@@ -254,15 +279,60 @@ def _separable_max_backward(xp, cache, dout):
     N, C = argr.shape[:2]
     # in the input's memory order (NCHW or a convolution output's channel-major
     # order), so every pass runs in order
+    crop = cache.crop
+    # padded and overlapping columns (the usual 3×3/2, padding 1): the columns
+    # route straight into the unpadded dx (padding never wins a window here)
+    cropped = crop is not None and _route_plan(Wp, Wo, kw, sw, dw) == "tile"
     dm1 = _empty_in_order_of(xp, argc, (N, C, Hp, Wo), dout.dtype, zero=_needs_zeros(Hp, Ho, kh, sh, dh))
-    dx = _empty_in_order_of(xp, argc, (N, C, Hp, Wp), dout.dtype, zero=_needs_zeros(Wp, Wo, kw, sw, dw))
+    if cropped:
+        dx = _empty_in_order_of(xp, argc, (N, C, crop.height, crop.width), dout.dtype)
+    else:
+        dx = _empty_in_order_of(xp, argc, (N, C, Hp, Wp), dout.dtype, zero=_needs_zeros(Wp, Wo, kw, sw, dw))
 
     def route_planes(sl):
         _route_by_arg(xp, dout[sl], argr[sl], dm1[sl], 2, Ho, kh, sh, dh)
-        _route_by_arg(xp, dm1[sl], argc[sl], dx[sl], 3, Wo, kw, sw, dw)
+        if cropped:
+            rows = tuple(sl) + (slice(None),) * (2 - len(sl)) + (slice(crop.top, crop.top + crop.height),)
+            _route_tile_into_crop(xp, dm1[rows], argc[rows], dx[sl], Wo, kw, sw, crop.left)
+        else:
+            _route_by_arg(xp, dm1[sl], argc[sl], dx[sl], 3, Wo, kw, sw, dw)
 
     for_planes(xp, dx, route_planes)
-    return dx
+    return dx, cropped
+
+
+def _route_tile_into_crop(xp, g, arg, target, n, kernel, stride, left):
+    """The column stage of :func:`_route_by_arg`'s ``"tile"`` plan (dilation 1),
+    written into the unpadded ``target`` (the input's ``W`` columns, which
+    start at padded column ``left``): each offset's view is cut to the windows
+    whose column ``k + s·j`` lies inside, the tail past the tiled part zeroed.
+    The same values, bit for bit, as routing into the padded array and
+    cropping; padding columns would only receive +0."""
+    W = target.shape[3]
+    bits = np.dtype(f"i{g.dtype.itemsize}")
+    g0 = xp.add(g, g.dtype.type(0))  # g + 0: −0 becomes +0, as in a sum started from +0
+    g0_bits = g0.view(bits)
+    mask = xp.empty_like(arg, dtype=bool)
+    ones = mask.view(np.int8)
+    share = xp.empty_like(g0)
+    tail = max(0, stride * n - left)
+    if tail < W:
+        target[:, :, :, tail:] = 0
+    for k in range(kernel):
+        j_lo = max(0, -((k - left) // stride))  # first window whose column k + s·j − left ≥ 0
+        j_hi = min(n, (W - 1 + left - k) // stride + 1)
+        if j_hi <= j_lo:
+            continue
+        c0 = k - left + stride * j_lo
+        view = target[:, :, :, c0:c0 + (j_hi - j_lo - 1) * stride + 1:stride]
+        xp.equal(arg[..., j_lo:j_hi], k, out=mask[..., j_lo:j_hi])
+        xp.negative(ones[..., j_lo:j_hi], out=ones[..., j_lo:j_hi])
+        if k < stride:
+            xp.bitwise_and(g0_bits[..., j_lo:j_hi], ones[..., j_lo:j_hi], out=view.view(bits))
+        else:
+            part = share[..., j_lo:j_hi]
+            xp.bitwise_and(g0_bits[..., j_lo:j_hi], ones[..., j_lo:j_hi], out=part.view(bits))
+            view += part
 
 
 def _winners(xp, x, out, kernel_size, stride, dilation):
@@ -301,7 +371,9 @@ def max_pool2d_backward(dout, cache):
     if isinstance(cache, MaxPoolCache):
         crop, kernel_size, stride, dilation = cache.crop, cache.kernel_size, cache.stride, cache.dilation
         if _all_finite(xp, dout):
-            dx = _separable_max_backward(xp, cache, dout)
+            dx, cropped = _separable_max_backward(xp, cache, dout)
+            if cropped:
+                return dx
         else:  # non-finite upstream gradients: routed whole to the window's winner
             arg = _window_arg(xp, cache)
             Ho, Wo = arg.shape[2], arg.shape[3]
