@@ -23,7 +23,7 @@ class OpRecord:
         args: the op's non-tensor arguments as one frozen object (a dataclass
             with named fields, e.g. ``ConvArgs``), or ``None`` for ops without any.
         algorithm: which implementation ran, when the op has several (e.g.
-            ``"im2col"`` or ``"winograd F(4,3)"`` for ``conv2d``), else ``None``.
+            ``"im2col"`` or ``"winograd F(4x4,3x3)"`` for ``conv2d``), else ``None``.
             Filled in from the kernel's cache (its ``algorithm`` field).
 
     Shape:
