@@ -255,6 +255,9 @@ def download_url(url: str, dest, md5: str | None = None, *, opener=None, progres
 def _transfer(url, dest, out, opener, progress, timeout, deadline_s, start, watchdog,
               expected_size, max_bytes, max_redirects):
     """Copy the response body into ``out``; ``(bytes received, md5 object)``."""
+    def deadline_passed():  # the watchdog's timer, or a socket timeout capped at the deadline firing first
+        return watchdog.expired.is_set() or time.monotonic() - start >= deadline_s
+
     def deadline_error():
         return DownloadError(
             f"{url}: the download did not finish within its deadline of {deadline_s:g} s "
@@ -268,7 +271,7 @@ def _transfer(url, dest, out, opener, progress, timeout, deadline_s, start, watc
     except (OSError, http.client.HTTPException, ValueError) as exc:
         if isinstance(exc, urllib.error.HTTPError):
             exc.close()
-        if watchdog.expired.is_set():
+        if deadline_passed():
             raise deadline_error() from exc
         raise DownloadError(f"{url}: {_describe(exc, max_redirects)}") from exc
     h = hashlib.md5(usedforsecurity=False)
@@ -286,13 +289,13 @@ def _transfer(url, dest, out, opener, progress, timeout, deadline_s, start, watc
                        unit_divisor=1024, desc=dest.name, leave=False)
         try:
             while True:
-                if watchdog.expired.is_set() or time.monotonic() - start > deadline_s:
+                if deadline_passed():
                     raise deadline_error()
                 try:
                     # one byte past the limit, to tell "exactly the limit" from "more"
                     block = resp.read(min(_CHUNK, limit + 1 - received))
                 except (OSError, http.client.HTTPException, ValueError) as exc:
-                    if watchdog.expired.is_set():
+                    if deadline_passed():
                         raise deadline_error() from exc
                     raise DownloadError(f"{url}: the connection failed after {received} bytes "
                                         f"({type(exc).__name__}: {exc})") from exc
