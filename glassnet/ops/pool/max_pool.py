@@ -10,7 +10,8 @@ Two algorithms (named by the cache, :mod:`.cache`):
   comparing no floats.
 * ``"running max"`` (:class:`~.cache.MaxPoolArgCache`): a window that is all −inf with padding
   in it could tie with a padding position, and PyTorch's choice (the first in-bounds element)
-  needs the arg-max tracked while running over the kernel offsets.
+  needs the arg-max tracked while running over the kernel offsets; and a NaN maximum (routed
+  to the window's last NaN) keeps the window's arg-max found once in the forward.
 
 The lecture's loop version is :func:`glassnet.ops.pool.reference.max_pool2d_forward`.
 """
