@@ -6,10 +6,12 @@ Two algorithms (named by the cache, :mod:`.cache`):
   first the max over each window's row segment (kW column views), then over the window's rows
   (kH row views of the row maxima): kW + kH strided passes instead of kW·kH. Each stage's
   arg-max (the first offset holding the maximum) is kept in the cache as a small int array,
-  and the backward routes the gradient with them in the same two stages, comparing nothing.
+  and the backward routes the gradient with them in the same two stages (:mod:`.routing`),
+  comparing no floats.
 * ``"running max"`` (:class:`~.cache.MaxPoolArgCache`): a window that is all −inf with padding
   in it could tie with a padding position, and PyTorch's choice (the first in-bounds element)
-  needs the arg-max tracked while running over the kernel offsets.
+  needs the arg-max tracked while running over the kernel offsets; and a NaN maximum (routed
+  to the window's last NaN) keeps the window's arg-max found once in the forward.
 
 The lecture's loop version is :func:`glassnet.ops.pool.reference.max_pool2d_forward`.
 """
@@ -17,13 +19,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...backend import get_array_module, is_channel_major
+from ...backend import get_array_module
 from .args import PoolArgs
 from .cache import Crop, MaxPoolArgCache, MaxPoolCache
 from .geometry import (
-    check_input, column_views, covers, disjoint, empty_in_order_of, for_planes, index_dtype, offset_view,
-    pad_array, padded_extent, row_views,
+    check_input, column_views, empty_in_order_of, for_planes, index_dtype, offset_view, pad_array,
+    padded_extent, row_views,
 )
+from .routing import needs_zeros, new_in_order_of, route_by_arg, route_plan, route_tile_into_crop
 
 __all__ = ["max_pool2d_forward", "max_pool2d_backward", "max_pool2d_indices"]
 
@@ -37,15 +40,6 @@ def _elementwise_max(xp, views, out):
     for v in views[2:]:
         xp.maximum(out, v, out=out)
 
-
-
-def _empty_in_order_of(xp, like, shape, dtype, zero=False):
-    """An empty (or zeroed) (N, C, h, w) array of ``dtype`` stored in the memory
-    order of ``like`` (NCHW, or a convolution output's channel-major order)."""
-    make = xp.zeros if zero else xp.empty
-    if is_channel_major(like):
-        return make((shape[1], shape[0]) + tuple(shape[2:]), dtype=dtype).transpose(1, 0, 2, 3)
-    return make(shape, dtype=dtype)
 
 
 def _first_equal(xp, views, best, arg):
@@ -66,80 +60,6 @@ def _first_equal(xp, views, best, arg):
         xp.not_equal(views[k], best, out=ne)
         xp.logical_and(not_yet, ne, out=not_yet)
         xp.add(arg, not_yet, out=arg, casting="unsafe")
-
-
-def _route_plan(size, n, kernel, stride, dilation):
-    """How one axis's offsets route into a gradient of length ``size`` from
-    ``n`` windows: ``"direct"`` (disjoint offsets, each share written once),
-    ``"tile"`` (dilation 1 and overlapping: the first ``stride`` offsets tile
-    ``[0, stride·n)`` and are written, the rest added), ``"add"`` (every share
-    added into zeros)."""
-    if disjoint(kernel, stride, dilation):
-        return "direct"
-    return "tile" if dilation == 1 else "add"
-
-
-def _route_by_arg(xp, g, arg, target, axis, n, kernel, stride, dilation):
-    """Route ``g`` along ``axis`` (2: rows, 3: columns) of ``target`` by offset,
-    for each kernel offset ``k`` in turn (``g`` finite)::
-
-        target[k·d + i·s] += g[i] ⊙ [arg[i] = k]
-
-    Bit for bit what the comparison-based routing of earlier versions gave,
-    signed zeros included:
-
-    * disjoint offsets (``"direct"``): the running remainder
-      ``share_k = rest·[arg = k]``, ``rest ← rest − share_k``, the last
-      offset taking ``rest``, each share written into its target;
-    * overlapping offsets: the sums start from +0, so every share enters as
-      ``g + 0`` masked to +0 (a bitwise AND with the all-ones / zero mask);
-      the first ``stride`` offsets tile ``[0, stride·n)`` (dilation 1,
-      ``"tile"``) and are written instead of added into zeros, the tail past
-      them zeroed; otherwise (``"add"``) every share is added into zeros.
-
-    ``target`` must be zero beforehand only where :func:`_needs_zeros` says.
-    """
-    views = (row_views if axis == 2 else column_views)(target, n, kernel, stride, dilation)
-    plan = _route_plan(target.shape[axis], n, kernel, stride, dilation)
-    mask = xp.empty_like(arg, dtype=bool)
-    if plan == "direct":
-        last = kernel - 1
-        if last == 0:
-            views[0][...] = g
-            return
-        rest = g
-        for k in range(last):
-            xp.equal(arg, k, out=mask)
-            share = xp.multiply(rest, mask, out=views[k])
-            if k == last - 1:  # the last offset takes what is left
-                xp.subtract(rest, share, out=views[last])
-                return
-            if rest is g:  # the first subtraction makes rest our own array
-                rest = rest - share
-            else:
-                xp.subtract(rest, share, out=rest)
-    bits = np.dtype(f"i{g.dtype.itemsize}")
-    g0 = xp.add(g, g.dtype.type(0))  # g + 0: −0 becomes +0, as in a sum started from +0
-    g0_bits = g0.view(bits)
-    ones = mask.view(np.int8)  # 1 where arg = k; negated: all bits set
-    written = stride if plan == "tile" else 0
-    if plan == "tile":  # the tail past the tiled part is reached only by the added shares
-        target[(slice(None),) * axis + (slice(stride * n, None),)] = 0
-    share = None if written == kernel else xp.empty_like(g0)
-    for k, view in enumerate(views):
-        xp.equal(arg, k, out=mask)
-        xp.negative(ones, out=ones)
-        if k < written:
-            xp.bitwise_and(g0_bits, ones, out=view.view(bits))
-        else:
-            xp.bitwise_and(g0_bits, ones, out=share.view(bits))
-            view += share
-
-
-def _needs_zeros(size, n, kernel, stride, dilation):
-    """Whether :func:`_route_by_arg` needs its target zeroed first."""
-    plan = _route_plan(size, n, kernel, stride, dilation)
-    return plan == "add" or (plan == "direct" and not covers(size, n, kernel, stride, dilation))
 
 
 def _window_arg(xp, cache):
@@ -237,8 +157,8 @@ def max_pool2d_forward(x, kernel_size, stride=None, padding=0, dilation=1, ceil_
         if not _no_nan(xp, out):
             arg = _winners(xp, xpad, out, kernel_size, stride, dilation)
             return out, MaxPoolArgCache(arg, x.shape, (Hp, Wp), kernel_size, stride, padding, dilation, x.dtype)
-        argc = _empty_in_order_of(xp, xpad, (N, C, Hp, Wo), index_dtype(kw))
-        argr = _empty_in_order_of(xp, xpad, (N, C, Ho, Wo), index_dtype(kh))
+        argc = new_in_order_of(xp, xpad, (N, C, Hp, Wo), index_dtype(kw))
+        argr = new_in_order_of(xp, xpad, (N, C, Ho, Wo), index_dtype(kh))
 
         def arg_planes(sl):
             _first_equal(xp, column_views(xpad[sl], Wo, kw, sw, dw), m1[sl], argc[sl])
@@ -282,57 +202,23 @@ def _separable_max_backward(xp, cache, dout):
     crop = cache.crop
     # padded and overlapping columns (the usual 3×3/2, padding 1): the columns
     # route straight into the unpadded dx (padding never wins a window here)
-    cropped = crop is not None and _route_plan(Wp, Wo, kw, sw, dw) == "tile"
-    dm1 = _empty_in_order_of(xp, argc, (N, C, Hp, Wo), dout.dtype, zero=_needs_zeros(Hp, Ho, kh, sh, dh))
+    cropped = crop is not None and route_plan(Wp, Wo, kw, sw, dw) == "tile"
+    dm1 = new_in_order_of(xp, argc, (N, C, Hp, Wo), dout.dtype, zero=needs_zeros(Hp, Ho, kh, sh, dh))
     if cropped:
-        dx = _empty_in_order_of(xp, argc, (N, C, crop.height, crop.width), dout.dtype)
+        dx = new_in_order_of(xp, argc, (N, C, crop.height, crop.width), dout.dtype)
     else:
-        dx = _empty_in_order_of(xp, argc, (N, C, Hp, Wp), dout.dtype, zero=_needs_zeros(Wp, Wo, kw, sw, dw))
+        dx = new_in_order_of(xp, argc, (N, C, Hp, Wp), dout.dtype, zero=needs_zeros(Wp, Wo, kw, sw, dw))
 
     def route_planes(sl):
-        _route_by_arg(xp, dout[sl], argr[sl], dm1[sl], 2, Ho, kh, sh, dh)
+        route_by_arg(xp, dout[sl], argr[sl], dm1[sl], 2, Ho, kh, sh, dh)
         if cropped:
             rows = tuple(sl) + (slice(None),) * (2 - len(sl)) + (slice(crop.top, crop.top + crop.height),)
-            _route_tile_into_crop(xp, dm1[rows], argc[rows], dx[sl], Wo, kw, sw, crop.left)
+            route_tile_into_crop(xp, dm1[rows], argc[rows], dx[sl], Wo, kw, sw, crop.left)
         else:
-            _route_by_arg(xp, dm1[sl], argc[sl], dx[sl], 3, Wo, kw, sw, dw)
+            route_by_arg(xp, dm1[sl], argc[sl], dx[sl], 3, Wo, kw, sw, dw)
 
     for_planes(xp, dx, route_planes)
     return dx, cropped
-
-
-def _route_tile_into_crop(xp, g, arg, target, n, kernel, stride, left):
-    """The column stage of :func:`_route_by_arg`'s ``"tile"`` plan (dilation 1),
-    written into the unpadded ``target`` (the input's ``W`` columns, which
-    start at padded column ``left``): each offset's view is cut to the windows
-    whose column ``k + s·j`` lies inside, the tail past the tiled part zeroed.
-    The same values, bit for bit, as routing into the padded array and
-    cropping; padding columns would only receive +0."""
-    W = target.shape[3]
-    bits = np.dtype(f"i{g.dtype.itemsize}")
-    g0 = xp.add(g, g.dtype.type(0))  # g + 0: −0 becomes +0, as in a sum started from +0
-    g0_bits = g0.view(bits)
-    mask = xp.empty_like(arg, dtype=bool)
-    ones = mask.view(np.int8)
-    share = xp.empty_like(g0)
-    tail = max(0, stride * n - left)
-    if tail < W:
-        target[:, :, :, tail:] = 0
-    for k in range(kernel):
-        j_lo = max(0, -((k - left) // stride))  # first window whose column k + s·j − left ≥ 0
-        j_hi = min(n, (W - 1 + left - k) // stride + 1)
-        if j_hi <= j_lo:
-            continue
-        c0 = k - left + stride * j_lo
-        view = target[:, :, :, c0:c0 + (j_hi - j_lo - 1) * stride + 1:stride]
-        xp.equal(arg[..., j_lo:j_hi], k, out=mask[..., j_lo:j_hi])
-        xp.negative(ones[..., j_lo:j_hi], out=ones[..., j_lo:j_hi])
-        if k < stride:
-            xp.bitwise_and(g0_bits[..., j_lo:j_hi], ones[..., j_lo:j_hi], out=view.view(bits))
-        else:
-            part = share[..., j_lo:j_hi]
-            xp.bitwise_and(g0_bits[..., j_lo:j_hi], ones[..., j_lo:j_hi], out=part.view(bits))
-            view += part
 
 
 def _winners(xp, x, out, kernel_size, stride, dilation):
