@@ -250,6 +250,24 @@ def test_kernels_are_pure_and_split_views():
     np.testing.assert_array_equal(g1, a + 1)
 
 
+def test_kernel_caches_are_named():
+    # the caches name what the backward reads (no positional tuples)
+    a, b = np.zeros((2, 3)), np.zeros((2, 4))
+    _, cache = K.cat_forward([a, b], axis=-1)
+    assert isinstance(cache, K.CatCache) and (cache.axis, cache.sizes) == (1, (3, 4))
+    _, cache = K.stack_forward([a, a, a], axis=-1)
+    assert isinstance(cache, K.StackCache) and (cache.axis, cache.count) == (2, 3)
+    _, cache = K.pad_forward(a, (1, -1), "constant")
+    assert isinstance(cache, K.PadConstantCache) and cache.shape == (2, 3)
+    assert cache.src[1] == slice(0, 2) and cache.dst[1] == slice(1, 3)
+    _, cache = K.pad_forward(a, (2, 1), "reflect")
+    assert isinstance(cache, K.PadCopyCache) and cache.mode == "reflect" and len(cache.maps) == 1
+    m = cache.maps[0]
+    assert (m.axis, m.src_start, m.dst_start, m.width) == (1, 0, 2, 3)
+    np.testing.assert_array_equal(m.border, [0, 1, 5])
+    np.testing.assert_array_equal(m.source, [2, 1, 1])
+
+
 def test_pad_backward_reflect_counts():
     # with dY = 1 everywhere, dX[i] counts how many output positions copy X[i]
     x = np.zeros((1, 5))

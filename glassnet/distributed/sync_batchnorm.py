@@ -25,6 +25,8 @@ with μ and the unbiased σ²·M/(M − 1), identically on every rank.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from ..backend import get_array_module, is_channel_major
@@ -35,7 +37,33 @@ from ..op_args import BatchNormArgs
 from ..op_record import OpRecord
 from ..tensor import apply_kernel
 
-__all__ = ["SyncBatchNorm", "convert_sync_batchnorm", "sync_batch_norm_forward", "sync_batch_norm_backward"]
+__all__ = ["SyncBatchNorm", "convert_sync_batchnorm", "sync_batch_norm_forward", "sync_batch_norm_backward",
+           "SyncBatchNormCache"]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class SyncBatchNormCache:
+    """What :func:`sync_batch_norm_backward` needs from :func:`sync_batch_norm_forward`
+    (arrays by reference).
+
+    Attributes:
+        x_hat: x̂ = (x − μ)/σ with the global-batch μ, σ.
+        inv_std: 1/σ per channel.
+        gamma: γ, or ``None`` without one.
+        has_beta: whether the forward added β (then the backward returns dL/dβ).
+        count: M, the number of values per channel over all ranks.
+        comm: the communicator the backward's allreduce uses.
+
+    Shape:
+        x_hat (N, C, *) like x; inv_std, gamma (C,).
+    """
+
+    x_hat: object
+    inv_std: object
+    gamma: object
+    has_beta: bool
+    count: int
+    comm: object
 
 
 def _channel_sum(a):
@@ -92,7 +120,7 @@ def sync_batch_norm_forward(x, gamma, beta, running_mean, running_var, momentum,
         out[...] = x_hat
     if beta is not None:
         out += beta.reshape(shape)
-    return out, (x_hat, inv_std, gamma, beta is not None, M, comm)
+    return out, SyncBatchNormCache(x_hat, inv_std, gamma, beta is not None, M, comm)
 
 
 def sync_batch_norm_backward(dout, cache):
@@ -114,7 +142,7 @@ def sync_batch_norm_backward(dout, cache):
 
     Shape: dout (N, C, *) like x; dgamma, dbeta (C,).
     """
-    x_hat, inv_std, gamma, has_beta, M, comm = cache
+    x_hat, inv_std, gamma, M = cache.x_hat, cache.inv_std, cache.gamma, cache.count
     xp = get_array_module(dout)
     dt, C = dout.dtype, dout.shape[1]
     shape = (1, C) + (1,) * (dout.ndim - 2)
@@ -122,14 +150,14 @@ def sync_batch_norm_backward(dout, cache):
     sum_d = _channel_sum(dout)                      # Σ_r dŷ
     xp.multiply(dout, x_hat, out=dx)                # dŷ ⊙ x̂, dx as scratch
     sum_dx = _channel_sum(dx)                       # Σ_r dŷ ⊙ x̂
-    total = _reduced(comm, sum_d, sum_dx)
+    total = _reduced(cache.comm, sum_d, sum_dx)
     all_d, all_dx = total[:C].astype(dt), total[C:].astype(dt)
     scale = inv_std if gamma is None else gamma * inv_std   # γ/σ
     xp.multiply(x_hat, all_dx.reshape(shape), out=dx)
     dx += all_d.reshape(shape)
     dx -= dout * dt.type(M)
     dx *= (-scale / M).reshape(shape).astype(dt, copy=False)
-    return dx, (sum_dx if gamma is not None else None), (sum_d if has_beta else None)
+    return dx, (sum_dx if gamma is not None else None), (sum_d if cache.has_beta else None)
 
 
 class SyncBatchNorm(_BatchNorm):

@@ -5,7 +5,49 @@ batch of row vectors ``X`` (N, D) the layer computes ``F = X Wᵀ + b``.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from ..backend import get_array_module
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class LinearCache:
+    """What :func:`linear_backward` needs from :func:`linear_forward` (arrays by reference).
+
+    Attributes:
+        x: the input X.
+        weight: the weight W.
+        has_bias: whether the forward added a bias (then the backward returns dL/db).
+        need_dx: whether the backward computes dL/dX.
+
+    Shape:
+        x (*, in_features), weight (out_features, in_features).
+    """
+
+    x: object
+    weight: object
+    has_bias: bool
+    need_dx: bool
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class MaxoutCache:
+    """What :func:`maxout_backward` needs from :func:`maxout_forward` (arrays by reference).
+
+    Attributes:
+        x: the input X.
+        weight: the pieces' weights W_k.
+        has_bias: whether the forward added biases b_k.
+        arg: the winning piece k* per output (first on ties).
+
+    Shape:
+        x (N, in_features), weight (k, out_features, in_features), arg (N, out_features).
+    """
+
+    x: object
+    weight: object
+    has_bias: bool
+    arg: object
 
 
 def linear_forward(x, weight, bias=None, need_dx=True):
@@ -28,7 +70,7 @@ def linear_forward(x, weight, bias=None, need_dx=True):
     xp.matmul(weight, x2.T, out=out.T)
     if bias is not None:
         out += bias
-    return out.reshape(*x.shape[:-1], weight.shape[0]), (x, weight, bias is not None, need_dx)
+    return out.reshape(*x.shape[:-1], weight.shape[0]), LinearCache(x, weight, bias is not None, need_dx)
 
 
 def linear_backward(dout, cache):
@@ -41,12 +83,12 @@ def linear_backward(dout, cache):
     Returns ``(dx, dweight, dbias)``; ``dbias`` is None when there was no
     bias, ``dx`` is None when the forward was told ``need_dx=False``.
     """
-    x, weight, has_bias, need_dx = cache
-    dx = dout @ weight if need_dx else None
+    x = cache.x
+    dx = dout @ cache.weight if cache.need_dx else None
     d2 = dout.reshape(-1, dout.shape[-1])
     x2 = x.reshape(-1, x.shape[-1])
     dweight = d2.T @ x2  # lands in W's own (out, in) layout: no transposing copy of a big weight
-    dbias = d2.sum(axis=0) if has_bias else None
+    dbias = d2.sum(axis=0) if cache.has_bias else None
     return dx, dweight, dbias
 
 
@@ -65,7 +107,7 @@ def maxout_forward(x, weight, bias=None):
         z += bias
     arg = xp.argmax(z, axis=1)  # (N, out): the winning piece, first on ties
     out = xp.take_along_axis(z, arg[:, None, :], axis=1)[:, 0, :]
-    return out, (x, weight, bias is not None, arg)
+    return out, MaxoutCache(x, weight, bias is not None, arg)
 
 
 def maxout_backward(dout, cache):
@@ -76,7 +118,7 @@ def maxout_backward(dout, cache):
 
     Returns ``(dx, dweight, dbias)``.
     """
-    x, weight, has_bias, arg = cache
+    x, weight, arg = cache.x, cache.weight, cache.arg
     xp = get_array_module(x)
     k, out_f, in_f = weight.shape
     mask = arg[:, None, :] == xp.arange(k)[None, :, None]  # (N, k, out)
@@ -84,5 +126,5 @@ def maxout_backward(dout, cache):
     dz2 = dz.reshape(x.shape[0], k * out_f)
     dx = dz2 @ weight.reshape(k * out_f, in_f)
     dweight = (dz2.T @ x).reshape(k, out_f, in_f)
-    dbias = dz.sum(axis=0) if has_bias else None
+    dbias = dz.sum(axis=0) if cache.has_bias else None
     return dx, dweight, dbias

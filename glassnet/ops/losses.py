@@ -4,10 +4,47 @@
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from ..backend import get_array_module
 from ..errors import InvalidArgumentError, InvalidTypeError, ShapeError
 
 REDUCTIONS = ("mean", "sum", "none")
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class MseLossCache:
+    """What :func:`mse_loss_backward` needs from :func:`mse_loss_forward` (arrays by reference).
+
+    Attributes:
+        diff: ŷ − y.
+        reduction: ``'mean'``, ``'sum'`` or ``'none'``.
+
+    Shape:
+        diff: the prediction's shape.
+    """
+
+    diff: object
+    reduction: str
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class CrossEntropyCache:
+    """What :func:`cross_entropy_backward` needs from :func:`cross_entropy_forward`
+    (arrays by reference).
+
+    Attributes:
+        log_probs: log softmax of the logits, log p.
+        labels: the integer class labels y.
+        reduction: ``'mean'``, ``'sum'`` or ``'none'``.
+
+    Shape:
+        log_probs (N, C), labels (N,).
+    """
+
+    log_probs: object
+    labels: object
+    reduction: str
 
 
 def _check_reduction(name, reduction):
@@ -35,14 +72,14 @@ def mse_loss_forward(pred, target, reduction="mean"):
             f"{tuple(target.shape)} must be equal"
         )
     diff = pred - target
-    return _reduce(diff * diff, reduction), (diff, reduction)
+    return _reduce(diff * diff, reduction), MseLossCache(diff, reduction)
 
 
 def mse_loss_backward(dout, cache):
     """dL/dŷ = 2(ŷ − y) · dout  (÷ element count for ``mean``); dL/dy = −dL/dŷ."""
-    diff, reduction = cache
+    diff = cache.diff
     g = 2 * diff * dout
-    if reduction == "mean":
+    if cache.reduction == "mean":
         g = g / diff.size
     return g, -g
 
@@ -80,12 +117,12 @@ def cross_entropy_forward(logits, labels, reduction="mean"):
     log_probs = shifted - log_norm
     rows = xp.arange(n)
     losses = -log_probs[rows, labels]
-    return _reduce(losses, reduction), (log_probs, labels, reduction)
+    return _reduce(losses, reduction), CrossEntropyCache(log_probs, labels, reduction)
 
 
 def cross_entropy_backward(dout, cache):
     """dL/ds_j = (p_j − 1[j = y_i]) · dout_i   (÷ N for ``mean``), p = softmax(s)."""
-    log_probs, labels, reduction = cache
+    log_probs, labels, reduction = cache.log_probs, cache.labels, cache.reduction
     xp = get_array_module(log_probs)
     n = log_probs.shape[0]
     g = xp.exp(log_probs)

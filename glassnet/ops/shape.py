@@ -16,9 +16,106 @@ Notation: ``X`` an input, ``Y`` the output, ``dY`` = ``dL/dY`` (``dout``).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from ..backend import get_array_module
 
 PAD_MODES = ("constant", "reflect", "replicate", "circular")
+
+
+# ------------------------------------------------------------------ caches
+@dataclass(frozen=True, slots=True)
+class CatCache:
+    """What :func:`cat_backward` needs from :func:`cat_forward`.
+
+    Attributes:
+        axis: the (non-negative) axis the inputs were joined along.
+        sizes: each input's extent nᵢ along ``axis``, in order.
+
+    Shape:
+        not applicable (ints).
+    """
+
+    axis: int
+    sizes: tuple
+
+
+@dataclass(frozen=True, slots=True)
+class StackCache:
+    """What :func:`stack_backward` needs from :func:`stack_forward`.
+
+    Attributes:
+        axis: the (non-negative) new axis of the output.
+        count: the number k of stacked inputs.
+
+    Shape:
+        not applicable (ints).
+    """
+
+    axis: int
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class PadConstantCache:
+    """A ``'constant'`` :func:`pad_forward`: the input window that survived and where it landed.
+
+    Attributes:
+        shape: the input's shape.
+        src: per axis, the slice of the input that was kept.
+        dst: per axis, the slice of the output it was copied to.
+
+    Shape:
+        src and dst: one slice per input dim, of equal lengths.
+    """
+
+    shape: tuple
+    src: tuple
+    dst: tuple
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class PadAxisMap:
+    """How one padded axis of a copying pad (reflect, replicate, circular) maps output to input.
+
+    Output positions ``[dst_start, dst_start + width)`` copy the kept input window
+    ``[src_start, src_start + width)`` one to one; output position ``border[i]``
+    copies input position ``source[i]``.
+
+    Attributes:
+        axis: the padded axis.
+        src_start, dst_start, width: the one-to-one window.
+        border: the output positions outside the window (int array).
+        source: the input position each of them copies (int array).
+
+    Shape:
+        border, source (number of border positions,).
+    """
+
+    axis: int
+    src_start: int
+    dst_start: int
+    width: int
+    border: object
+    source: object
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class PadCopyCache:
+    """A reflect / replicate / circular :func:`pad_forward`: one map per padded axis.
+
+    Attributes:
+        mode: ``'reflect'``, ``'replicate'`` or ``'circular'``.
+        shape: the input's shape.
+        maps: one :class:`PadAxisMap` per padded axis, in the order the forward applied them.
+
+    Shape:
+        not applicable (the input's shape and the maps).
+    """
+
+    mode: str
+    shape: tuple
+    maps: list
 
 
 # --------------------------------------------------------------------- cat
@@ -37,7 +134,7 @@ def cat_forward(arrays, axis=0, dtype=None):
     ax = axis % arrays[0].ndim
     sizes = [int(a.shape[ax]) for a in arrays]
     out = xp.concatenate(arrays, axis=ax)
-    return out, (ax, sizes)
+    return out, CatCache(ax, tuple(sizes))
 
 
 def cat_backward(dout, cache):
@@ -45,9 +142,9 @@ def cat_backward(dout, cache):
     and oᵢ = n₀ + … + nᵢ₋₁: the upstream gradient split at the offsets
     (a concatenation is a copy gate for each piece). Returns a tuple of views.
     """
-    ax, sizes = cache
+    ax = cache.axis
     grads, start = [], 0
-    for n in sizes:
+    for n in cache.sizes:
         index = (slice(None),) * ax + (slice(start, start + n),)
         grads.append(dout[index])
         start += n
@@ -67,14 +164,14 @@ def stack_forward(arrays, axis=0, dtype=None):
         arrays = [a if a.dtype == dtype else a.astype(dtype) for a in arrays]
     ax = axis % (arrays[0].ndim + 1)
     out = xp.stack(arrays, axis=ax)
-    return out, (ax, len(arrays))
+    return out, StackCache(ax, len(arrays))
 
 
 def stack_backward(dout, cache):
     """dL/dXᵢ = dY[…, i, …] (index ``i`` along ``axis``): the gradient slab
     each input was copied into. Returns a tuple of views."""
-    ax, k = cache
-    return tuple(dout[(slice(None),) * ax + (i,)] for i in range(k))
+    lead = (slice(None),) * cache.axis
+    return tuple(dout[lead + (i,)] for i in range(cache.count))
 
 
 # --------------------------------------------------------------------- pad
@@ -140,7 +237,7 @@ def pad_forward(x, pad, mode="constant", value=0.0):
         src, dst = _constant_windows(x.shape, pairs)
         if all(s.stop > s.start for s in src):
             out[dst] = x[src]
-        return out, (mode, x.shape, pairs, (src, dst))
+        return out, PadConstantCache(x.shape, src, dst)
     maps = []
     out = x
     for a in sorted(pairs):
@@ -154,8 +251,8 @@ def pad_forward(x, pad, mode="constant", value=0.0):
         s0, d0 = max(-before, 0), min(max(before, 0), m)
         w = max(n - s0 - max(-after, 0), 0)
         border = xp.concatenate([xp.arange(d0), xp.arange(d0 + w, m)])
-        maps.append((a, (s0, d0, w), border, idx[border]))
-    return out, (mode, x.shape, pairs, maps)
+        maps.append(PadAxisMap(a, s0, d0, w, border, idx[border]))
+    return out, PadCopyCache(mode, x.shape, maps)
 
 
 def _constant_windows(shape, pairs):
@@ -191,20 +288,19 @@ def pad_backward(dout, cache):
       one-to-one window is a slice copy and the border one vectorised
       scatter-add.
     """
-    mode, shape, pairs, extra = cache
     xp = get_array_module(dout)
-    if mode == "constant":
-        src, dst = extra
-        dx = xp.zeros(shape, dtype=dout.dtype)
-        if all(s.stop > s.start for s in src):
-            dx[src] = dout[dst]
+    if isinstance(cache, PadConstantCache):
+        dx = xp.zeros(cache.shape, dtype=dout.dtype)
+        if all(s.stop > s.start for s in cache.src):
+            dx[cache.src] = dout[cache.dst]
         return dx
     g = dout
-    for a, (s0, d0, w), border, src in reversed(extra):
+    for m in reversed(cache.maps):
+        a, s0, d0, w = m.axis, m.src_start, m.dst_start, m.width
         gm = xp.moveaxis(g, a, 0)
-        acc = xp.zeros((shape[a],) + gm.shape[1:], dtype=dout.dtype)
+        acc = xp.zeros((cache.shape[a],) + gm.shape[1:], dtype=dout.dtype)
         acc[s0 : s0 + w] = gm[d0 : d0 + w]  # the one-to-one window: a plain copy
-        if border.shape[0]:
-            _index_add(acc, src, gm[border])  # the copied border: scatter-add
+        if m.border.shape[0]:
+            _index_add(acc, m.source, gm[m.border])  # the copied border: scatter-add
         g = xp.moveaxis(acc, 0, a)
     return g

@@ -5,7 +5,41 @@ mathematically (e^(s−m) / Σ e^(s−m) = e^s / Σ e^s) and keeps e^(·) ≤ 1.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from ..backend import get_array_module
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class SoftmaxCache:
+    """What :func:`softmax_backward` needs from :func:`softmax_forward` (the output by reference).
+
+    Attributes:
+        p: the softmax output.
+        axis: the axis it normalised along.
+
+    Shape:
+        p: the input's shape.
+    """
+
+    p: object
+    axis: int
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class LogSoftmaxCache:
+    """What :func:`log_softmax_backward` needs from :func:`log_softmax_forward` (the output by reference).
+
+    Attributes:
+        out: the log-softmax output y = log p.
+        axis: the axis it normalised along.
+
+    Shape:
+        out: the input's shape.
+    """
+
+    out: object
+    axis: int
 
 
 def softmax_forward(x, axis=-1):
@@ -16,13 +50,13 @@ def softmax_forward(x, axis=-1):
     xp = get_array_module(x)
     e = xp.exp(x - x.max(axis=axis, keepdims=True))
     p = e / e.sum(axis=axis, keepdims=True)
-    return p, (p, axis)
+    return p, SoftmaxCache(p, axis)
 
 
 def softmax_backward(dout, cache):
     """dL/ds = p ⊙ (dL/dp − Σ_k dL/dp_k · p_k)   (the softmax Jacobian diag(p) − p pᵀ)."""
-    p, axis = cache
-    return p * (dout - (dout * p).sum(axis=axis, keepdims=True))
+    p = cache.p
+    return p * (dout - (dout * p).sum(axis=cache.axis, keepdims=True))
 
 
 def log_softmax_forward(x, axis=-1):
@@ -33,11 +67,10 @@ def log_softmax_forward(x, axis=-1):
     xp = get_array_module(x)
     shifted = x - x.max(axis=axis, keepdims=True)
     out = shifted - xp.log(xp.exp(shifted).sum(axis=axis, keepdims=True))
-    return out, (out, axis)
+    return out, LogSoftmaxCache(out, axis)
 
 
 def log_softmax_backward(dout, cache):
     """dL/ds = dL/dy − p ⊙ Σ_k dL/dy_k, with p = e^y the softmax."""
-    out, axis = cache
-    xp = get_array_module(out)
-    return dout - xp.exp(out) * dout.sum(axis=axis, keepdims=True)
+    xp = get_array_module(cache.out)
+    return dout - xp.exp(cache.out) * dout.sum(axis=cache.axis, keepdims=True)
