@@ -46,7 +46,7 @@ import numpy as np
 from ..errors import DataFormatError, InvalidArgumentError
 from ..limits import ReadBudget, check_json_depth
 from .base import Dataset, _as_index
-from .image_folder import IMG_EXTENSIONS, find_classes, make_dataset
+from .folder_index import IMG_EXTENSIONS, find_classes, make_dataset
 from .pixel_modes import MODE_CHANNELS, convert_mode
 from .sample_rng import sample_rng
 from .transforms import apply_transform

@@ -30,106 +30,32 @@ every rank now.
 from __future__ import annotations
 
 import contextlib
-import os
-import socket
-import sys
-import time
 import traceback
 
+from .agree import AgreedInterrupt
+from .process_group import get_communicator
+from .rank_abort import abort_job, exit_code, failure_summary, installed_communicator, rank_description
+from .rank_abort import announce_ranks, install_excepthook, rank_table, remember_ranks  # re-exported
+
 __all__ = ["install_excepthook", "abort", "abort_on_failure", "announce_ranks", "rank_table",
-           "describe_rank"]
-
-_comm = None
-_table: list = []
-_FORWARD_S = 0.5  # seconds between printing the failure and MPI_Abort
+           "describe_rank", "remember_ranks"]
 
 
-def remember_ranks(table) -> None:
-    """Keep the ``[(pid, host, local_rank), ...]`` table (indexed by rank) gathered by ``init()``."""
-    global _table
-    _table = list(table)
-
-
-def rank_table() -> list:
-    """``[(pid, host, local_rank), ...]`` indexed by rank (empty before ``init()`` on 2+ ranks)."""
-    return list(_table)
-
-
-def announce_ranks(table, stream=None) -> None:
-    """Print the one-line rank table, e.g. ``glassnet.distributed: 2 ranks: rank 0 pid 81 on vm, rank 1 pid 82 on vm``."""
-    stream = sys.stderr if stream is None else stream
-    ranks = ", ".join(f"rank {r} pid {pid} on {host}" for r, (pid, host, _) in enumerate(table))
-    stream.write(f"glassnet.distributed: {len(table)} ranks: {ranks}\n")
-    stream.flush()
+def _world(comm):
+    """``comm``, else the one the excepthook was installed with, else the world's."""
+    comm = comm or installed_communicator()
+    return get_communicator() if comm is None else comm
 
 
 def describe_rank(comm=None) -> str:
     """``rank 1 of 4 (pid 1234 on node7)`` for this process."""
-    comm = comm or _comm
-    if comm is None:
-        from .process_group import get_communicator
-
-        comm = get_communicator()
-    return f"rank {comm.rank} of {comm.size} (pid {os.getpid()} on {socket.gethostname()})"
+    return rank_description(_world(comm))
 
 
 def abort(message: str, code: int = 1, comm=None) -> None:
     """Print ``glassnet.distributed: <this rank>: <message>`` to stderr and end every rank
     of the job (MPI_Abort with ``code``). Does not return."""
-    comm = comm or _comm
-    if comm is None:
-        from .process_group import get_communicator
-
-        comm = get_communicator()
-    try:
-        sys.stderr.write(f"glassnet.distributed: {describe_rank(comm)} {message}; "
-                         f"stopping all {comm.size} ranks (MPI_Abort)\n")
-        sys.stderr.flush()
-        sys.stdout.flush()
-        # MPICH's mpiexec forwards a rank's output asynchronously and drops what it has not read
-        # when an abort arrives: give it a moment to read the traceback and the line above
-        time.sleep(_FORWARD_S)
-    finally:
-        try:
-            comm.abort(code)  # the launcher kills every rank...
-        finally:
-            os._exit(code)    # ...and this one goes now, even if MPI_Abort returned (MPICH's may)
-
-
-def _exit_code(exc) -> int:
-    if isinstance(exc, KeyboardInterrupt):
-        return 130
-    if isinstance(exc, SystemExit):
-        code = exc.code
-        return code if isinstance(code, int) else (0 if code is None else 1)
-    return 1
-
-
-def _summary(exc) -> str:
-    if isinstance(exc, SystemExit):
-        return f"exited with status {exc.code}"
-    text = str(exc).strip().splitlines()
-    return f"failed: {type(exc).__name__}: {text[0] if text else ''}".rstrip(": .")
-
-
-def install_excepthook(comm) -> None:
-    """Make an uncaught exception on this rank print its traceback and a line naming the
-    rank, then abort every rank (instead of leaving the others waiting in a collective)."""
-    global _comm
-    _comm = comm
-    if getattr(sys.excepthook, "_glassnet_distributed", False):
-        return
-    previous = sys.excepthook
-
-    def hook(etype, value, tb):
-        try:
-            previous(etype, value, tb)
-        except Exception:  # noqa: BLE001 - the abort below matters more than a broken hook
-            traceback.print_exception(etype, value, tb)
-        abort(_summary(value), _exit_code(value) or 1, comm)
-
-    hook._glassnet_distributed = True
-    sys.excepthook = hook
+    abort_job(message, code, _world(comm))
 
 
 @contextlib.contextmanager
@@ -145,20 +71,16 @@ def abort_on_failure(comm=None, *, report=None):
     ``report(exc)``, if given, prints the error instead of the traceback (the ``glassnet``
     command's one line) before the abort line.
     """
-    from .agree import AgreedInterrupt
-
     if comm is None:
-        from .process_group import get_communicator
-
         comm = get_communicator()
     try:
         yield
     except BaseException as exc:
-        code = _exit_code(exc)
+        code = exit_code(exc)
         if comm.size == 1 or code == 0 or isinstance(exc, AgreedInterrupt):
             raise
         if report is not None:
             report(exc)
         elif not isinstance(exc, SystemExit):
             traceback.print_exc()
-        abort(_summary(exc), code, comm)
+        abort(failure_summary(exc), code, comm)

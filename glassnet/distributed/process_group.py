@@ -26,6 +26,7 @@ import socket
 
 from ..errors import InvalidArgumentError
 from .comm import Communicator, LocalCommunicator, MPICommunicator
+from .rank_abort import announce_ranks, install_excepthook, remember_ranks
 
 __all__ = ["init", "is_initialized", "launched_by_mpi", "get_communicator", "rank", "world_size",
            "local_rank", "is_main_process", "barrier", "broadcast_object", "all_gather_object",
@@ -72,14 +73,12 @@ def init(backend: str = "auto", *, abort_on_exception: bool = True, announce: bo
     _local_rank = _find_local_rank(world)
     _world = world
     if world.size > 1:
-        from . import failure
-
         if abort_on_exception:
-            failure.install_excepthook(world)
+            install_excepthook(world)
         table = world.allgather_object((os.getpid(), socket.gethostname(), _local_rank))
-        failure.remember_ranks(table)
+        remember_ranks(table)
         if announce and world.rank == 0:
-            failure.announce_ranks(table)
+            announce_ranks(table)
     return world
 
 

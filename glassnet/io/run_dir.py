@@ -31,8 +31,9 @@ CIFAR-10/100, or a folder split as :mod:`glassnet.data.data_spec` splits it);
 
 The pieces live in :mod:`glassnet.io.run_config` (reading ``config.json`` /
 ``history.json``), :mod:`glassnet.io.run_contents` (recognising and clearing a
-run folder) and :mod:`glassnet.io.run_data` (preprocessing, class names, the
-test split); this module finds and loads the weights and re-exports them all.
+run folder), :mod:`glassnet.io.run_data` (preprocessing, class names, the
+test split) and :mod:`glassnet.io.weights_files` (finding the weights file,
+refusing non-finite weights); this module loads the weights and re-exports them all.
 """
 from __future__ import annotations
 
@@ -42,7 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataFormatError, InvalidArgumentError, StateDictError
+from ..errors import StateDictError
 from ..models.registry import builder_accepts
 from .pth import StateDictFileError
 from .run_config import CONFIG_TYPES, RunDirError, read_config, read_history
@@ -50,42 +51,12 @@ from .run_contents import RUN_FILES, RUN_FOLDERS, clear_run_dir, is_run_dir
 from .run_data import (DATASET_CLASSES, check_data_root, class_names, dataset_stats, image_size, load_test_set,
                        preprocess_transform)
 from .state_dict_file import load_state_dict_file
+from .weights_files import check_finite_state, find_weights
 
 __all__ = ["load_run", "find_weights", "read_config", "read_history", "preprocess_transform",
            "dataset_stats", "class_names", "load_test_set", "image_size", "RunDirError",
            "is_run_dir", "clear_run_dir", "check_data_root", "check_finite_state", "RUN_FILES", "RUN_FOLDERS"]
 __all__ += ["CONFIG_TYPES", "DATASET_CLASSES"]  # documented here, defined in run_config / run_data
-
-WHICH = ("best", "last")
-
-
-def find_weights(run_dir, which: str = "best") -> tuple[Path, str]:
-    """The weights file to use and a note saying which one it is.
-
-    ``which="best"`` tries ``checkpoints/best.safetensors``, then
-    ``checkpoints/last.safetensors``, then ``model.npz``; ``which="last"``
-    tries ``last`` then ``model.npz``. Raises :class:`RunDirError` naming the
-    folder and every file looked for when none exists.
-    """
-    if which not in WHICH:
-        raise InvalidArgumentError(f"which must be one of {WHICH}, got {which!r}")
-    run = Path(run_dir)
-    if not run.is_dir():
-        raise RunDirError(f"run folder {str(run)!r} does not exist")
-    candidates = [run / "checkpoints" / f"{name}.safetensors"
-                  for name in (("best", "last") if which == "best" else ("last",))]
-    candidates.append(run / "model.npz")
-    for k, path in enumerate(candidates):
-        if path.is_file():
-            if k == 0:
-                note = f"using {which} weights: {path}"
-            else:
-                missing = ", ".join(p.name for p in candidates[:k])
-                note = f"no {missing} in {run}; using {path}"
-            return path, note
-    looked = ", ".join(str(p.relative_to(run)) for p in candidates)
-    raise RunDirError(f"run folder {str(run)!r} has no weights: looked for {looked}")
-
 
 def _model_state(raw: "OrderedDict[str, np.ndarray]", path: Path) -> "OrderedDict[str, np.ndarray]":
     """The model's tensors of a checkpoint: keys under ``model.`` with the prefix removed
@@ -116,22 +87,6 @@ def _build_model(config: dict, config_path: Path):
     if config.get("dtype"):
         model.to(dtype=np.dtype(config["dtype"]))
     return model
-
-
-def check_finite_state(state, path) -> None:
-    """Raise :class:`~glassnet.errors.DataFormatError` naming ``path`` and the first tensor
-    of ``state`` (name -> array) that holds NaN or infinity."""
-    for name, value in state.items():
-        a = np.asarray(value)
-        if a.dtype.kind not in "fc" or a.size == 0:
-            continue
-        finite = np.isfinite(a)
-        if not finite.all():
-            bad = a.size - int(finite.sum())
-            raise DataFormatError(
-                f"{path}: tensor {name!r} {tuple(a.shape)} holds {bad} non-finite value(s) (NaN or inf) of "
-                f"{a.size}; the run diverged or the file is corrupt (load_run(..., allow_nonfinite=True) "
-                "loads it anyway)")
 
 
 def load_run(run_dir, which: str = "best", log=print, *, allow_nonfinite: bool = False):

@@ -61,7 +61,7 @@ def read_state(source) -> "tuple[OrderedDict[str, np.ndarray], str]":
     Checkpoints (keys under ``model.``) give their model tensors with the prefix removed;
     weights holding NaN or infinity are refused. ``label`` names the source in messages.
     """
-    from ..io.run_dir import check_finite_state, find_weights
+    from ..io.weights_files import check_finite_state, find_weights
     from ..io.state_dict_file import load_state_dict_file
     from ..tensor import Tensor
 
