@@ -2,15 +2,36 @@
 
 Contract (every kernel module): ``<op>_forward(x, ...) -> (out, cache)`` and
 ``<op>_backward(dout, cache) -> dx``. Pure functions on raw arrays (NumPy or
-CuPy); no state, no Tensor. Outputs keep the input's dtype.
+CuPy); no state, no Tensor. Outputs keep the input's dtype. Caches: the
+output array itself (sigmoid, tanh, ReLU: one array, nothing to name) or a
+small frozen dataclass with named fields (LeakyReLU, ELU).
 
 Notation: ``x`` is the input, ``f`` the output, ``dL/df`` the upstream
 gradient (``dout``); ``⊙`` is the elementwise product.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from ..backend import get_array_module
 from ..threads import elementwise
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class LeakyReluCache:
+    """What :func:`leaky_relu_backward` needs: the input and α.  Shape: x any."""
+
+    x: object
+    negative_slope: float
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class EluCache:
+    """What :func:`elu_backward` needs: the input, the output f and α.  Shape: x, out of one shape."""
+
+    x: object
+    out: object
+    alpha: float
 
 
 def sigmoid_forward(x):
@@ -74,12 +95,12 @@ def leaky_relu_forward(x, negative_slope=0.01):
     """
     xp = get_array_module(x)
     out = xp.where(x > 0, x, x * x.dtype.type(negative_slope))
-    return out, (x, negative_slope)
+    return out, LeakyReluCache(x, negative_slope)
 
 
 def leaky_relu_backward(dout, cache):
     """dL/dx = dL/df ⊙ (1 if x > 0 else α)."""
-    x, slope = cache
+    x, slope = cache.x, cache.negative_slope
     xp = get_array_module(x)
     return xp.where(x > 0, dout, dout * dout.dtype.type(slope))
 
@@ -89,11 +110,11 @@ def elu_forward(x, alpha=1.0):
     xp = get_array_module(x)
     neg = alpha * xp.expm1(xp.minimum(x, 0))
     out = xp.where(x > 0, x, neg.astype(x.dtype, copy=False))
-    return out, (x, out, alpha)
+    return out, EluCache(x, out, alpha)
 
 
 def elu_backward(dout, cache):
     """dL/dx = dL/df ⊙ (1 if x > 0 else f + α)   (since d/dx α(eˣ−1) = αeˣ = f + α)."""
-    x, out, alpha = cache
+    x, out, alpha = cache.x, cache.out, cache.alpha
     xp = get_array_module(x)
     return xp.where(x > 0, dout, dout * (out + out.dtype.type(alpha)))

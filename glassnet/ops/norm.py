@@ -17,11 +17,59 @@ upstream gradient ``dL/dy``. Sums ``Σ`` run over the ``m`` values of a channel.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from ..backend import get_array_module
 from ..threads import parallel_for
 from ..errors import InvalidArgumentError
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class BatchNormCache:
+    """What :func:`batch_norm_backward` needs from :func:`batch_norm_forward` (arrays by reference).
+
+    Attributes:
+        x_centered: x − μ (μ: the batch mean in training, the running mean otherwise).
+        inv_std: 1/σ per channel.
+        gamma: γ, or ``None`` (affine=False).
+        has_beta: whether β was given (then the backward returns dL/dβ).
+        training: whether batch statistics were used (their gradient terms then apply).
+        count: m, the values per channel.
+
+    Shape:
+        x_centered (N, C, *); inv_std, gamma (C,).
+    """
+
+    x_centered: object
+    inv_std: object
+    gamma: object
+    has_beta: bool
+    training: bool
+    count: int
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class LocalResponseNormCache:
+    """What :func:`local_response_norm_backward` needs from :func:`local_response_norm_forward`.
+
+    Attributes:
+        x: the input a.
+        d: k + (α/n) Σ_window a² per position.
+        d_pow: d^(−β).
+        size, alpha, beta: the window n and the constants α, β.
+
+    Shape:
+        x, d, d_pow (N, C, *).
+    """
+
+    x: object
+    d: object
+    d_pow: object
+    size: int
+    alpha: float
+    beta: float
 
 
 def _channel_dot(a, b=None):
@@ -125,8 +173,7 @@ def batch_norm_forward(x, gamma, beta, running_mean, running_var, training, mome
                              _channels(running_var, c0, c1), training, momentum, eps, m)
 
     _in_channel_blocks(xp, x.shape[1], m, normalise)  # channels are independent
-    cache = (x_c, inv_std, gamma, beta is not None, bool(training), m)
-    return out, cache
+    return out, BatchNormCache(x_c, inv_std, gamma, beta is not None, bool(training), m)
 
 
 def _batch_norm_channels(xp, x, x_c, out, inv_std, gamma, beta, running_mean, running_var,
@@ -179,7 +226,8 @@ def batch_norm_backward(dout, cache):
     Shape: dout (N, C, *) -> dx (N, C, *) (in the memory order of the forward's
     input); dgamma, dbeta (C,).
     """
-    x_c, inv_std, gamma, has_beta, training, m = cache
+    x_c, inv_std, gamma, has_beta = cache.x_centered, cache.inv_std, cache.gamma, cache.has_beta
+    training, m = cache.training, cache.count
     xp = get_array_module(dout)
     dx = xp.empty_like(x_c, dtype=dout.dtype)
     sum_d = xp.empty(dout.shape[1], dtype=dout.dtype)
@@ -244,7 +292,7 @@ def local_response_norm_forward(x, size, alpha=1e-4, beta=0.75, k=1.0):
     d = dt.type(k) + dt.type(alpha / size) * s
     d_pow = xp.power(d, dt.type(-beta))          # d^(−β)
     out = x * d_pow
-    return out, (x, d, d_pow, size, alpha, beta)
+    return out, LocalResponseNormCache(x, d, d_pow, size, alpha, beta)
 
 
 def local_response_norm_backward(dout, cache):
@@ -253,7 +301,8 @@ def local_response_norm_backward(dout, cache):
     where g = dL/db. ``j ∈ W(c)`` ⟺ c ∈ {j − ⌊(n−1)/2⌋, …, j + ⌊n/2⌋}: the
     window transposed (its padding swapped).
     """
-    x, d, d_pow, size, alpha, beta = cache
+    x, d, d_pow = cache.x, cache.d, cache.d_pow
+    size, alpha, beta = cache.size, cache.alpha, cache.beta
     dt = dout.dtype
     t = dout * x * d_pow / d                     # g_c a_c d_c^(−β−1)
     back = _channel_window_sum(t, (size - 1) // 2, size // 2)
