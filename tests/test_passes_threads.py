@@ -12,23 +12,13 @@ import glassnet.threads as th
 from glassnet.ops import activations as A
 from glassnet.ops import norm as Nm
 from glassnet.ops import pool as P
-
-
-def channel_major(a):
-    """Same values, stored as (C, N, H, W) like a convolution output."""
-    return np.ascontiguousarray(a.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
+from tests.test_threads import _run, channel_major
 
 
 def _layout(a, layout):
     return channel_major(a) if layout == "channel_major" else a
 
 
-def _run(fn, threads):
-    th.set_num_threads(threads)
-    try:
-        return fn()
-    finally:
-        th.set_num_threads(1)
 
 
 def _assert_same_bits(results_a, results_b):
