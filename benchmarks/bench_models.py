@@ -338,12 +338,14 @@ class OpProfiler:
     """Times every ``apply_kernel`` forward/backward and every tape backward of a ``Tensor._make`` op."""
 
     def __init__(self, clock=time.perf_counter):
-        self.times: dict = {}  # (op, "fwd"/"bwd") -> seconds in the current step
+        self.times: dict = {}  # (op name, "fwd"/"bwd") -> seconds in the current step
         self._patched = []
         self._in_kernel = 0
         self._clock = clock  # a GPU profile passes one that synchronises the device first
 
     def _add(self, key, dt):
+        op, kind = key
+        key = (getattr(op, "name", op), kind)  # one row per op name: records differ by their arguments
         self.times[key] = self.times.get(key, 0.0) + dt
 
     def __enter__(self):
