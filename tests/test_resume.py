@@ -215,6 +215,47 @@ def test_in_process_resume_from_every_checkpoint_is_exact(tmp_path):
             assert np.array_equal(v, expected[k]), (stop_after, k)
 
 
+def test_resume_after_a_kill_between_the_last_checkpoint_and_the_history_rewrites_the_history(tmp_path):
+    """Killed after the final epoch's "last" checkpoint but before history.json/.csv were rewritten
+    (a half-written history.csv.tmp left behind): --resume has no epoch left to run, and still leaves
+    the history of the checkpoint, as an uninterrupted run does, and no temporary."""
+    def build():
+        gn.manual_seed(5)
+        model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 3))
+        return model, SGD(model.parameters(), lr=0.05, momentum=0.9), DataLoader(_blobs(), batch_size=32, seed=2)
+
+    class Killed(Exception):
+        pass
+
+    ref, out = tmp_path / "ref", tmp_path / "killed"
+    model, opt, loader = build()
+    Trainer(model, loader, opt, 2, out_dir=ref, progress=False, log=None).fit()
+    model, opt, loader = build()
+    trainer = Trainer(model, loader, opt, 2, out_dir=out, progress=False, log=None)
+    real_write = trainer.write_history
+
+    def killed_at_the_end(_real=real_write, _t=trainer):
+        if _t.epoch == 2:
+            (out / "history.csv.tmp").write_text("epoch,tra")
+            raise Killed
+        _real()
+
+    trainer.write_history = killed_at_the_end
+    with pytest.raises(Killed):
+        trainer.fit()
+    assert len(json.loads((out / "history.json").read_text())) == 1  # the kill's damage
+    model, opt, loader = build()
+    Trainer(model, loader, opt, 2, out_dir=out, progress=False, log=None).fit(resume=True)
+
+    def rows(run):
+        return [{k: v for k, v in r.items() if k not in ("epoch_time_s", "images_per_s")}
+                for r in json.loads((run / "history.json").read_text())]
+
+    assert rows(out) == rows(ref) and len(rows(out)) == 2
+    assert (out / "history.csv").read_text().count("\n") == (ref / "history.csv").read_text().count("\n")
+    assert not list(out.rglob("*.tmp"))
+
+
 def test_in_process_resume_with_worker_processes_is_exact(tmp_path):
     """Per-sample augmentation built by 2 worker processes (DataLoader.iter_epoch): stopped after a
     mid-epoch checkpoint and resumed -- with workers or without -- the run ends bitwise where an

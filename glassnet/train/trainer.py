@@ -186,6 +186,9 @@ class Trainer(CheckpointSteps, InterruptSteps):
         """Train to ``epochs`` (continuing from the newest valid checkpoint with ``resume``)."""
         if resume:
             self._resume()
+            # The checkpoint's history is the run's: a kill between saving "last" and rewriting the
+            # history files (at the final epoch, nothing would rewrite them) must not leave them behind.
+            self.write_history()
         with self._sigint_deferred():
             try:
                 while self.epoch < self.epochs:
