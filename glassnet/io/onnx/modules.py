@@ -31,20 +31,23 @@ def _conv_pads(module, kshape):
     return pair(pad)
 
 
+def _weight_and_bias(g, m, prefix):
+    """The initializer names of a layer's ``weight`` and ``bias`` (``None`` without a bias)."""
+    return g.param(m.weight, prefix + "weight"), None if m.bias is None else g.param(m.bias, prefix + "bias")
+
+
 def _mod_conv(g, rec, x, base, prefix):
     m = rec.module
     if rec.inputs[0].ndim != 4:
         raise NotImplementedError(f"ONNX export: {base} (Conv2d) got a {rec.inputs[0].ndim}-D input; only (N, C, H, W)")
-    w = g.param(m.weight, prefix + "weight")
-    b = None if m.bias is None else g.param(m.bias, prefix + "bias")
+    w, b = _weight_and_bias(g, m, prefix)
     kshape = tuple(m.weight.shape[2:])
     return emit_conv(g, x, w, b, m.stride, _conv_pads(m, kshape), m.dilation, m.groups, kshape, base)
 
 
 def _mod_linear(g, rec, x, base, prefix):
     m = rec.module
-    w = g.param(m.weight, prefix + "weight")
-    b = None if m.bias is None else g.param(m.bias, prefix + "bias")
+    w, b = _weight_and_bias(g, m, prefix)
     return emit_linear(g, x, w, b, rec.inputs[0].ndim, base)
 
 
@@ -52,8 +55,7 @@ def _mod_maxout(g, rec, x, base, prefix):
     m = rec.module
     if rec.inputs[0].ndim != 2:
         raise NotImplementedError(f"ONNX export: {base} (Maxout) needs a 2-D input, got {rec.inputs[0].shape}")
-    w = g.param(m.weight, prefix + "weight")
-    b = None if m.bias is None else g.param(m.bias, prefix + "bias")
+    w, b = _weight_and_bias(g, m, prefix)
     return emit_maxout(g, x, w, b, tuple(m.weight.shape), base)
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from ...errors import InvalidArgumentError, ShapeError
 # the sizes' rule is the pool family's, word for word: one implementation for both
-from ..pool.args import _pair
+from ..int_pairs import int_pair as _pair
 from .geometry import output_shape, same_pads
 
 __all__ = ["ConvArgs", "conv2d_output_shape", "same_padding", "positive_int"]

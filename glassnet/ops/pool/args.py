@@ -16,45 +16,12 @@ import numbers
 from dataclasses import dataclass, field
 
 from ...errors import InvalidArgumentError, InvalidTypeError, ShapeError
+from ..int_pairs import int_pair as _pair
 from .geometry import pool_output_size
 
 __all__ = ["PoolArgs", "AdaptivePoolArgs"]
 
 _OP_NAMES = {"max": "max_pool2d", "avg": "avg_pool2d", "lp": "lp_pool2d"}
-
-
-def _rule(layer, name, low, given):
-    return f"{layer}: {name} must be an int >= {low} or a pair of them, got {given!r}"
-
-
-def _whole(layer, name, v, low, given):
-    """``v`` as an int, if it is a whole number ``>= low`` (bool is not a number here)."""
-    if type(v) is not int:  # the common case skips the ABC checks below
-        if isinstance(v, bool) or not isinstance(v, numbers.Real):
-            raise InvalidTypeError(f"{_rule(layer, name, low, given)} (a {type(v).__name__}, not a number)")
-        if isinstance(v, numbers.Integral) or (math.isfinite(v) and float(v).is_integer()):
-            v = int(v)
-        else:
-            raise InvalidArgumentError(f"{_rule(layer, name, low, given)} ({v!r} is not a whole number)")
-    if v < low:
-        raise InvalidArgumentError(_rule(layer, name, low, given))
-    return v
-
-
-def _pair(layer, name, value, low):
-    """An int or a sequence of one or two ints as an ``(h, w)`` pair of ints ``>= low``."""
-    if type(value) is int and value >= low:  # the common cases first: no checks to run
-        return value, value
-    if type(value) is tuple and len(value) == 2 and type(value[0]) is int and type(value[1]) is int \
-            and value[0] >= low and value[1] >= low:
-        return value
-    if isinstance(value, (tuple, list)):
-        if len(value) not in (1, 2):
-            raise InvalidArgumentError(f"{_rule(layer, name, low, value)} ({len(value)} values)")
-        h, w = value[0], value[-1]
-    else:
-        h = w = value
-    return _whole(layer, name, h, low, value), _whole(layer, name, w, low, value)
 
 
 @dataclass(frozen=True)
