@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...backend import get_array_module
+from ...backend import get_array_module, is_channel_major
 from .args import PoolArgs
 from .cache import AvgPoolCache, AvgPoolTileCache
 from .geometry import check_input, is_tiling, offset_view, pad_array, padded_extent, tiles, untile
@@ -75,7 +75,7 @@ def avg_pool2d_forward(x, kernel_size, stride=None, padding=0, ceil_mode=False,
 
     if is_tiling(x.shape, Ho, Wo, kernel_size, stride, padding, dilation):
         s = tiles(x, Ho, Wo, kh, kw).sum(axis=(3, 5))
-        return s / div, AvgPoolTileCache(div, x.shape, kernel_size)
+        return s / div, AvgPoolTileCache(div, x.shape, kernel_size, is_channel_major(x))
 
     H, W = x.shape[2], x.shape[3]
     Hp = padded_extent(H, Ho, kh, sh, ph, 1)
@@ -100,6 +100,9 @@ def avg_pool2d_backward(dout, cache):
     if isinstance(cache, AvgPoolTileCache):
         x_shape, (kh, kw) = cache.x_shape, cache.kernel_size
         N, C, Ho, Wo = g.shape
+        if cache.channel_major:  # dx in x's order: the next backward (ReLU, batch norm) runs along it
+            g6 = xp.broadcast_to(g.swapaxes(0, 1)[:, :, :, None, :, None], (C, N, Ho, kh, Wo, kw))
+            return untile(xp, xp.ascontiguousarray(g6), (C, N) + tuple(x_shape[2:])).swapaxes(0, 1)
         g6 = xp.broadcast_to(g[:, :, :, None, :, None], (N, C, Ho, kh, Wo, kw))
         return untile(xp, xp.ascontiguousarray(g6), x_shape)
 

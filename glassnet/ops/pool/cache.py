@@ -109,6 +109,8 @@ class AvgPoolTileCache:
         divisor: ``D`` — a scalar or an (Ho, Wo) array.
         x_shape: the input's shape (N, C, H, W).
         kernel_size: (kH, kW).
+        channel_major: the input was a convolution output's channel-major (C, N, H, W) block;
+            the backward returns dx in that order too.
 
     Shape:
         divisor () or (Ho, Wo).
@@ -118,6 +120,7 @@ class AvgPoolTileCache:
     divisor: object
     x_shape: tuple
     kernel_size: tuple
+    channel_major: bool = False
 
 
 @dataclass(frozen=True, eq=False)

@@ -26,7 +26,7 @@ from .geometry import (
     check_input, column_views, empty_in_order_of, for_planes, index_dtype, offset_view, pad_array,
     padded_extent, row_views,
 )
-from .routing import needs_zeros, new_in_order_of, route_by_arg, route_plan, route_tile_into_crop
+from .routing import in_order_of, needs_zeros, new_in_order_of, route_by_arg, route_plan, route_tile_into_crop
 
 __all__ = ["max_pool2d_forward", "max_pool2d_backward", "max_pool2d_indices"]
 
@@ -254,6 +254,7 @@ def max_pool2d_backward(dout, cache):
     Shape: dout (N, C, Ho, Wo) -> dx (N, C, H, W).
     """
     xp = get_array_module(dout)
+    dout = in_order_of(xp, dout, cache.argr if isinstance(cache, MaxPoolCache) else cache.arg)
     if isinstance(cache, MaxPoolCache):
         crop, kernel_size, stride, dilation = cache.crop, cache.kernel_size, cache.stride, cache.dilation
         if _all_finite(xp, dout):
