@@ -7,6 +7,8 @@ for ~0.1 s on every core; the kernels' own worker threads
 variable once, when NumPy loads it, which is why this cannot live in
 ``glassnet`` itself (importing the package loads NumPy) — and the library
 never changes the environment on import. A value already set is kept.
+Inside glassnet's kernels the BLAS is held to one thread anyway
+(:mod:`glassnet.blas_threads`); this covers NumPy's GEMMs outside them.
 """
 import os
 import sys

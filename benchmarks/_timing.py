@@ -444,8 +444,13 @@ def add_runtime_options(parser) -> None:
                         help="leave glibc malloc at its defaults (by default the script calls "
                              "glassnet.backend.retain_freed_memory(), as glassnet train does)")
     parser.add_argument("--threads", type=int, default=None, metavar="N",
-                        help="glassnet.threads.set_num_threads(N) for the kernels' memory-bound passes "
-                             "(default: every core, as glassnet train does; 1 = off)")
+                        help="glassnet.threads.set_num_threads(N) for the kernels' passes and GEMMs "
+                             "(default: glassnet's own default, every core, as glassnet train has it)")
+    parser.add_argument("--blas-threads", choices=["held", "own"], default="held",
+                        help="held (glassnet's default): BLAS held to one thread inside glassnet's kernels, "
+                             "GEMMs split over glassnet's threads; own: GEMMs on BLAS's own threads "
+                             "(set_num_threads(N, hold_blas=False), the earlier behaviour; with --threads 1 "
+                             "what `import glassnet` gave before)")
 
 
 def apply_runtime_options(args, quiet: bool = False) -> None:
@@ -460,12 +465,18 @@ def apply_runtime_options(args, quiet: bool = False) -> None:
         if not quiet:
             print(f"malloc    retain_freed_memory() applied: {applied} "
                   "(process-wide: both libraries; --default-malloc to skip)")
-    n = set_num_threads(args.threads)
+    from glassnet.threads import get_num_threads, holds_blas
+
+    if args.threads is not None or args.blas_threads == "own":
+        set_num_threads(args.threads, hold_blas=False if args.blas_threads == "own" else None)
+    n = get_num_threads()
     if quiet:
         return
     spin = "spin after GEMMs" if blas_threads_spin() else "sleep after GEMMs"
-    print(f"threads   glassnet kernel threads: {n}; OPENBLAS_THREAD_TIMEOUT="
-          f"{os.environ.get('OPENBLAS_THREAD_TIMEOUT', 'unset')} (OpenBLAS threads {spin})")
+    how = ("BLAS held to 1 thread in glassnet's kernels, GEMMs split over glassnet's threads" if holds_blas()
+           else f"GEMMs on BLAS's own threads, which {spin}")
+    print(f"threads   glassnet kernel threads: {n}; {how}; OPENBLAS_THREAD_TIMEOUT="
+          f"{os.environ.get('OPENBLAS_THREAD_TIMEOUT', 'unset')}")
 
 
 def apply_malloc_option(args) -> None:

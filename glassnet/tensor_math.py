@@ -16,6 +16,7 @@ import numpy as np
 from . import threads
 from .backend import get_array_module, result_dtype
 from .errors import InvalidArgumentError
+from .gemm import matmul as gemm_matmul
 from .kernel_op import apply_kernel
 from .op_args import PowArgs, ReduceArgs, SoftmaxArgs
 from .op_record import OpRecord
@@ -242,7 +243,7 @@ def matmul(a, b):
         )
     A = a.data[None, :] if a.ndim == 1 else a.data
     B = b.data[:, None] if b.ndim == 1 else b.data
-    out = A @ B
+    out = gemm_matmul(A, B)
     ashape, bshape = a.shape, b.shape
 
     def backward_fn(g):
@@ -250,8 +251,8 @@ def matmul(a, b):
             g = xp.expand_dims(g, -2)
         if b.ndim == 1:
             g = xp.expand_dims(g, -1)
-        ga = g @ xp.swapaxes(B, -1, -2)
-        gb = xp.swapaxes(A, -1, -2) @ g
+        ga = gemm_matmul(g, xp.swapaxes(B, -1, -2))
+        gb = gemm_matmul(xp.swapaxes(A, -1, -2), g)
         ga = ga.reshape(ga.shape[:-2] + (ga.shape[-1],)) if a.ndim == 1 else ga
         gb = gb.reshape(gb.shape[:-1]) if b.ndim == 1 else gb
         return unbroadcast(ga, ashape), unbroadcast(gb, bshape)

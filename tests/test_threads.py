@@ -1,7 +1,8 @@
-"""glassnet.threads: the opt-in splitting of memory-bound kernel passes.
+"""glassnet.threads: the kernels' own threads (memory-bound passes and GEMMs split over the cores).
 
-Every split pass writes disjoint slices, so results with several threads
-must be bitwise equal to one thread's, for NCHW and channel-major inputs.
+Every split pass writes disjoint slices and every GEMM is cut into a number of parts that
+does not depend on the thread count, so results with several threads must be bitwise equal
+to one thread's, for NCHW and channel-major inputs.
 """
 import threading
 
@@ -26,11 +27,52 @@ def channel_major(a):
     return np.ascontiguousarray(a.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
 
 
-def test_off_by_default_and_validated():
-    assert th.get_num_threads() == 1
+def test_validated():
+    th.set_num_threads(1)
     with pytest.raises(ValueError, match="positive"):
         th.set_num_threads(0)
     assert th.get_num_threads() == 1
+
+
+def test_import_starts_no_thread_and_the_default_is_chosen_at_first_use():
+    """``import glassnet`` starts no thread, loads no threadpoolctl and changes no BLAS setting;
+    the default (every usable core, or OMP_NUM_THREADS; BLAS held to one thread inside the
+    kernels) is chosen at the first kernel call, the worker threads start then, and the
+    BLAS's own thread count is back as it was after each GEMM."""
+    import os
+    import subprocess
+    import sys
+
+    probe = """
+import sys, threading
+import glassnet, numpy as np
+assert threading.active_count() == 1, threading.enumerate()
+assert 'threadpoolctl' not in sys.modules
+from threadpoolctl import ThreadpoolController
+blas = [c for c in ThreadpoolController().lib_controllers if c.user_api == 'blas']
+before = [c.num_threads for c in blas]
+import glassnet.threads as th
+import glassnet.nn as nn
+x = glassnet.randn(64, 16, 40, 40)
+y = nn.ReLU()(nn.Conv2d(16, 32, 3)(x))
+print(th.get_num_threads(), th.holds_blas(), threading.active_count() > 1, [c.num_threads for c in blas] == before)
+"""
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
+    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
+    cores = th.usable_cores()
+    assert out.stdout.split() == [str(cores), "True", str(cores > 1), "True"]
+    env["OMP_NUM_THREADS"] = "3"
+    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split()[:2] == ["3", "True"]
+
+
+def test_the_off_switch_leaves_gemms_to_blas():
+    th.set_num_threads(1, hold_blas=False)
+    try:
+        assert th.get_num_threads() == 1 and not th.holds_blas()
+    finally:
+        th.set_num_threads(1)
+    assert th.holds_blas()
 
 
 def test_parallel_for_covers_each_index_once(two_threads):

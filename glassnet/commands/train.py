@@ -125,10 +125,8 @@ def add_parser(sub) -> None:
     t.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
     t.add_argument("--no-progress", action="store_true", help="no progress bars")
     t.add_argument("--threads", type=int, metavar="N",
-                   help="threads for the kernels' memory-bound passes (glassnet.threads; results are "
-                        "bitwise the same); default: every core, or 1 when OpenBLAS's threads spin "
-                        "after each GEMM (OPENBLAS_THREAD_TIMEOUT unset or >= 20; the glassnet "
-                        "command sets it to 4)")
+                   help="threads for the kernels' passes and GEMMs (glassnet.threads; results are "
+                        "bitwise the same with any N); default: every core (OMP_NUM_THREADS if set)")
     t.add_argument("--device", choices=["cpu", "cuda"],
                    help="where the model trains: cpu (NumPy, default) or cuda (CuPy on the first GPU; "
                         "pip install glassnet[gpu]); a run may resume on the other device")
@@ -160,7 +158,7 @@ def run(args) -> int:
     from ..backend import cupy_available, retain_freed_memory
     from ..data.data_spec import resolve_data
     from ..io.run_dir import clear_run_dir
-    from ..threads import blas_threads_spin, set_num_threads
+    from ..threads import set_num_threads
     from ..distributed.training import training_role
     from ..train import TrainingDivergedError, evaluate
     from ..train.distributed_run import DistributedTrainer
@@ -185,7 +183,8 @@ def run(args) -> int:
 
     retain_freed_memory()  # reuse big per-step buffers instead of re-faulting them (see its docstring)
     threads = explicit.get("threads")
-    set_num_threads(threads if threads is not None else (1 if blas_threads_spin() else None))
+    if threads is not None:  # else glassnet's default: every core, BLAS held to one thread in the kernels
+        set_num_threads(threads)
     gn.manual_seed(cfg["seed"])
     plan = plan_input(cfg, spec)
     if cfg["augment"] is None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..backend import get_array_module
+from ..gemm import matmul
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -67,7 +68,7 @@ def linear_forward(x, weight, bias=None, need_dx=True):
     # The product is written straight into the transposed view of a
     # row-major output, so no transposing copy follows.
     out = xp.empty((x2.shape[0], weight.shape[0]), dtype=x.dtype)
-    xp.matmul(weight, x2.T, out=out.T)
+    matmul(weight, x2.T, out=out.T)
     if bias is not None:
         out += bias
     return out.reshape(*x.shape[:-1], weight.shape[0]), LinearCache(x, weight, bias is not None, need_dx)
@@ -84,10 +85,10 @@ def linear_backward(dout, cache):
     bias, ``dx`` is None when the forward was told ``need_dx=False``.
     """
     x = cache.x
-    dx = dout @ cache.weight if cache.need_dx else None
+    dx = matmul(dout, cache.weight) if cache.need_dx else None
     d2 = dout.reshape(-1, dout.shape[-1])
     x2 = x.reshape(-1, x.shape[-1])
-    dweight = d2.T @ x2  # lands in W's own (out, in) layout: no transposing copy of a big weight
+    dweight = matmul(d2.T, x2)  # lands in W's own (out, in) layout: no transposing copy of a big weight
     dbias = d2.sum(axis=0) if cache.has_bias else None
     return dx, dweight, dbias
 
@@ -101,7 +102,7 @@ def maxout_forward(x, weight, bias=None):
     """
     xp = get_array_module(x)
     k, out_f, in_f = weight.shape
-    z = x @ weight.reshape(k * out_f, in_f).T  # (N, k*out)
+    z = matmul(x, weight.reshape(k * out_f, in_f).T)  # (N, k*out)
     z = z.reshape(x.shape[0], k, out_f)
     if bias is not None:
         z += bias
@@ -124,7 +125,7 @@ def maxout_backward(dout, cache):
     mask = arg[:, None, :] == xp.arange(k)[None, :, None]  # (N, k, out)
     dz = (mask * dout[:, None, :]).astype(dout.dtype, copy=False)
     dz2 = dz.reshape(x.shape[0], k * out_f)
-    dx = dz2 @ weight.reshape(k * out_f, in_f)
-    dweight = (dz2.T @ x).reshape(k, out_f, in_f)
+    dx = matmul(dz2, weight.reshape(k * out_f, in_f))
+    dweight = matmul(dz2.T, x).reshape(k, out_f, in_f)
     dbias = dz.sum(axis=0) if cache.has_bias else None
     return dx, dweight, dbias

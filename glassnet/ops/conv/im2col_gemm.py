@@ -32,6 +32,7 @@ blocks of X_col and W_row, one GEMM per group; memory chunking slices the batch.
 from __future__ import annotations
 
 from ...backend import get_array_module
+from ...gemm import matmul
 from ...errors import ShapeError
 from ...threads import parallel_for
 from . import tuning
@@ -195,7 +196,7 @@ def _grouped_gemm(xp, a, b, groups, product=None):
     the results are stacked along the rows. With one group it is just
     ``product(a, b)``.
     """
-    product = product or xp.matmul
+    product = product or matmul
     if groups == 1:
         return product(a, b)
     pa, pb = a.shape[0] // groups, b.shape[0] // groups
@@ -205,7 +206,7 @@ def _grouped_gemm(xp, a, b, groups, product=None):
 
 def _transposed_times(w, d):
     """wᵀ · d."""
-    return w.T @ d
+    return matmul(w.T, d)
 
 
 def _weight_grad(xp, d_o, cols, groups):
@@ -225,9 +226,9 @@ def _weight_grad(xp, d_o, cols, groups):
         c_g = cols[g * kg:(g + 1) * kg]
         dw_g = dw[g * per_group:(g + 1) * per_group]
         if kg >= tuning.DW_TRANSPOSED_MIN_ROWS:
-            xp.matmul(c_g, d_g.T, out=dw_g.T)
+            matmul(c_g, d_g.T, out=dw_g.T)
         else:
-            xp.matmul(d_g, c_g.T, out=dw_g)
+            matmul(d_g, c_g.T, out=dw_g)
     return dw
 
 

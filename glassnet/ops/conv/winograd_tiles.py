@@ -59,6 +59,7 @@ from fractions import Fraction
 import numpy as np
 
 from ...backend import get_array_module
+from ...gemm import matmul
 from ...errors import InvalidArgumentError
 from ...threads import parallel_for
 
@@ -156,7 +157,7 @@ class WinogradTiles:
         xp = get_array_module(weight)
         c_out, c = weight.shape[:2]
         w_cols = xp.ascontiguousarray(weight).reshape(c_out * c, self.r * self.r)
-        return (self._kron(xp, "g", weight.dtype) @ w_cols.T).reshape(self.t * self.t, c_out, c)
+        return matmul(self._kron(xp, "g", weight.dtype), w_cols.T).reshape(self.t * self.t, c_out, c)
 
     def transform_input(self, xpad, tiles_h, tiles_w):
         """V = (Bᵀ ⊗ Bᵀ) · D, with D[t·i + j] the input element at offset (i, j)
@@ -176,7 +177,7 @@ class WinogradTiles:
                     d[t * i + j, c0:c1] = xpad[c0:c1, :, i:i + m * (th - 1) + 1:m, j:j + m * (tw - 1) + 1:m]
 
         parallel_for(c, gather_channels, d.size, xp=xp)
-        return (self._kron(xp, "bt", xpad.dtype) @ d.reshape(t * t, -1)).reshape(t * t, c, n * th * tw)
+        return matmul(self._kron(xp, "bt", xpad.dtype), d.reshape(t * t, -1)).reshape(t * t, c, n * th * tw)
 
     def transform_output(self, mm, n, tiles_h, tiles_w, bias=None):
         """Y = (Aᵀ ⊗ Aᵀ) · M, each tile's m×m outputs scattered into place, plus the bias.
@@ -186,7 +187,7 @@ class WinogradTiles:
         xp = get_array_module(mm)
         c_out = mm.shape[1]
         t, m, th, tw = self.t, self.m, tiles_h, tiles_w
-        blocks = (self._kron(xp, "at", mm.dtype) @ mm.reshape(t * t, -1)).reshape(m, m, c_out, n, th, tw)
+        blocks = matmul(self._kron(xp, "at", mm.dtype), mm.reshape(t * t, -1)).reshape(m, m, c_out, n, th, tw)
         y = xp.empty((c_out, n, m * th, m * tw), dtype=mm.dtype)
 
         def scatter_channels(c0, c1):
@@ -213,7 +214,7 @@ class WinogradTiles:
         ho, wo = out_hw
         th, tw = -(-ho // self.m), -(-wo // self.m)
         v = self.transform_input(xpad, th, tw)
-        mm = xp.matmul(self.transform_filters(weight), v)  # t² GEMMs (C_out, C)·(C, tiles)
+        mm = matmul(self.transform_filters(weight), v)  # t² GEMMs (C_out, C)·(C, tiles)
         if not keep_input_transform:
             del v
         y = self.transform_output(mm, n, th, tw, bias)
@@ -241,7 +242,7 @@ class WinogradTiles:
 
         parallel_for(c_out, gather_channels, e.size, xp=xp)
         aa = self._kron(xp, "at.T", d_o.dtype)  # (t², m²)
-        return (aa @ e.reshape(m * m, -1)).reshape(t * t, c_out, n * th * tw)
+        return matmul(aa, e.reshape(m * m, -1)).reshape(t * t, c_out, n * th * tw)
 
     def weight_gradient(self, xpad, d_o, v=None):
         """dL/dW = Gᵀ [Σ_tiles (A e Aᵀ) ⊙ (Bᵀ d B)] G: the input tiles' V, the
@@ -259,10 +260,10 @@ class WinogradTiles:
             v = self.transform_input(xpad, th, tw)
         c = v.shape[1]
         e = self.transform_output_gradient(d_o, th, tw)
-        mm = xp.matmul(e, v.transpose(0, 2, 1))  # t² GEMMs (C_out, tiles)·(tiles, C)
+        mm = matmul(e, v.transpose(0, 2, 1))  # t² GEMMs (C_out, tiles)·(tiles, C)
         del v, e
         gg = self._kron(xp, "g.T", d_o.dtype)  # (r², t²)
-        dw = (gg @ mm.reshape(t * t, c_out * c)).reshape(r, r, c_out, c)
+        dw = matmul(gg, mm.reshape(t * t, c_out * c)).reshape(r, r, c_out, c)
         return xp.ascontiguousarray(dw.transpose(2, 3, 0, 1))
 
 

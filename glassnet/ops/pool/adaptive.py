@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...backend import get_array_module
+from ...gemm import matmul
 from .args import AdaptivePoolArgs
 from .avg_pool import avg_pool2d_backward, avg_pool2d_forward
 from .cache import AdaptiveAvgCache, AdaptiveMaxCache, AdaptiveTileCache
@@ -77,7 +78,7 @@ def adaptive_avg_pool2d_forward(x, output_size):
         return out, AdaptiveTileCache(c)
     Ah = _selection_matrix(xp, H, Ho, x.dtype)
     Aw = _selection_matrix(xp, W, Wo, x.dtype)
-    out = xp.matmul(xp.matmul(Ah, x), Aw.T)
+    out = matmul(matmul(Ah, x), Aw.T)
     return out, AdaptiveAvgCache(Ah, Aw)
 
 
@@ -87,11 +88,10 @@ def adaptive_avg_pool2d_backward(dout, cache):
 
     Shape: dout (N, C, Ho, Wo) -> dx (N, C, H, W).
     """
-    xp = get_array_module(dout)
     if isinstance(cache, AdaptiveTileCache):
         return avg_pool2d_backward(dout, cache.pool)
     Ah, Aw = cache.Ah, cache.Aw
-    return xp.matmul(xp.matmul(Ah.T, dout), Aw)
+    return matmul(matmul(Ah.T, dout), Aw)
 
 
 def _adaptive_max_1d(xp, x, axis, out_len, idt):
@@ -134,9 +134,9 @@ def _adaptive_route_1d(xp, g, arg, axis, size, dtype):
         S = xp.asarray((rows[:, None] == idx[None, :]).astype(dtype))  # (size, out_len)
         m = g * (arg == j)
         if axis == 2:
-            part = xp.matmul(S, m)            # (size, Ho) @ (N, C, Ho, W)
+            part = matmul(S, m)            # (size, Ho) @ (N, C, Ho, W)
         else:
-            part = xp.matmul(m, S.T)          # (N, C, H, Wo) @ (Wo, size)
+            part = matmul(m, S.T)          # (N, C, H, Wo) @ (Wo, size)
         res = part if res is None else res + part
     return res
 

@@ -1,0 +1,95 @@
+"""``matmul``: every GEMM of glassnet's kernels, split over glassnet's own threads.
+
+When glassnet owns the cores (:func:`glassnet.threads.holds_blas`, the default where
+threadpoolctl finds the BLAS), a GEMM runs with the BLAS held to one thread
+(:mod:`glassnet.blas_threads`) and, when large, as a fixed number of parts — blocks of the
+output's rows (or, for few rows, of its columns) — spread over the kernel threads. The number
+of parts depends only on the shape and on the machine's usable cores (never on
+:func:`~glassnet.threads.set_num_threads`), and each part is one BLAS call on one thread, so
+the result is bitwise the same with any thread count. A stack of matrices (Winograd's t²
+products) is split over the stack: each product is its own BLAS call either way.
+
+Otherwise (``hold_blas=False``, CuPy arrays) it is plain ``xp.matmul``.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import threads
+from .backend import get_array_module
+from .blas_threads import held_to_one_thread
+
+__all__ = ["matmul", "gemm_parts", "MIN_SPLIT_FLOPS", "MIN_PART_ROWS", "MIN_PART_COLUMNS"]
+
+#: a GEMM with fewer multiply-adds (M·N·K) than this runs as one part
+MIN_SPLIT_FLOPS = 1 << 21
+#: a row block has at least this many rows, a column block at least this many columns
+MIN_PART_ROWS = 32
+MIN_PART_COLUMNS = 128
+_EVERYTHING = 1 << 62  # parallel_for's element count: always worth splitting
+
+
+def gemm_parts(m: int, n: int, k: int) -> tuple[str, int]:
+    """How an (m×k)·(k×n) GEMM is cut: ``("rows", p)`` or ``("columns", p)`` blocks of the
+    output, ``p`` ≤ the usable cores (1: not cut). A function of the shape and the machine only.
+
+    Shape: m, n, k: ints.
+    """
+    cores = threads.usable_cores()
+    if cores < 2 or m * n * k < MIN_SPLIT_FLOPS:
+        return "rows", 1
+    if m >= 2 * MIN_PART_ROWS:
+        return "rows", min(cores, m // MIN_PART_ROWS)
+    return "columns", max(1, min(cores, n // MIN_PART_COLUMNS))
+
+
+def _bounds(size: int, parts: int) -> list[int]:
+    return [size * i // parts for i in range(parts + 1)]
+
+
+def _matmul_2d(a, b, out):
+    m, k = a.shape
+    n = b.shape[1]
+    axis, parts = gemm_parts(m, n, k)
+    if parts == 1:
+        np.matmul(a, b, out=out)
+        return
+    cuts = _bounds(m if axis == "rows" else n, parts)
+
+    def run(lo, hi):
+        for p in range(lo, hi):
+            s = slice(cuts[p], cuts[p + 1])
+            if axis == "rows":
+                np.matmul(a[s], b, out=out[s])
+            else:
+                np.matmul(a, b[:, s], out=out[:, s])
+
+    threads.parallel_for(parts, run, _EVERYTHING)
+
+
+def _matmul_stack(a, b, out):
+    def run(lo, hi):
+        np.matmul(a[lo:hi], b[lo:hi], out=out[lo:hi])
+
+    threads.parallel_for(out.shape[0], run, _EVERYTHING)
+
+
+def matmul(a, b, out=None):
+    """``a @ b`` (into ``out`` when given), split over the kernel threads with the BLAS on one.
+
+    Shape: (M, K) @ (K, N) -> (M, N); stacks (B, M, K) @ (B, K, N) -> (B, M, N) are split
+    over B; other shapes (broadcasting, 1-D) run as one ``matmul``.
+    """
+    xp = get_array_module(a)
+    if xp is not np or not threads.holds_blas():
+        return xp.matmul(a, b) if out is None else xp.matmul(a, b, out=out)
+    two_d = a.ndim == 2 and b.ndim == 2
+    stack = a.ndim == 3 and b.ndim == 3 and a.shape[0] == b.shape[0] and a.shape[0] > 1
+    with held_to_one_thread():
+        if not (two_d or stack) or a.dtype.kind not in "fc" or b.dtype.kind not in "fc":
+            return np.matmul(a, b) if out is None else np.matmul(a, b, out=out)
+        if out is None:
+            shape = (a.shape[0], b.shape[1]) if two_d else (a.shape[0], a.shape[1], b.shape[2])
+            out = np.empty(shape, dtype=np.result_type(a, b))
+        (_matmul_2d if two_d else _matmul_stack)(a, b, out)
+    return out
