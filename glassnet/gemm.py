@@ -9,6 +9,14 @@ of parts depends only on the shape and on the machine's usable cores (never on
 the result is bitwise the same with any thread count. A stack of matrices (Winograd's t²
 products) is split over the stack: each product is its own BLAS call either way.
 
+One exception, where the process asked OpenBLAS's threads to sleep right after each GEMM
+(``OPENBLAS_THREAD_TIMEOUT`` < 20, as the ``glassnet`` command sets it): mid-size GEMMs
+(fewer than :data:`BLAS_OWN_BELOW_FLOPS` multiply-adds, a fully connected layer's) run on the
+BLAS's own threads, whose shared packing beat glassnet's parts there (128×3136·3136×128: 1.7
+against 2.0–5.1 ms on 2 cores); their threads then sleep at once and cost the next pass nothing.
+Their bits depend on the BLAS's thread count, which glassnet never changes — still not on
+glassnet's.
+
 Otherwise (``hold_blas=False``, CuPy arrays) it is plain ``xp.matmul``.
 """
 from __future__ import annotations
@@ -19,13 +27,16 @@ from . import threads
 from .backend import get_array_module
 from .blas_threads import held_to_one_thread
 
-__all__ = ["matmul", "gemm_parts", "MIN_SPLIT_FLOPS", "MIN_PART_ROWS", "MIN_PART_COLUMNS"]
+__all__ = ["matmul", "gemm_parts", "MIN_SPLIT_FLOPS", "MIN_PART_ROWS", "MIN_PART_COLUMNS",
+           "BLAS_OWN_BELOW_FLOPS"]
 
 #: a GEMM with fewer multiply-adds (M·N·K) than this runs as one part
 MIN_SPLIT_FLOPS = 1 << 21
 #: a row block has at least this many rows, a column block at least this many columns
 MIN_PART_ROWS = 32
 MIN_PART_COLUMNS = 128
+#: with non-spinning BLAS threads, 2-D GEMMs with fewer multiply-adds run on the BLAS's threads
+BLAS_OWN_BELOW_FLOPS = 1 << 27
 _EVERYTHING = 1 << 62  # parallel_for's element count: always worth splitting
 
 
@@ -84,6 +95,8 @@ def matmul(a, b, out=None):
     if xp is not np or not threads.holds_blas():
         return xp.matmul(a, b) if out is None else xp.matmul(a, b, out=out)
     two_d = a.ndim == 2 and b.ndim == 2
+    if two_d and a.shape[0] * a.shape[1] * b.shape[1] < BLAS_OWN_BELOW_FLOPS and not threads.blas_threads_spin():
+        return np.matmul(a, b) if out is None else np.matmul(a, b, out=out)
     stack = a.ndim == 3 and b.ndim == 3 and a.shape[0] == b.shape[0] and a.shape[0] > 1
     with held_to_one_thread():
         if not (two_d or stack) or a.dtype.kind not in "fc" or b.dtype.kind not in "fc":

@@ -97,3 +97,33 @@ def test_off_switch_and_cupy_like_arrays_are_plain_matmul():
         th.set_num_threads(1)
     ints = np.arange(6).reshape(2, 3)
     assert np.array_equal(gemm.matmul(ints, ints.T), ints @ ints.T)  # no BLAS for ints: one call
+
+
+def test_mid_size_gemms_use_blas_threads_that_sleep(monkeypatch):
+    """With OpenBLAS's threads sleeping right after a GEMM (OPENBLAS_THREAD_TIMEOUT small), a
+    GEMM below BLAS_OWN_BELOW_FLOPS runs on the BLAS's own threads (no hold); larger ones and
+    every GEMM with spinning threads are held and split."""
+    from contextlib import contextmanager
+
+    entered = []
+
+    @contextmanager
+    def spy():
+        entered.append(True)
+        yield
+
+    monkeypatch.setattr(gemm, "held_to_one_thread", spy)
+    mid_a, mid_b = np.ones((128, 512), np.float32), np.ones((512, 256), np.float32)
+    big_a, big_b = np.ones((1024, 512), np.float32), np.ones((512, 512), np.float32)
+    assert 128 * 512 * 256 < gemm.BLAS_OWN_BELOW_FLOPS <= 1024 * 512 * 512
+    th.set_num_threads(2)
+    try:
+        monkeypatch.setattr(th, "blas_threads_spin", lambda: False)
+        assert np.array_equal(gemm.matmul(mid_a, mid_b), mid_a @ mid_b) and not entered
+        gemm.matmul(big_a, big_b)
+        assert entered == [True]
+        monkeypatch.setattr(th, "blas_threads_spin", lambda: True)
+        gemm.matmul(mid_a, mid_b)
+        assert entered == [True, True]
+    finally:
+        th.set_num_threads(1)
