@@ -4,8 +4,9 @@ When glassnet owns the cores (:func:`glassnet.threads.holds_blas`, the default w
 threadpoolctl finds the BLAS), a GEMM runs with the BLAS held to one thread
 (:mod:`glassnet.blas_threads`) and, when large, as a fixed number of parts — blocks of the
 output's rows (or, for few rows, of its columns) — spread over the kernel threads. The number
-of parts depends only on the shape and on the machine's usable cores (never on
-:func:`~glassnet.threads.set_num_threads`), and each part is one BLAS call on one thread, so
+of parts depends only on the shape and on :func:`~glassnet.threads.default_num_threads` (the
+machine's cores, or ``OMP_NUM_THREADS``, shared among MPI ranks), never on
+:func:`~glassnet.threads.set_num_threads`, and each part is one BLAS call on one thread, so
 the result is bitwise the same with any thread count. A stack of matrices (Winograd's t²
 products) is split over the stack: each product is its own BLAS call either way.
 
@@ -42,11 +43,12 @@ _EVERYTHING = 1 << 62  # parallel_for's element count: always worth splitting
 
 def gemm_parts(m: int, n: int, k: int) -> tuple[str, int]:
     """How an (m×k)·(k×n) GEMM is cut: ``("rows", p)`` or ``("columns", p)`` blocks of the
-    output, ``p`` ≤ the usable cores (1: not cut). A function of the shape and the machine only.
+    output, ``p`` ≤ :func:`~glassnet.threads.default_num_threads` (1: not cut). A function of the
+    shape and of the process's environment and machine only.
 
     Shape: m, n, k: ints.
     """
-    cores = threads.usable_cores()
+    cores = threads.default_num_threads()
     if cores < 2 or m * n * k < MIN_SPLIT_FLOPS:
         return "rows", 1
     if m >= 2 * MIN_PART_ROWS:

@@ -17,8 +17,9 @@ depends only on the GEMM's shape and the machine's cores, never on the thread
 count, so the bits stay the same with any :func:`set_num_threads`.
 
 Nothing happens at import: the thread count is chosen at the first kernel call
-that asks for it (``OMP_NUM_THREADS`` / ``OPENBLAS_NUM_THREADS`` if set, else
-the usable cores) and the worker threads start then. Without threadpoolctl the
+that asks for it (:func:`default_num_threads`: ``OMP_NUM_THREADS`` /
+``OPENBLAS_NUM_THREADS`` if set, else the usable cores, shared among the MPI
+ranks on the machine) and the worker threads start then. Without threadpoolctl the
 default is the old one: one kernel thread, GEMMs on BLAS's own threads.
 
 The off switch, ``set_num_threads(1, hold_blas=False)``, is that old default:
@@ -39,7 +40,7 @@ import numpy as np
 from .backend import is_channel_major
 from .errors import InvalidArgumentError
 
-__all__ = ["set_num_threads", "get_num_threads", "holds_blas", "usable_cores", "parallel_for",
+__all__ = ["set_num_threads", "get_num_threads", "default_num_threads", "holds_blas", "usable_cores", "parallel_for",
            "memory_order_flat", "elementwise", "add", "blas_threads_spin", "MIN_PARALLEL_ELEMENTS"]
 
 MIN_PARALLEL_ELEMENTS = 1 << 18  # below this (1 MiB of float32) a pass runs on the calling thread
@@ -70,6 +71,26 @@ def _count_from_environment() -> int | None:
     return None
 
 
+def _ranks_on_this_machine() -> int:
+    """How many processes an MPI launcher started on this machine (Open MPI's
+    ``OMPI_COMM_WORLD_LOCAL_SIZE``, MPICH's ``MPI_LOCALNRANKS``), 1 without one: each rank of a
+    data-parallel job takes its share of the cores, not all of them."""
+    for name in ("OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS"):
+        try:
+            n = int(os.environ.get(name, ""))
+        except ValueError:
+            continue
+        if n >= 1:
+            return n
+    return 1
+
+
+def default_num_threads() -> int:
+    """The automatic thread count: ``OMP_NUM_THREADS`` / ``OPENBLAS_NUM_THREADS`` when set, else
+    the usable cores divided among the MPI ranks on this machine (at least 1)."""
+    return _count_from_environment() or max(1, usable_cores() // _ranks_on_this_machine())
+
+
 def _resolve() -> int:
     """The thread count in use, choosing the automatic default on first use."""
     global _num_threads, _hold_blas
@@ -77,7 +98,7 @@ def _resolve() -> int:
         from .blas_threads import can_hold_blas
 
         if can_hold_blas():
-            _num_threads, _hold_blas = _count_from_environment() or usable_cores(), True
+            _num_threads, _hold_blas = default_num_threads(), True
         else:
             _num_threads, _hold_blas = 1, False
     return _num_threads

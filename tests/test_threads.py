@@ -66,6 +66,21 @@ print(th.get_num_threads(), th.holds_blas(), threading.active_count() > 1, [c.nu
     assert out.stdout.split()[:2] == ["3", "True"]
 
 
+def test_default_count_shares_the_cores_among_mpi_ranks(monkeypatch):
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(th, "usable_cores", lambda: 8)
+    assert th.default_num_threads() == 8
+    monkeypatch.setenv("MPI_LOCALNRANKS", "3")  # MPICH: 3 ranks here
+    assert th.default_num_threads() == 2
+    monkeypatch.setenv("OMPI_COMM_WORLD_LOCAL_SIZE", "16")  # more ranks than cores: one each
+    assert th.default_num_threads() == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "5")  # an explicit count wins
+    assert th.default_num_threads() == 5
+    monkeypatch.setenv("OMP_NUM_THREADS", "junk")
+    assert th.default_num_threads() == 1
+
+
 def test_the_off_switch_leaves_gemms_to_blas():
     th.set_num_threads(1, hold_blas=False)
     try:

@@ -60,17 +60,42 @@ def _im2col(x, kh, kw, sh, sw, pads, dh, dw, ho, wo, ones_row=False):
     buf = xp.empty((k + int(ones_row), n * ho * wo), dtype=x.dtype)
     cols = buf[:k].reshape(c, kh, kw, n, ho, wo)
 
+    polyphase = (sh > 1 or sw > 1) and kh * kw > sh * sw
+
     def copy_channels(c0, c1):  # channels c0:c1 of every patch (threads split this range)
+        phases = _phases(xpad[c0:c1], sh, sw) if polyphase else None
         for i in range(kh):
             r0 = i * dh
             for j in range(kw):
                 q0 = j * dw
-                cols[c0:c1, i, j] = xpad[c0:c1, :, r0 : r0 + sh * (ho - 1) + 1 : sh, q0 : q0 + sw * (wo - 1) + 1 : sw]
+                if phases is None:
+                    src = xpad[c0:c1, :, r0 : r0 + sh * (ho - 1) + 1 : sh, q0 : q0 + sw * (wo - 1) + 1 : sw]
+                else:  # the same elements, read with unit stride from their phase
+                    r, q = r0 // sh, q0 // sw
+                    src = phases[r0 % sh][q0 % sw][:, :, r : r + ho, q : q + wo]
+                cols[c0:c1, i, j] = src
 
     parallel_for(c, copy_channels, buf.size, xp=xp)
     if ones_row:
         buf[k] = 1
     return buf
+
+
+def _phases(xpad, sh, sw):
+    """The polyphase components of a strided convolution's padded input:
+    ``phases[p][q] = xpad[..., p::sH, q::sW]``, each copied contiguous.
+
+    Kernel offset (i, j) of a stride-(sH, sW) convolution reads
+    ``xpad[..., r0 + sH·a, q0 + sW·b]`` (r0 = i·dH, q0 = j·dW), which is
+    ``phases[r0 mod sH][q0 mod sW][..., r0 div sH + a, q0 div sW + b]``: with
+    the sH·sW phases made once (one pass over the input), every one of the
+    kH·kW offset copies reads unit-stride rows instead of every sW-th element
+    (a 7×7/2 stem: 49 strided copies become 4 and 49 row copies).
+
+    Shape: xpad (C, N, Hp, Wp) -> sH × sW arrays (C, N, ⌈(Hp − p)/sH⌉, ⌈(Wp − q)/sW⌉).
+    """
+    xp = get_array_module(xpad)
+    return [[xp.ascontiguousarray(xpad[:, :, p::sh, q::sw]) for q in range(sw)] for p in range(sh)]
 
 
 def _col2im(cols, x_shape, kh, kw, sh, sw, pads, dh, dw, ho, wo):
