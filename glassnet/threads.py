@@ -58,10 +58,9 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-def _count_from_environment() -> int | None:
-    """``OMP_NUM_THREADS`` or ``OPENBLAS_NUM_THREADS`` when set to a positive int (what a
-    launcher that shares the cores between processes sets), else None."""
-    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+def _first_positive_int(names) -> int | None:
+    """The first of the environment variables ``names`` set to a positive int, else None."""
+    for name in names:
         try:
             n = int(os.environ.get(name, ""))
         except ValueError:
@@ -71,24 +70,18 @@ def _count_from_environment() -> int | None:
     return None
 
 
-def _ranks_on_this_machine() -> int:
-    """How many processes an MPI launcher started on this machine (Open MPI's
-    ``OMPI_COMM_WORLD_LOCAL_SIZE``, MPICH's ``MPI_LOCALNRANKS``), 1 without one: each rank of a
-    data-parallel job takes its share of the cores, not all of them."""
-    for name in ("OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS"):
-        try:
-            n = int(os.environ.get(name, ""))
-        except ValueError:
-            continue
-        if n >= 1:
-            return n
-    return 1
+#: a thread count a launcher that shares the cores between processes sets
+THREAD_COUNT_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+#: how many processes an MPI launcher started on this machine (Open MPI's, MPICH's): each rank of
+#: a data-parallel job takes its share of the cores, not all of them
+LOCAL_RANKS_VARIABLES = ("OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS")
 
 
 def default_num_threads() -> int:
     """The automatic thread count: ``OMP_NUM_THREADS`` / ``OPENBLAS_NUM_THREADS`` when set, else
     the usable cores divided among the MPI ranks on this machine (at least 1)."""
-    return _count_from_environment() or max(1, usable_cores() // _ranks_on_this_machine())
+    ranks = _first_positive_int(LOCAL_RANKS_VARIABLES) or 1
+    return _first_positive_int(THREAD_COUNT_VARIABLES) or max(1, usable_cores() // ranks)
 
 
 def _resolve() -> int:
