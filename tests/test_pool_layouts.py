@@ -60,3 +60,29 @@ def test_in_order_of_copies_only_on_a_mismatch():
     assert is_channel_major(to_cm) and np.array_equal(to_cm, a)
     to_c = in_order_of(np, cm, a)
     assert to_c.flags.c_contiguous and np.array_equal(to_c, a)
+
+
+def test_max_pool_without_grad_keeps_no_arg_and_gives_the_same_output():
+    import glassnet as gn
+    import glassnet.nn.functional as F
+    from glassnet.errors import InvalidArgumentError
+    from glassnet.ops.pool.cache import MaxPoolCache, MaxPoolOutputCache
+
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 3, 9, 8)).astype(np.float32)
+    x[0, 0, :3, :3] = np.nan
+    x[1, 1] = -np.inf
+    for kernel, stride, padding in [(2, 2, 0), (3, 2, 1), (3, 1, 1)]:
+        full, cache = max_pool2d_forward(x, kernel, stride, padding)
+        fast, out_cache = max_pool2d_forward(x, kernel, stride, padding, keep_arg=False)
+        assert isinstance(out_cache, MaxPoolOutputCache) and not isinstance(out_cache, MaxPoolCache)
+        np.testing.assert_array_equal(fast, full)  # NaN and −inf windows included
+        with pytest.raises(InvalidArgumentError, match="keep_arg=False"):
+            max_pool2d_backward(np.ones_like(fast), out_cache)
+    t = gn.from_numpy(x)
+    with gn.no_grad():
+        y = F.max_pool2d(t, 3, 2, 1)
+    np.testing.assert_array_equal(y.data, max_pool2d_forward(x, 3, 2, 1)[0])
+    with gn.no_grad():  # return_indices still works without grad: it needs the arg-max
+        _, idx = F.max_pool2d(t, 2, return_indices=True)
+    assert idx.shape == (2, 3, 4, 4)

@@ -11,6 +11,7 @@ argument or shapes and the rule broken, before any array math runs.
 """
 from __future__ import annotations
 
+from .. import autograd
 from ..errors import ShapeError
 from ..ops import pool as K
 from ..op_record import OpRecord
@@ -62,8 +63,9 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     x, unbatched = _as_4d(layer, input)
     a.output_hw(x.shape)
     box = {}
+    keep_arg = return_indices or (autograd.is_grad_enabled() and x.requires_grad)  # else no arg-max is found
     out = apply_kernel(OpRecord("max_pool2d", a), _recording(K.max_pool2d_forward, box), K.max_pool2d_backward,
-                       [x], a.kernel_size, a.stride, a.padding, a.dilation, a.ceil_mode)
+                       [x], a.kernel_size, a.stride, a.padding, a.dilation, a.ceil_mode, keep_arg)
     out = _finish(out, unbatched)
     if not return_indices:
         return out

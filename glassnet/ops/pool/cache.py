@@ -4,22 +4,23 @@ Each forward returns one of these as its ``cache``; the backward reads it by fie
 ``algorithm`` class attribute names the strategy the forward took (it lands on the tape's
 :class:`~glassnet.op_record.OpRecord`):
 
-==========================  =====================  ==================================================
-cache                       ``algorithm``          strategy
-==========================  =====================  ==================================================
-:class:`MaxPoolCache`       ``"separable"``        row-segment max then window max, keeping both
-                                                   stages' arg-max; backward routes with them
-:class:`MaxPoolArgCache`    ``"running max"``      running max over the kernel offsets, tracking the
-                                                   arg-max (windows that are all −inf with padding)
-:class:`AvgPoolTileCache`   ``"tiles"``            windows tile the input: one reshape and a sum
-:class:`AvgPoolCache`       ``"offset views"``     a sum of the kH·kW strided offset views
-:class:`LpPoolCache`        ``"power average"``    ``(kH·kW · avg_pool2d(x^p))^(1/p)``
-:class:`LpPoolInfCache`     ``"max of |x|"``       ``p = ±∞``: max pooling of ``±|x|``
-:class:`AdaptiveTileCache`  ``"tiles"``            windows tile: a plain pool with kernel = stride
-:class:`AdaptiveAvgCache`   ``"separable matmul"`` ``y = A_H · x · A_Wᵀ``
-:class:`AdaptiveMaxCache`   ``"separable"``        max over column windows, then over row windows
-:class:`ReferenceCache`     ``"reference"``        the lecture's loops (:mod:`.reference`)
-==========================  =====================  ==================================================
+==============================  =====================  ==================================================
+cache                           ``algorithm``          strategy
+==============================  =====================  ==================================================
+:class:`MaxPoolCache`           ``"separable"``        row-segment max then window max, keeping both
+                                                       stages' arg-max; backward routes with them
+:class:`MaxPoolOutputCache`     ``"separable"``        the same, output only (no gradient wanted): no arg-max
+:class:`MaxPoolArgCache`        ``"running max"``      running max over the kernel offsets, tracking the
+                                                       arg-max (windows that are all −inf with padding)
+:class:`AvgPoolTileCache`       ``"tiles"``            windows tile the input: one reshape and a sum
+:class:`AvgPoolCache`           ``"offset views"``     a sum of the kH·kW strided offset views
+:class:`LpPoolCache`            ``"power average"``    ``(kH·kW · avg_pool2d(x^p))^(1/p)``
+:class:`LpPoolInfCache`         ``"max of |x|"``       ``p = ±∞``: max pooling of ``±|x|``
+:class:`AdaptiveTileCache`      ``"tiles"``            windows tile: a plain pool with kernel = stride
+:class:`AdaptiveAvgCache`       ``"separable matmul"`` ``y = A_H · x · A_Wᵀ``
+:class:`AdaptiveMaxCache`       ``"separable"``        max over column windows, then over row windows
+:class:`ReferenceCache`         ``"reference"``        the lecture's loops (:mod:`.reference`)
+==============================  =====================  ==================================================
 
 Arrays are kept by reference (no copies); ``eq=False`` because arrays have no single truth value.
 """
@@ -28,7 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-__all__ = ["Crop", "MaxPoolCache", "MaxPoolArgCache", "AvgPoolTileCache", "AvgPoolCache", "LpPoolCache",
+__all__ = ["Crop", "MaxPoolCache", "MaxPoolOutputCache", "MaxPoolArgCache", "AvgPoolTileCache", "AvgPoolCache", "LpPoolCache",
            "LpPoolInfCache", "AdaptiveTileCache", "AdaptiveAvgCache", "AdaptiveMaxCache", "ReferenceCache"]
 
 
@@ -73,6 +74,22 @@ class MaxPoolCache:
     stride: tuple
     dilation: tuple
     crop: Crop | None
+
+
+@dataclass(frozen=True, eq=False)
+class MaxPoolOutputCache:
+    """Separable max pooling run for its output only (no gradient wanted): no arg-max was kept,
+    so there is nothing to route a gradient with.
+
+    Attributes:
+        x_shape: the input's shape (N, C, H, W).
+
+    Shape:
+        not applicable.
+    """
+
+    algorithm: ClassVar[str] = "separable"
+    x_shape: tuple
 
 
 @dataclass(frozen=True, eq=False)

@@ -20,8 +20,9 @@ from __future__ import annotations
 import numpy as np
 
 from ...backend import get_array_module
+from ...errors import InvalidArgumentError
 from .args import PoolArgs
-from .cache import Crop, MaxPoolArgCache, MaxPoolCache
+from .cache import Crop, MaxPoolArgCache, MaxPoolCache, MaxPoolOutputCache
 from .geometry import (
     check_input, column_views, empty_in_order_of, for_planes, index_dtype, offset_view, pad_array,
     padded_extent, row_views,
@@ -104,7 +105,7 @@ def _running_max(xp, xpad, Ho, Wo, kernel_size, stride, dilation, arg, out):
     return out, arg
 
 
-def max_pool2d_forward(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
+def max_pool2d_forward(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, keep_arg=True):
     """2-D max pooling, ``y[i, j] = max over R(i, j) of x`` (PyTorch's ``F.max_pool2d``).
 
     Padding counts as ``−inf`` (never chosen). Ties go to the first element of
@@ -122,6 +123,9 @@ def max_pool2d_forward(x, kernel_size, stride=None, padding=0, dilation=1, ceil_
     all-−inf windows with padding, or NaN maxima, is it a
     :class:`~.cache.MaxPoolArgCache` holding the window's arg-max (the
     kernel-offset index ``a·kW + b`` per output, in the smallest int dtype).
+    With ``keep_arg=False`` (no gradient wanted: ``no_grad()``, inference) no
+    arg-max is found at all and the cache is a :class:`~.cache.MaxPoolOutputCache`,
+    which no backward accepts.
     """
     xp = get_array_module(x)
     args = PoolArgs("max", kernel_size, stride, padding, dilation, ceil_mode)
@@ -152,6 +156,8 @@ def max_pool2d_forward(x, kernel_size, stride=None, padding=0, dilation=1, ceil_
         _elementwise_max(xp, row_views(m1[sl], Ho, kh, sh, dh), out[sl])
 
     for_planes(xp, xpad, pool_planes)
+    if not keep_arg:  # the separable max is the output in every case (−inf padding, NaN included)
+        return out, MaxPoolOutputCache(x.shape)
     crop = None if xpad is x else Crop(ph, pw, H, W)
     if crop is None or not bool((out == -np.inf).any()):
         if not _no_nan(xp, out):
@@ -254,6 +260,8 @@ def max_pool2d_backward(dout, cache):
     Shape: dout (N, C, Ho, Wo) -> dx (N, C, H, W).
     """
     xp = get_array_module(dout)
+    if isinstance(cache, MaxPoolOutputCache):
+        raise _no_arg_error("max_pool2d_backward")
     dout = in_order_of(xp, dout, cache.argr if isinstance(cache, MaxPoolCache) else cache.arg)
     if isinstance(cache, MaxPoolCache):
         crop, kernel_size, stride, dilation = cache.crop, cache.kernel_size, cache.stride, cache.dilation
@@ -291,6 +299,12 @@ def max_pool2d_backward(dout, cache):
     return xp.ascontiguousarray(dxp[:, :, ph:ph + H, pw:pw + W])
 
 
+def _no_arg_error(what):
+    return InvalidArgumentError(
+        f"{what}: this max pool's forward ran with keep_arg=False (no gradient was wanted), so it kept no "
+        "arg-max; run the forward with gradients enabled (or return_indices=True)")
+
+
 def max_pool2d_indices(cache):
     """PyTorch's ``return_indices``: for each output the flat index ``r·W + c``
     into its input's ``(H, W)`` plane of the element it took (int64), read off
@@ -298,6 +312,8 @@ def max_pool2d_indices(cache):
 
     Shape: (N, C, Ho, Wo), int64.
     """
+    if isinstance(cache, MaxPoolOutputCache):
+        raise _no_arg_error("max_pool2d_indices")
     (_, kw), (sh, sw), (dh, dw) = cache.kernel_size, cache.stride, cache.dilation
     if isinstance(cache, MaxPoolCache):
         crop = cache.crop
