@@ -56,10 +56,6 @@ def gemm_parts(m: int, n: int, k: int) -> tuple[str, int]:
     return "columns", max(1, min(cores, n // MIN_PART_COLUMNS))
 
 
-def _bounds(size: int, parts: int) -> list[int]:
-    return [size * i // parts for i in range(parts + 1)]
-
-
 def _matmul_2d(a, b, out):
     m, k = a.shape
     n = b.shape[1]
@@ -67,7 +63,7 @@ def _matmul_2d(a, b, out):
     if parts == 1:
         np.matmul(a, b, out=out)
         return
-    cuts = _bounds(m if axis == "rows" else n, parts)
+    cuts = threads.even_bounds(m if axis == "rows" else n, parts)
 
     def run(lo, hi):
         for p in range(lo, hi):

@@ -32,6 +32,7 @@ CuPy arrays are never split (the GPU is parallel already).
 """
 from __future__ import annotations
 
+import functools
 import os
 from concurrent.futures import ThreadPoolExecutor
 
@@ -41,7 +42,7 @@ from .backend import is_channel_major
 from .errors import InvalidArgumentError
 
 __all__ = ["set_num_threads", "get_num_threads", "default_num_threads", "holds_blas", "usable_cores", "parallel_for",
-           "memory_order_flat", "elementwise", "add", "blas_threads_spin", "MIN_PARALLEL_ELEMENTS"]
+           "even_bounds", "memory_order_flat", "elementwise", "add", "blas_threads_spin", "MIN_PARALLEL_ELEMENTS"]
 
 MIN_PARALLEL_ELEMENTS = 1 << 18  # below this (1 MiB of float32) a pass runs on the calling thread
 _num_threads: int | None = None  # None: not chosen yet (the automatic default, resolved at first use)
@@ -168,14 +169,23 @@ def get_num_threads() -> int:
     return _resolve()
 
 
+@functools.cache
 def blas_threads_spin() -> bool:
     """Whether OpenBLAS's threads will busy-wait after a GEMM (the default
-    unless ``OPENBLAS_THREAD_TIMEOUT`` was set to a small value, < 20)."""
+    unless ``OPENBLAS_THREAD_TIMEOUT`` was set to a small value, < 20). OpenBLAS
+    reads the variable once, when NumPy loads it, so the answer is read once too
+    (every GEMM asks, :mod:`glassnet.gemm`)."""
     value = os.environ.get("OPENBLAS_THREAD_TIMEOUT") or os.environ.get("GOTO_THREAD_TIMEOUT")
     try:
         return value is None or int(value) >= 20
     except ValueError:
         return True
+
+
+def even_bounds(size: int, parts: int) -> list[int]:
+    """``parts + 1`` cut points ``⌊size·i / parts⌋`` splitting ``range(size)`` into ``parts``
+    contiguous ranges whose lengths differ by at most one."""
+    return [size * i // parts for i in range(parts + 1)]
 
 
 def parallel_for(n: int, work, elements: int, xp=np) -> None:
@@ -190,7 +200,7 @@ def parallel_for(n: int, work, elements: int, xp=np) -> None:
         work(0, n)
         return
     pool = _worker_pool()
-    bounds = [n * i // parts for i in range(parts + 1)]
+    bounds = even_bounds(n, parts)
     futures = [pool.submit(work, lo, hi) for lo, hi in zip(bounds[1:-1], bounds[2:])]
     try:
         work(bounds[0], bounds[1])

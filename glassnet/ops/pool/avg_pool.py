@@ -99,12 +99,12 @@ def avg_pool2d_backward(dout, cache):
     g = dout / cache.divisor
     if isinstance(cache, AvgPoolTileCache):
         x_shape, (kh, kw) = cache.x_shape, cache.kernel_size
-        N, C, Ho, Wo = g.shape
         if cache.channel_major:  # dx in x's order: the next backward (ReLU, batch norm) runs along it
-            g6 = xp.broadcast_to(g.swapaxes(0, 1)[:, :, :, None, :, None], (C, N, Ho, kh, Wo, kw))
-            return untile(xp, xp.ascontiguousarray(g6), (C, N) + tuple(x_shape[2:])).swapaxes(0, 1)
-        g6 = xp.broadcast_to(g[:, :, :, None, :, None], (N, C, Ho, kh, Wo, kw))
-        return untile(xp, xp.ascontiguousarray(g6), x_shape)
+            g, x_shape = g.swapaxes(0, 1), (x_shape[1], x_shape[0]) + tuple(x_shape[2:])
+        A, B, Ho, Wo = g.shape
+        g6 = xp.broadcast_to(g[:, :, :, None, :, None], (A, B, Ho, kh, Wo, kw))
+        dx = untile(xp, xp.ascontiguousarray(g6), x_shape)
+        return dx.swapaxes(0, 1) if cache.channel_major else dx
 
     x_shape, (Hp, Wp), kernel_size, stride, padding = (cache.x_shape, cache.padded_hw, cache.kernel_size,
                                                        cache.stride, cache.padding)

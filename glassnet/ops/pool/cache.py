@@ -81,15 +81,11 @@ class MaxPoolOutputCache:
     """Separable max pooling run for its output only (no gradient wanted): no arg-max was kept,
     so there is nothing to route a gradient with.
 
-    Attributes:
-        x_shape: the input's shape (N, C, H, W).
-
     Shape:
-        not applicable.
+        not applicable (no fields).
     """
 
     algorithm: ClassVar[str] = "separable"
-    x_shape: tuple
 
 
 @dataclass(frozen=True, eq=False)

@@ -157,7 +157,7 @@ def max_pool2d_forward(x, kernel_size, stride=None, padding=0, dilation=1, ceil_
 
     for_planes(xp, xpad, pool_planes)
     if not keep_arg:  # the separable max is the output in every case (−inf padding, NaN included)
-        return out, MaxPoolOutputCache(x.shape)
+        return out, MaxPoolOutputCache()
     crop = None if xpad is x else Crop(ph, pw, H, W)
     if crop is None or not bool((out == -np.inf).any()):
         if not _no_nan(xp, out):
