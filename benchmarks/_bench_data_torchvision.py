@@ -23,7 +23,9 @@ single-threaded NumPy); the main process also gets :func:`retain_freed_memory`
 (``--default-malloc`` to skip), as glassnet's side does. One untimed warm-up epoch (which also gathers the
 sanity statistics: images seen, label sum, per-channel mean/std of the
 batches), then ``--epochs`` timed epochs, worker start-up included
-(``persistent_workers=False``, the default).
+(``persistent_workers=False``, the default), or with ``--persistent-workers``
+the steady state of workers kept from epoch to epoch (what a training run
+uses: ``glassnet train`` keeps its workers), their CPU read from ``/proc``.
 
 ``stages``: CPU time per image of each step of the pipeline, in this process
 without a DataLoader (see ``bench_data.py``).
@@ -65,6 +67,17 @@ def workers_cpu(directory, expected, wait_s=10.0):
     if len(files) < expected:
         raise SystemExit(f"only {len(files)} of {expected} workers reported their CPU time")
     return sum(float(open(os.path.join(directory, f)).read()) for f in files)
+
+
+def pids_cpu(pids):
+    """The CPU seconds (user + system) the processes ``pids`` have used so far, from ``/proc/PID/stat``."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime: fields 14 and 15 of stat(5)
+    return total / tick
 
 
 def retain_freed_memory() -> bool:
@@ -128,7 +141,7 @@ def _transform():
                       T.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
 
 
-def loader(folder, workers, batch, epochs, default_malloc=False):
+def loader(folder, workers, batch, epochs, default_malloc=False, persistent=False):
     import functools
     import tempfile
 
@@ -142,7 +155,8 @@ def loader(folder, workers, batch, epochs, default_malloc=False):
     gen = torch.Generator()
     gen.manual_seed(0)
     torch.manual_seed(0)
-    dl = torch.utils.data.DataLoader(ds, batch_size=batch, shuffle=True, num_workers=workers, generator=gen)
+    dl = torch.utils.data.DataLoader(ds, batch_size=batch, shuffle=True, num_workers=workers, generator=gen,
+                                     persistent_workers=persistent)
     stats = EpochStats()
     for x, y in dl:  # warm-up epoch, untimed: the sanity statistics
         stats.add(x.numpy(), y.numpy())
@@ -151,8 +165,10 @@ def loader(folder, workers, batch, epochs, default_malloc=False):
         for e in range(epochs):
             reports = os.path.join(tmp, str(e))
             os.mkdir(reports)
-            dl.worker_init_fn = functools.partial(record_cpu_at_exit, reports) if workers else None
-            t0, c0, count = time.perf_counter(), cpu_now(), 0
+            pids = [w.pid for w in dl._iterator._workers] if persistent else []
+            if not persistent:
+                dl.worker_init_fn = functools.partial(record_cpu_at_exit, reports) if workers else None
+            t0, c0, w0, count = time.perf_counter(), cpu_now(), pids_cpu(pids), 0
             for x, y in dl:
                 count += len(y)
             dt = time.perf_counter() - t0
@@ -160,7 +176,8 @@ def loader(folder, workers, batch, epochs, default_malloc=False):
             seconds.append(dt)
             rates.append(count / dt)
             main_cpu.append(c / count)
-            total_cpu.append((c + (workers_cpu(reports, workers) if workers else 0.0)) / count)
+            w = pids_cpu(pids) - w0 if persistent else workers_cpu(reports, workers) if workers else 0.0
+            total_cpu.append((c + w) / count)
     print(json.dumps({"images_per_s": rates, "seconds": seconds, "main_cpu_s_per_image": main_cpu,
                       "total_cpu_s_per_image": total_cpu, "stats": stats.as_dict(),
                       "torch_threads": torch.get_num_threads()}))
@@ -232,6 +249,7 @@ def main():
     ap.add_argument("--images", type=int, default=128)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--default-malloc", action="store_true", help="skip retain_freed_memory() in the main process")
+    ap.add_argument("--persistent-workers", action="store_true", help="keep the workers from epoch to epoch")
     args = ap.parse_args()
     if args.mode == "versions":
         import PIL
@@ -241,7 +259,8 @@ def main():
         print(json.dumps({"torch": torch.__version__, "torchvision": torchvision.__version__, "PIL": PIL.__version__,
                           "python": sys.version.split()[0]}))
     elif args.mode == "loader":
-        loader(args.folder, args.workers, args.batch, args.epochs, args.default_malloc)
+        loader(args.folder, args.workers, args.batch, args.epochs, args.default_malloc,
+               args.persistent_workers and args.workers > 0)
     else:
         stages(args.folder, args.images, args.repeat, args.batch, args.default_malloc)
 

@@ -46,11 +46,14 @@ worker count; round 2: torchvision first; ...). A process runs one untimed
 warm-up epoch (starting glassnet's fork server, filling the page cache, and
 gathering the sanity statistics below), then ``--epochs`` (1) timed epochs,
 each from ``iter()`` to the last batch, worker start-up included
-(``persistent_workers=False``, both libraries' default). Reported: images/s
+(``persistent_workers=False``, both libraries' default) -- or, with
+``--persistent-workers``, by the warm-up epoch's workers kept alive (both
+libraries; what ``glassnet train`` does), the steady state of a long run. Reported: images/s
 (median over rounds), the glassnet/torchvision ratio of medians and the
 median of the per-round ratios (which cancels slow drifts of the load), and
 CPU ms per image in the main process and in all processes (main + workers,
-each worker reporting its ``getrusage`` as it exits): CPU time is what the
+each worker reporting its ``getrusage`` as it exits; persistent workers
+are read from ``/proc``): CPU time is what the
 loading costs, insensitive to other jobs competing for the cores, unlike
 images/s; ``2 cores / CPU per image`` is the rate an idle 2-core machine
 would allow.
@@ -111,7 +114,7 @@ for _p in (HERE, ROOT):
     if _p not in sys.path:
         sys.path.append(_p)
 
-from _bench_data_torchvision import EpochStats, cpu_now, record_cpu_at_exit, workers_cpu  # noqa: E402
+from _bench_data_torchvision import EpochStats, cpu_now, pids_cpu, record_cpu_at_exit, workers_cpu  # noqa: E402
 from _timing import dump_json, environment, print_header, print_table  # noqa: E402
 
 TV_HELPER = os.path.join(HERE, "_bench_data_torchvision.py")
@@ -251,13 +254,15 @@ def _malloc(default_malloc: bool) -> None:
         retain_freed_memory()
 
 
-def child_loader(contender, workers, folder, cache, batch, epochs, default_malloc):
-    """Runs in a fresh process: one warm-up epoch (statistics), then ``epochs`` timed ones."""
+def child_loader(contender, workers, folder, cache, batch, epochs, default_malloc, persistent=False):
+    """Runs in a fresh process: one warm-up epoch (statistics), then ``epochs`` timed ones (with
+    ``persistent``, by the workers of the warm-up epoch, their CPU read from ``/proc``)."""
     from glassnet.data import DataLoader
 
     _malloc(default_malloc)
     ds = glassnet_dataset(contender, folder, cache)
-    loader = DataLoader(ds, batch_size=batch, shuffle=True, seed=0, num_workers=workers)
+    loader = DataLoader(ds, batch_size=batch, shuffle=True, seed=0, num_workers=workers,
+                        persistent_workers=persistent)
     stats = EpochStats()
     for x, y in loader:  # warm-up epoch, untimed
         stats.add(x, y)
@@ -266,8 +271,10 @@ def child_loader(contender, workers, folder, cache, batch, epochs, default_mallo
         for e in range(epochs):
             reports = os.path.join(tmp, str(e))
             os.mkdir(reports)
-            loader.worker_init_fn = functools.partial(record_cpu_at_exit, reports) if workers else None
-            t0, c0, count = time.perf_counter(), cpu_now(), 0
+            pids = loader._pool.pids if persistent else []
+            if not persistent:
+                loader.worker_init_fn = functools.partial(record_cpu_at_exit, reports) if workers else None
+            t0, c0, w0, count = time.perf_counter(), cpu_now(), pids_cpu(pids), 0
             for x, y in loader:
                 count += len(y)
             dt = time.perf_counter() - t0
@@ -275,7 +282,9 @@ def child_loader(contender, workers, folder, cache, batch, epochs, default_mallo
             seconds.append(dt)
             rates.append(count / dt)
             main_cpu.append(c / count)
-            total_cpu.append((c + (workers_cpu(reports, workers) if workers else 0.0)) / count)
+            w = pids_cpu(pids) - w0 if persistent else workers_cpu(reports, workers) if workers else 0.0
+            total_cpu.append((c + w) / count)
+    loader.close()
     print(json.dumps({"images_per_s": rates, "seconds": seconds, "main_cpu_s_per_image": main_cpu,
                       "total_cpu_s_per_image": total_cpu, "stats": stats.as_dict()}))
 
@@ -454,6 +463,9 @@ def main():
     ap.add_argument("--train-workers", type=int, default=2)
     ap.add_argument("--train-warmup", type=int, default=1)
     ap.add_argument("--train-steps", type=int, default=4)
+    ap.add_argument("--persistent-workers", action="store_true",
+                    help="both libraries keep their workers from the warm-up epoch on (persistent_workers=True, "
+                         "what glassnet train does): the steady state, without the start-up of each epoch")
     ap.add_argument("--default-malloc", action="store_true",
                     help="leave glibc malloc at its defaults in the main processes (default: retain_freed_memory)")
     ap.add_argument("--quick", action="store_true",
@@ -471,7 +483,7 @@ def main():
         kind = args.child[0]
         if kind == "loader":
             return child_loader(args.child[1], int(args.child[2]), args.folder, args.cache, args.batch, args.epochs,
-                                args.default_malloc)
+                                args.default_malloc, args.persistent_workers and int(args.child[2]) > 0)
         if kind == "stages":
             return child_stages(args.folder, args.cache, args.stage_images, 1 if args.quick else 3, args.batch,
                                 args.default_malloc)
@@ -495,7 +507,7 @@ def main():
     env["simplejpeg"] = getattr(__import__("simplejpeg"), "__version__", "?")
     env["PIL"] = __import__("PIL").__version__
     settings = {k: getattr(args, k) for k in ("images", "classes", "workers", "batch", "epochs", "rounds",
-                                               "train_batch", "train_workers", "train_steps")}
+                                               "persistent_workers", "train_batch", "train_workers", "train_steps")}
     settings["contenders"] = contenders
     print_header("bench_data: photo folder -> RandomResizedCrop(224)+flip+Normalize, batches of "
                  f"{args.batch}", env, settings)
@@ -529,6 +541,9 @@ def main():
     if args.default_malloc:
         me.append("--default-malloc")
         tv_flags.append("--default-malloc")
+    if args.persistent_workers:
+        me.append("--persistent-workers")
+        tv_flags.append("--persistent-workers")
 
     res, stages, summary = {}, {}, {}
     if args.only != "train":

@@ -285,3 +285,28 @@ def test_lambda_and_apply_transform_per_image_fallback():
     apply_transform(comp, x, batched=True)
     assert len(calls) == 5
     assert apply_transform(None, x, batched=True) is x
+
+
+# --------------------------------------------------------------------------
+# Resizing: the same bits from planar and pixel-interleaved memory
+
+
+@pytest.mark.parametrize("interpolation", ["bilinear", "bicubic", "lanczos", "box", "hamming", "nearest"])
+def test_resize_gives_the_same_bits_from_planar_and_interleaved_memory(interpolation):
+    """The image cache's rows are planar (C, H, W); decoded photos are (H, W, C) memory. The planar
+    path resizes band by band as "L" images, the interleaved one as one "RGB" image: equal bits."""
+    rng = np.random.default_rng(3)
+    smooth = np.cumsum(rng.integers(-9, 10, (3, 61, 83)), axis=2)
+    planar = np.clip(128 + smooth, 0, 255).astype(np.uint8)
+    interleaved = np.ascontiguousarray(planar.transpose(1, 2, 0)).transpose(2, 0, 1)
+    assert planar.flags.c_contiguous and interleaved.transpose(1, 2, 0).flags.c_contiguous
+    for size in (29, (70, 100), 150):
+        a = T.Resize(size, interpolation=interpolation)(planar)
+        b = T.Resize(size, interpolation=interpolation)(interleaved)
+        assert a.flags.c_contiguous and b.flags.c_contiguous
+        np.testing.assert_array_equal(a, b)
+    for k in range(5):
+        crop = T.RandomResizedCrop(48, interpolation=interpolation)
+        a = crop(planar, rng=np.random.default_rng(k))
+        b = crop(interleaved, rng=np.random.default_rng(k))
+        np.testing.assert_array_equal(a, b)
