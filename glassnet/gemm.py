@@ -3,7 +3,7 @@
 When glassnet owns the cores (:func:`glassnet.threads.holds_blas`, the default where
 threadpoolctl finds the BLAS), a GEMM runs with the BLAS held to one thread
 (:mod:`glassnet.blas_threads`) and, when large, as a fixed number of parts — blocks of the
-output's rows (or, for few rows, of its columns) — spread over the kernel threads. The number
+output's rows or of its columns (along its longer side) — spread over the kernel threads. The number
 of parts depends only on the shape and on :func:`~glassnet.threads.default_num_threads` (the
 machine's cores, or ``OMP_NUM_THREADS``, shared among MPI ranks), never on
 :func:`~glassnet.threads.set_num_threads`, and each part is one BLAS call on one thread, so
@@ -46,14 +46,25 @@ def gemm_parts(m: int, n: int, k: int) -> tuple[str, int]:
     output, ``p`` ≤ :func:`~glassnet.threads.default_num_threads` (1: not cut). A function of the
     shape and of the process's environment and machine only.
 
+    Every part reads the whole of one operand: row blocks each read all of B (k×n), column
+    blocks all of A (m×k). So the cut goes along the output's longer side (rows when m > n),
+    and the smaller operand is the one read again: a convolution's W_row · X_col (64 × 289 ·
+    289 × 25 088, the SmallCNN's conv2) runs 7.4 -> 6.4 ms in column blocks on 2 cores, its
+    dL/dW (X_col · dOᵀ, 289 × 64 output) 7.8 -> 6.8 ms in row blocks
+    (``benchmarks/bench_conv.py``; probes in BENCHMARKS.md). A side too short for two blocks
+    of :data:`MIN_PART_ROWS` / :data:`MIN_PART_COLUMNS` is not cut.
+
     Shape: m, n, k: ints.
     """
     cores = threads.default_num_threads()
     if cores < 2 or m * n * k < MIN_SPLIT_FLOPS:
         return "rows", 1
-    if m >= 2 * MIN_PART_ROWS:
+    rows_ok, columns_ok = m >= 2 * MIN_PART_ROWS, n >= 2 * MIN_PART_COLUMNS
+    if rows_ok and (m > n or not columns_ok):
         return "rows", min(cores, m // MIN_PART_ROWS)
-    return "columns", max(1, min(cores, n // MIN_PART_COLUMNS))
+    if columns_ok:
+        return "columns", min(cores, n // MIN_PART_COLUMNS)
+    return "rows", 1
 
 
 def _matmul_2d(a, b, out):

@@ -22,7 +22,8 @@ def _with_threads(n, fn):
 
 
 SHAPES = [
-    ((256, 300), (300, 500), False, False),   # rows
+    ((600, 300), (300, 500), False, False),   # rows
+    ((256, 300), (300, 500), False, False),   # columns (the longer side)
     ((40, 600), (600, 3000), False, False),   # few rows: columns
     ((500, 128), (128, 700), True, False),    # a transposed view
     ((128, 900), (900, 256), False, True),    # b transposed view
@@ -64,8 +65,15 @@ def test_stacks_split_over_the_stack_bitwise():
 
 def test_the_parts_depend_on_shape_and_cores_only(monkeypatch):
     monkeypatch.setattr(th, "default_num_threads", lambda: 4)
-    assert gemm.gemm_parts(512, 512, 512) == ("rows", 4)
+    assert gemm.gemm_parts(512, 512, 512) == ("columns", 4)    # a tie: column blocks
+    assert gemm.gemm_parts(513, 512, 512) == ("rows", 4)
     assert gemm.gemm_parts(40, 4096, 512) == ("columns", 4)
+    assert gemm.gemm_parts(65, 25088, 289) == ("columns", 4)   # a convolution's W_row · X_col
+    assert gemm.gemm_parts(289, 64, 25088) == ("rows", 4)      # its dW as X_col · dOᵀ
+    assert gemm.gemm_parts(4096, 200, 512) == ("rows", 4)      # few columns: rows
+    assert gemm.gemm_parts(200, 4096, 512) == ("columns", 4)
+    assert gemm.gemm_parts(100, 4096, 512) == ("columns", 4)
+    assert gemm.gemm_parts(40, 200, 512) == ("rows", 1)        # neither side cuts in two
     assert gemm.gemm_parts(8, 8, 8) == ("rows", 1)
     monkeypatch.setattr(th, "default_num_threads", lambda: 1)
     assert gemm.gemm_parts(512, 512, 512) == ("rows", 1)

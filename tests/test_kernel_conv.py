@@ -571,6 +571,21 @@ def test_bias_in_gemm_and_skipped_dx(limit):
     np.testing.assert_array_equal(db2, db)
 
 
+def test_bias_added_after_the_gemm_when_the_output_is_smaller_than_the_weights():
+    """N·Ho·Wo < C·kH·kW (a batch-1 forward of a deep layer): the bias is added to the output
+    instead of copying the weights into [W_row | b]; values and gradients as the reference."""
+    rng = np.random.default_rng(14)
+    x, w, b = make_case(rng, 1, 16, 3, 3, 8, 3, 3, 1, True, np.float64)   # 9 outputs, 144 rows
+    out, cache = conv2d_forward(x, w, b, (1, 1), (1, 1), (1, 1), 1)
+    assert not cache.bias_in_gemm
+    assert_close(out, naive_conv_forward(x, w, b, (1, 1), (1, 1), (1, 1), 1), 1e-12)
+    dout = rng.standard_normal(out.shape)
+    got = conv2d_backward(dout, cache)
+    ref = naive_conv_backward(dout, x, w, True, (1, 1), (1, 1), (1, 1), 1)
+    for g, r in zip(got, ref):
+        assert_close(g, r, 1e-12)
+
+
 @pytest.mark.parametrize("groups", [1, 2])
 def test_weight_grad_orientation_for_many_rows(groups):
     """Layers with >= 128 X_col rows per group take the (X_col · dOᵀ)ᵀ route for dW."""

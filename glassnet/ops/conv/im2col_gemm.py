@@ -261,8 +261,8 @@ def gemm_forward(x, weight, bias, stride, pads, dilation, groups, out_hw, limit,
     """``O = W_row · X_col + b`` (one GEMM per group, X_col spanning the whole batch chunk).
 
     The bias rides in the GEMM as an extra column of W_row against a row of ones in X_col (one
-    group, not pointwise): no separate pass over the output, and the backward's dW GEMM yields
-    db as that column. The batch is processed in chunks when X_col would exceed ``limit`` bytes;
+    group, not pointwise, and an output at least as large as W_row: N·Ho·Wo >= C/groups·kH·kW):
+    no separate pass over the output, and the backward's dW GEMM yields db as that column. The batch is processed in chunks when X_col would exceed ``limit`` bytes;
     an unchunked forward keeps X_col in the cache when ``settings.cache_cols``.
 
     Shape:
@@ -278,7 +278,10 @@ def gemm_forward(x, weight, bias, stride, pads, dilation, groups, out_hw, limit,
     kg = cg * kh * kw
     w_row = xp.ascontiguousarray(weight).reshape(c_out, kg)
     pointwise = is_pointwise(kh, kw, sh, sw, pads)
-    bias_in_gemm = bias is not None and groups == 1 and not pointwise
+    # [W_row | b] is a copy of the weights: worth it only when the output it saves a pass over is
+    # at least as large (a batch-1 forward of ResNet's layer4 would copy 512 × 4 608 weights to
+    # add 512 × 49 biases)
+    bias_in_gemm = bias is not None and groups == 1 and not pointwise and n * L >= kg
     if bias_in_gemm:
         w_row = xp.concatenate([w_row, bias.reshape(c_out, 1)], axis=1)
     per_sample = (c * kh * kw + int(bias_in_gemm)) * L * x.itemsize
