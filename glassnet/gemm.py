@@ -29,13 +29,16 @@ from .backend import get_array_module
 from .blas_threads import held_to_one_thread
 
 __all__ = ["matmul", "gemm_parts", "MIN_SPLIT_FLOPS", "MIN_PART_ROWS", "MIN_PART_COLUMNS",
-           "BLAS_OWN_BELOW_FLOPS"]
+           "OUTPUT_BOUND_MAX_K", "BLAS_OWN_BELOW_FLOPS"]
 
 #: a GEMM with fewer multiply-adds (M·N·K) than this runs as one part
 MIN_SPLIT_FLOPS = 1 << 21
 #: a row block has at least this many rows, a column block at least this many columns
 MIN_PART_ROWS = 32
 MIN_PART_COLUMNS = 128
+#: a GEMM with a shorter inner dimension mostly writes its output: cut into row blocks, each
+#: part's output one contiguous run (AlexNet's fc6 dW, 4096×16·16×9216: 16.4 against 21.1 ms)
+OUTPUT_BOUND_MAX_K = 32
 #: with non-spinning BLAS threads, 2-D GEMMs with fewer multiply-adds run on the BLAS's threads
 BLAS_OWN_BELOW_FLOPS = 1 << 27
 _EVERYTHING = 1 << 62  # parallel_for's element count: always worth splitting
@@ -52,7 +55,9 @@ def gemm_parts(m: int, n: int, k: int) -> tuple[str, int]:
     289 × 25 088, the SmallCNN's conv2) runs 7.4 -> 6.4 ms in column blocks on 2 cores, its
     dL/dW (X_col · dOᵀ, 289 × 64 output) 7.8 -> 6.8 ms in row blocks
     (``benchmarks/bench_conv.py``; probes in BENCHMARKS.md). A side too short for two blocks
-    of :data:`MIN_PART_ROWS` / :data:`MIN_PART_COLUMNS` is not cut.
+    of :data:`MIN_PART_ROWS` / :data:`MIN_PART_COLUMNS` is not cut. A shallow GEMM (k below
+    :data:`OUTPUT_BOUND_MAX_K`) mostly writes its output and is cut into row blocks, whose
+    outputs are contiguous.
 
     Shape: m, n, k: ints.
     """
@@ -60,7 +65,7 @@ def gemm_parts(m: int, n: int, k: int) -> tuple[str, int]:
     if cores < 2 or m * n * k < MIN_SPLIT_FLOPS:
         return "rows", 1
     rows_ok, columns_ok = m >= 2 * MIN_PART_ROWS, n >= 2 * MIN_PART_COLUMNS
-    if rows_ok and (m > n or not columns_ok):
+    if rows_ok and (m > n or not columns_ok or k < OUTPUT_BOUND_MAX_K):
         return "rows", min(cores, m // MIN_PART_ROWS)
     if columns_ok:
         return "columns", min(cores, n // MIN_PART_COLUMNS)

@@ -60,6 +60,15 @@ def test_bench_optim_fresh_processes(tmp_path):
         assert r["ratio_median"] > 0 and r["check_max_rel_diff"] < 1e-6
 
 
+def test_bench_gemm_parts_times_every_cut(tmp_path):
+    stdout, data = _run("bench_gemm_parts.py", "--quick", "--own-blas", tmp_path=tmp_path)
+    rows = data["results"]
+    assert len(rows) == 3 and "faster cut" in stdout
+    for r in rows:
+        assert min(r["rows"], r["columns"], r["matmul"], r["own"]) > 0 and r["gflops"] > 0
+        assert r["cut"].split()[0] in ("rows", "columns")
+
+
 def test_time_to_accuracy_smoke(tmp_path):
     require_torch()
     require_fashion_mnist()

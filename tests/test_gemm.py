@@ -74,6 +74,7 @@ def test_the_parts_depend_on_shape_and_cores_only(monkeypatch):
     assert gemm.gemm_parts(200, 4096, 512) == ("columns", 4)
     assert gemm.gemm_parts(100, 4096, 512) == ("columns", 4)
     assert gemm.gemm_parts(40, 200, 512) == ("rows", 1)        # neither side cuts in two
+    assert gemm.gemm_parts(4096, 9216, 16) == ("rows", 4)      # shallow: contiguous output blocks
     assert gemm.gemm_parts(8, 8, 8) == ("rows", 1)
     monkeypatch.setattr(th, "default_num_threads", lambda: 1)
     assert gemm.gemm_parts(512, 512, 512) == ("rows", 1)
