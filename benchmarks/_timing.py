@@ -117,7 +117,7 @@ def _once(fn, number):
 
 def time_interleaved(fns: dict, repeat: int = 7, warmup: int = 2, min_sample_s: float = 0.02,
                      number: int | None = None, prime_below_s: float = 0.05, prime: bool | None = None,
-                     max_number: int = 1000, blocks: bool = False) -> dict:
+                     max_number: int = 1000, blocks: bool = False, settle_s: float = 0.3) -> dict:
     """Time the callables in ``fns`` (name -> zero-argument callable), interleaved.
 
     ``warmup`` untimed rounds run first (also interleaved); they also decide,
@@ -140,9 +140,12 @@ def time_interleaved(fns: dict, repeat: int = 7, warmup: int = 2, min_sample_s: 
     ``warmup + repeat·(number + prime)`` times (``bench_mlp`` relies on it).
 
     ``blocks=True`` takes all ``repeat`` samples of one contender, then all
-    of the next (each block after one untimed call): only the first sample
-    after a switch of library could meet the other library's spinning
-    threads, and that call is untimed.
+    of the next, each block after a ``settle_s`` pause (0.3 s) and one untimed
+    call: the other library's threads go to sleep first. Without the pause
+    PyTorch's threads, still spinning after its autograd block, doubled the
+    next glassnet block's times (SmallCNN conv2 forward 16.3 against 8.7 ms
+    with it, ``bench_conv.py``, 2026-12-04) -- the untimed call alone did not
+    outlast them.
 
     Returns name -> :class:`Stats` of per-call seconds.
     """
@@ -165,6 +168,7 @@ def time_interleaved(fns: dict, repeat: int = 7, warmup: int = 2, min_sample_s: 
     out = {k: Stats(number=nums[k]) for k in names}
     if blocks:
         for k in names:
+            time.sleep(settle_s)  # the previous library's worker threads go to sleep first
             fns[k]()
             for _ in range(repeat):
                 out[k].samples.append(_once(fns[k], nums[k]))
