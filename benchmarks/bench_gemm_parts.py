@@ -73,23 +73,11 @@ def operands(m, k, n, layout, rng):
 
 def cut(a, b, out, axis, parts):
     """``out = a @ b`` as ``parts`` blocks of rows or columns on glassnet's threads, BLAS on one thread."""
-    from glassnet import threads
     from glassnet.blas_threads import held_to_one_thread
-
-    m, n = out.shape
-    size = m if axis == "rows" else n
-    bounds = threads.even_bounds(size, parts)
-
-    def run(lo, hi):
-        for p in range(lo, hi):
-            s = slice(bounds[p], bounds[p + 1])
-            if axis == "rows":
-                np.matmul(a[s], b, out=out[s])
-            else:
-                np.matmul(a, b[:, s], out=out[:, s])
+    from glassnet.gemm import matmul_in_parts
 
     with held_to_one_thread():
-        threads.parallel_for(parts, run, 1 << 62)
+        matmul_in_parts(a, b, out, axis, parts)
 
 
 def best_ms(fns, rounds, repeat):

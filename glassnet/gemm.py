@@ -28,7 +28,7 @@ from . import threads
 from .backend import get_array_module
 from .blas_threads import held_to_one_thread
 
-__all__ = ["matmul", "gemm_parts", "MIN_SPLIT_FLOPS", "MIN_PART_ROWS", "MIN_PART_COLUMNS",
+__all__ = ["matmul", "matmul_in_parts", "gemm_parts", "MIN_SPLIT_FLOPS", "MIN_PART_ROWS", "MIN_PART_COLUMNS",
            "OUTPUT_BOUND_MAX_K", "BLAS_OWN_BELOW_FLOPS"]
 
 #: a GEMM with fewer multiply-adds (M·N·K) than this runs as one part
@@ -79,6 +79,17 @@ def _matmul_2d(a, b, out):
     if parts == 1:
         np.matmul(a, b, out=out)
         return
+    matmul_in_parts(a, b, out, axis, parts)
+
+
+def matmul_in_parts(a, b, out, axis: str, parts: int) -> None:
+    """``out = a @ b`` as ``parts`` blocks of the output's ``axis`` (``"rows"`` or ``"columns"``),
+    one ``np.matmul`` each, spread over the kernel threads (the caller holds the BLAS to one
+    thread; ``benchmarks/bench_gemm_parts.py`` times either cut).
+
+    Shape: a (M, K), b (K, N), out (M, N).
+    """
+    m, n = out.shape
     cuts = threads.even_bounds(m if axis == "rows" else n, parts)
 
     def run(lo, hi):
