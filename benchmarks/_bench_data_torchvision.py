@@ -5,7 +5,7 @@ process for each measurement, with the Python that has torch and torchvision
 (``--torchvision-python``, default ``/work/tvenv/bin/python``), and reads one
 JSON line from its stdout. It imports nothing from glassnet (glassnet is not
 installed there), only the standard library at import time, so that
-``bench_data.py`` can share :func:`record_cpu_at_exit` / :func:`workers_cpu`
+``bench_data.py`` can share :func:`start_worker_cpu` (and what it uses)
 with it.
 
 Modes::
@@ -80,6 +80,23 @@ def pids_cpu(pids):
     return total / tick
 
 
+def start_worker_cpu(loader, workers, reports, pids):
+    """Start measuring one timed epoch's worker CPU; returns a function giving the seconds so far.
+
+    Persistent workers (``pids``, either library's) are read from ``/proc``; fresh ones report
+    their ``getrusage`` into ``reports`` as they exit (set up here as ``loader.worker_init_fn``,
+    which both libraries' DataLoaders call in each new worker)."""
+    if pids:
+        start = pids_cpu(pids)
+        return lambda: pids_cpu(pids) - start
+    if not workers:
+        return lambda: 0.0
+    import functools
+
+    loader.worker_init_fn = functools.partial(record_cpu_at_exit, reports)
+    return lambda: workers_cpu(reports, workers)
+
+
 def retain_freed_memory() -> bool:
     """glibc ``M_MMAP_MAX = 0`` and a 2 GiB ``M_TRIM_THRESHOLD``: what ``glassnet.backend.retain_freed_memory``
     does (copied: glassnet is not installed beside torchvision), so both main processes run with it."""
@@ -142,7 +159,6 @@ def _transform():
 
 
 def loader(folder, workers, batch, epochs, default_malloc=False, persistent=False):
-    import functools
     import tempfile
 
     import torch
@@ -166,9 +182,8 @@ def loader(folder, workers, batch, epochs, default_malloc=False, persistent=Fals
             reports = os.path.join(tmp, str(e))
             os.mkdir(reports)
             pids = [w.pid for w in dl._iterator._workers] if persistent else []
-            if not persistent:
-                dl.worker_init_fn = functools.partial(record_cpu_at_exit, reports) if workers else None
-            t0, c0, w0, count = time.perf_counter(), cpu_now(), pids_cpu(pids), 0
+            worker_cpu = start_worker_cpu(dl, workers, reports, pids)
+            t0, c0, count = time.perf_counter(), cpu_now(), 0
             for x, y in dl:
                 count += len(y)
             dt = time.perf_counter() - t0
@@ -176,8 +191,7 @@ def loader(folder, workers, batch, epochs, default_malloc=False, persistent=Fals
             seconds.append(dt)
             rates.append(count / dt)
             main_cpu.append(c / count)
-            w = pids_cpu(pids) - w0 if persistent else workers_cpu(reports, workers) if workers else 0.0
-            total_cpu.append((c + w) / count)
+            total_cpu.append((c + worker_cpu()) / count)
     print(json.dumps({"images_per_s": rates, "seconds": seconds, "main_cpu_s_per_image": main_cpu,
                       "total_cpu_s_per_image": total_cpu, "stats": stats.as_dict(),
                       "torch_threads": torch.get_num_threads()}))

@@ -95,7 +95,6 @@ from __future__ import annotations
 import _blas_env  # noqa: F401  (first: sets OPENBLAS_THREAD_TIMEOUT before NumPy loads)
 
 import argparse
-import functools
 import hashlib
 import json
 import os
@@ -114,7 +113,7 @@ for _p in (HERE, ROOT):
     if _p not in sys.path:
         sys.path.append(_p)
 
-from _bench_data_torchvision import EpochStats, cpu_now, pids_cpu, record_cpu_at_exit, workers_cpu  # noqa: E402
+from _bench_data_torchvision import EpochStats, cpu_now, start_worker_cpu  # noqa: E402
 from _timing import dump_json, environment, print_header, print_table  # noqa: E402
 
 TV_HELPER = os.path.join(HERE, "_bench_data_torchvision.py")
@@ -271,10 +270,8 @@ def child_loader(contender, workers, folder, cache, batch, epochs, default_mallo
         for e in range(epochs):
             reports = os.path.join(tmp, str(e))
             os.mkdir(reports)
-            pids = loader._pool.pids if persistent else []
-            if not persistent:
-                loader.worker_init_fn = functools.partial(record_cpu_at_exit, reports) if workers else None
-            t0, c0, w0, count = time.perf_counter(), cpu_now(), pids_cpu(pids), 0
+            worker_cpu = start_worker_cpu(loader, workers, reports, loader._pool.pids if persistent else [])
+            t0, c0, count = time.perf_counter(), cpu_now(), 0
             for x, y in loader:
                 count += len(y)
             dt = time.perf_counter() - t0
@@ -282,8 +279,7 @@ def child_loader(contender, workers, folder, cache, batch, epochs, default_mallo
             seconds.append(dt)
             rates.append(count / dt)
             main_cpu.append(c / count)
-            w = pids_cpu(pids) - w0 if persistent else workers_cpu(reports, workers) if workers else 0.0
-            total_cpu.append((c + w) / count)
+            total_cpu.append((c + worker_cpu()) / count)
     loader.close()
     print(json.dumps({"images_per_s": rates, "seconds": seconds, "main_cpu_s_per_image": main_cpu,
                       "total_cpu_s_per_image": total_cpu, "stats": stats.as_dict()}))

@@ -51,10 +51,10 @@ def gemm_parts(m: int, n: int, k: int) -> tuple[str, int]:
 
     Every part reads the whole of one operand: row blocks each read all of B (k×n), column
     blocks all of A (m×k). So the cut goes along the output's longer side (rows when m > n),
-    and the smaller operand is the one read again: a convolution's W_row · X_col (64 × 289 ·
-    289 × 25 088, the SmallCNN's conv2) runs 7.4 -> 6.4 ms in column blocks on 2 cores, its
-    dL/dW (X_col · dOᵀ, 289 × 64 output) 7.8 -> 6.8 ms in row blocks
-    (``benchmarks/bench_conv.py``; probes in BENCHMARKS.md). A side too short for two blocks
+    and the smaller operand is the one read again: a convolution's W_row · X_col (65 × 289 ·
+    289 × 25 088, the SmallCNN's conv2) takes 6.3 ms in column blocks on 2 cores against 7.5
+    in rows, its dL/dW (X_col · dOᵀ, 289 × 64 output) 6.4 in row blocks against 7.0
+    (``benchmarks/bench_gemm_parts.py``, BENCHMARKS.md). A side too short for two blocks
     of :data:`MIN_PART_ROWS` / :data:`MIN_PART_COLUMNS` is not cut. A shallow GEMM (k below
     :data:`OUTPUT_BOUND_MAX_K`) mostly writes its output and is cut into row blocks, whose
     outputs are contiguous.

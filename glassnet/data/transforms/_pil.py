@@ -106,8 +106,8 @@ def _resize_planes(x, box, out_hw, filt):
     filter (one band of "L", four interleaved bytes of "RGB"), so this equals
     the "RGB" resize bit for bit; on planar memory (the image cache's rows) it
     skips the merge into 4-byte pixels and the split back, and each band
-    resampled on its own is one byte per pixel: 0.87 -> 0.66 ms per 224 crop
-    of a 256 x 256 image here (benchmarks/bench_data.py, "stages")."""
+    resampled on its own is one byte per pixel: 0.73 -> 0.64 ms per 224 crop
+    of a 256 x 256 image (BENCHMARKS.md, 2026-12-04)."""
     Image = pil_image_module("resize")
     top, left, h, w = box
     oh, ow = out_hw
