@@ -99,3 +99,33 @@ def test_nproc_without_mpi4py_names_the_extra(monkeypatch, capsys):
                         lambda name, *a: None if name == "mpi4py" else real(name, *a))
     assert main(["train", "--nproc", "2", "--model", "mlp"]) == 1
     assert "pip install 'glassnet[mpi]'" in capsys.readouterr().err
+
+
+class SigintDuringAgreement(TrainingRole):
+    """A role whose stop agreement is where Ctrl-C lands: the SIGINT handler runs inside the
+    collective (after the flag's value was sent), as it does when mpiexec forwards the signal while
+    the rank waits in ``allreduce``; the ranks' answer is the value sent."""
+
+    def __init__(self, trainer_box, at_call):
+        super().__init__()
+        self.trainer_box, self.at_call, self.calls = trainer_box, at_call, 0
+
+    def agree_stop(self, requested: bool) -> bool:
+        self.calls += 1
+        if self.calls == self.at_call:
+            self.trainer_box[0]._interrupted = True  # what InterruptSteps' handler does
+        return bool(requested)
+
+
+def test_ctrl_c_during_the_stop_agreement_is_not_lost(tmp_path):
+    """The interrupt that arrives while the ranks agree (before step 2) neither stops this rank alone
+    there nor is lost: every rank stops at the next check (before step 3)."""
+    box = []
+    role = SigintDuringAgreement(box, at_call=3)
+    model = mlp()
+    trainer = DistributedTrainer(model, _loader(), SGD(model.parameters(), lr=0.1), 5, out_dir=tmp_path / "run",
+                                 checkpoint_every=0, progress=False, log=None, role=role)
+    box.append(trainer)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.fit()
+    assert role.calls == 4 and trainer.epoch == 0 and trainer.global_step == 3, (role.calls, trainer.global_step)

@@ -54,7 +54,16 @@ class DistributedTrainer(Trainer):
             part[key] = before[key] + total
 
     def _check_interrupt(self) -> None:
-        self._interrupted = self.role.agree_stop(self._interrupted)  # every rank stops after the same step
+        """Every rank stops after the same step: the ranks agree whether any of them was interrupted.
+
+        Only the agreed answer stops this rank, and it only ever raises the flag: a SIGINT whose
+        handler runs while the collective blocks sets the flag after its value was sent. Stopping on
+        it now would leave the other ranks waiting; overwriting it with the (older) answer would lose
+        that Ctrl-C. It is kept and sent at the next check.
+        """
+        if not self.role.agree_stop(self._interrupted):
+            return
+        self._interrupted = True
         super()._check_interrupt()
 
     def _rng_states(self, glassnet_state=None) -> dict:
