@@ -21,8 +21,11 @@ resnet18-fwd   1       3x224x224    forward pass, eval mode, no grad
 
 A *training step* is ``loss = CrossEntropyLoss(model(x), y); opt.zero_grad();
 loss.backward(); opt.step()`` with SGD lr 1e-4, momentum 0.9, on one fixed
-random batch, models in ``train()`` mode (dropout active, so the two
-frameworks draw different masks; that changes no cost). The small rate keeps
+batch, models in ``train()`` mode (dropout active, so the two
+frameworks draw different masks; that changes no cost). The batch is what
+training feeds (``--input images``, the default: Fashion-MNIST images for the
+28x28 cases, photo-like images for the 224 px ones; see :func:`make_batch`),
+or standard normal values (``--input random``). The small rate keeps
 the repeated steps on one batch from diverging (at 0.01 ResNet-18 reached
 inf/NaN within ~15 steps); after timing, both losses are asserted finite.
 
@@ -114,14 +117,67 @@ DEFAULT_REPEAT_OTHER = 5
 # --------------------------------------------------------------------------
 # builders (shared with bench_memory.py and time_to_accuracy.py)
 # --------------------------------------------------------------------------
-def make_batch(case: str, seed: int = 0, batch: int | None = None):
-    """The fixed random input batch (float32 NCHW) and int64 labels of a case."""
+#: ``--input images``: where the 28x28 cases' Fashion-MNIST batch is read from
+FASHION_MNIST_ROOT = "/usr/share/datasets/fashion-mnist"
+#: ``--input`` choices
+INPUTS = ("images", "random")
+
+
+def make_batch(case: str, seed: int = 0, batch: int | None = None, inputs: str = "random",
+               data_root: str = FASHION_MNIST_ROOT):
+    """The fixed input batch (float32 NCHW) and int64 labels of a case.
+
+    ``inputs="random"``: standard normal values and random labels. ``inputs="images"``:
+    what a training run feeds — for the 28x28 cases ``batch`` Fashion-MNIST training images
+    (a seeded draw, normalised with ``FASHION_MNIST_MEAN/STD`` as ``glassnet train`` does)
+    with their labels, from ``data_root``; for the 224 px cases photo-like images
+    (``bench_data.make_photo``: the centre 224x224 of a 375x500 photo, normalised with
+    ImageNet's mean/std) and random labels. The values matter to PyTorch: its CPU max-pool
+    branches on every comparison, and on random values (unpredictable branches) the small
+    CNN's two pools took 13.4 against 8.5 ms per step on real images (BENCHMARKS.md).
+    """
     _, n, shape, classes, _ = CASES[case]
     n = batch or n
     rng = np.random.default_rng(seed)
-    x = rng.standard_normal((n, *shape), dtype=np.float32)
+    if inputs == "random":
+        x = rng.standard_normal((n, *shape), dtype=np.float32)
+        y = rng.integers(0, classes, size=n).astype(np.int64)
+        return x, y
+    if inputs != "images":
+        raise ValueError(f"make_batch: inputs must be one of {INPUTS}, got {inputs!r}")
+    if shape == (1, 28, 28):
+        return _fashion_mnist_batch(n, rng, data_root)
+    return _photo_batch(n, shape, classes, rng)
+
+
+def _fashion_mnist_batch(n, rng, root):
+    from glassnet.data import FASHION_MNIST_MEAN, FASHION_MNIST_STD, FashionMNIST
+
+    try:
+        data = FashionMNIST(root, train=True)
+    except Exception as e:  # the data set is not installed: say how to get it, in one line
+        raise SystemExit(f"bench_models: --input images needs Fashion-MNIST under {root} ({e}); install it with "
+                         "`apt-get install -y dataset-fashion-mnist`, pass --data-root, or use --input random")
+    index = rng.choice(len(data), size=n, replace=False)
+    pixels = np.stack([np.asarray(data[int(i)][0], dtype=np.float32) for i in index]).reshape(n, 1, 28, 28)
+    x = (pixels / np.float32(255) - np.float32(FASHION_MNIST_MEAN)) / np.float32(FASHION_MNIST_STD)
+    y = np.array([int(data[int(i)][1]) for i in index], dtype=np.int64)
+    return x.astype(np.float32), y
+
+
+def _photo_batch(n, shape, classes, rng):
+    from bench_data import HEIGHT, WIDTH, make_photo
+
+    from glassnet.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+
+    c, h, w = shape
+    top, left = (HEIGHT - h) // 2, (WIDTH - w) // 2
+    seeds = rng.integers(0, 2**31, size=n)
+    photos = np.stack([make_photo(int(s))[top:top + h, left:left + w] for s in seeds]).astype(np.float32)
+    mean, std = np.asarray(IMAGENET_MEAN, np.float32), np.asarray(IMAGENET_STD, np.float32)
+    x = np.ascontiguousarray(((photos / np.float32(255) - mean) / std).transpose(0, 3, 1, 2))
     y = rng.integers(0, classes, size=n).astype(np.int64)
-    return x, y
+    return x.astype(np.float32), y
 
 
 def build_glassnet(case: str, seed: int = 0):
@@ -495,10 +551,10 @@ def parse_only(text):
 # --------------------------------------------------------------------------
 # process mode: each framework timed alone in a fresh process, rounds alternating
 # --------------------------------------------------------------------------
-def child_time(case, framework, repeat, warmup, seed):
+def child_time(case, framework, repeat, warmup, seed, inputs, data_root):
     """Runs in a subprocess: time ``repeat`` steps of one framework (after
     ``warmup``); returns per-call samples and the final loss."""
-    x, y = make_batch(case, seed)
+    x, y = make_batch(case, seed, inputs=inputs, data_root=data_root)
     gmodel = build_glassnet(case, seed)  # the torch model gets the same weights
     tmodel = build_torch(case, gmodel.state_dict()) if framework == "torch" else None
     g_step, t_step, final_losses = make_steps(case, gmodel if framework == "glassnet" else None, tmodel, x, y)
@@ -521,7 +577,8 @@ def time_in_processes(case, args, repeat, warmup, rounds):
     for r in range(rounds):
         for framework in (("glassnet", "torch") if r % 2 == 0 else ("torch", "glassnet")):
             cmd = [sys.executable, os.path.abspath(__file__), "--child-time", case, framework,
-                   "--repeat", str(repeat), "--warmup", str(warmup), "--seed", str(args.seed)]
+                   "--repeat", str(repeat), "--warmup", str(warmup), "--seed", str(args.seed),
+                   "--input", args.input, "--data-root", args.data_root]
             if args.threads is not None:
                 cmd += ["--threads", str(args.threads)]
             if args.default_malloc:
@@ -547,6 +604,11 @@ def main(argv=None):
     ap.add_argument("--no-profile", action="store_true", help="skip the per-op breakdown")
     ap.add_argument("--top", type=int, default=8, help="ops shown per breakdown (default 8)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--input", choices=INPUTS, default="images",
+                    help="images (default): a Fashion-MNIST batch for the 28x28 cases, photo-like images for the "
+                         "224 px ones; random: standard normal values (PyTorch's max-pool is slower on them)")
+    ap.add_argument("--data-root", default=FASHION_MNIST_ROOT,
+                    help=f"where --input images reads Fashion-MNIST (default {FASHION_MNIST_ROOT})")
     ap.add_argument("--order", choices=["processes", "interleaved"], default="processes",
                     help="processes (default): each framework timed alone in fresh subprocesses, "
                          "alternating for --rounds rounds; interleaved: both in this process, call by call")
@@ -559,7 +621,8 @@ def main(argv=None):
 
         case, framework = args.child_time
         apply_runtime_options(args, quiet=True)
-        print(json.dumps(child_time(case, framework, args.repeat, args.warmup or 1, args.seed)))
+        print(json.dumps(child_time(case, framework, args.repeat, args.warmup or 1, args.seed, args.input,
+                                    args.data_root)))
         return
     apply_runtime_options(args)
     cases = parse_only(args.only)
@@ -579,7 +642,7 @@ def main(argv=None):
 
     import glassnet  # noqa: F401
 
-    settings = {"cases": ",".join(cases), "dtype": "float32",
+    settings = {"cases": ",".join(cases), "dtype": "float32", "input": args.input,
                 "optimizer": f"SGD lr={LR} momentum={MOMENTUM}", "warmup": warmup,
                 "repeat": "/".join(f"{c}:{repeat_of(c)}" for c in cases),
                 "order": ("interleaved glassnet, torch" if args.order == "interleaved" else
@@ -597,7 +660,7 @@ def main(argv=None):
     for case in cases:
         name, batch, shape, classes, train = CASES[case]
         t_start = time.perf_counter()
-        x, y = make_batch(case, args.seed)
+        x, y = make_batch(case, args.seed, inputs=args.input, data_root=args.data_root)
         gmodel = build_glassnet(case, args.seed)
         tmodel = build_torch(case, gmodel.state_dict())
         info = check_case(case, gmodel, tmodel, x, y)

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.data_required import require_fashion_mnist
@@ -26,9 +27,10 @@ def _run(script, *args, tmp_path, timeout=300):
 
 def test_bench_models_fresh_processes(tmp_path):
     require_torch()
+    require_fashion_mnist()  # the default --input images reads a Fashion-MNIST batch for the 28x28 cases
     stdout, data = _run("bench_models.py", "--only", "mlp", "--quick", "--no-profile", "--rounds", "2",
                         "--threads", "2", tmp_path=tmp_path)
-    assert "fresh process per framework, 2 alternating rounds" in stdout
+    assert "fresh process per framework, 2 alternating rounds" in stdout and "input=images" in stdout
     assert "OPENBLAS_THREAD_TIMEOUT=" in stdout and "glassnet kernel threads: 2" in stdout
     case = data["results"]["cases"]["mlp"]
     assert len(case["glassnet"]["samples_s"]) == len(case["torch"]["samples_s"]) == 2
@@ -88,3 +90,28 @@ def test_bench_gpu_without_a_gpu_says_so():
                           capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "needs CuPy and a GPU" in proc.stderr
+
+
+def test_bench_models_batches_are_what_training_feeds(monkeypatch):
+    """--input images: real Fashion-MNIST images with their labels, normalised as glassnet train does;
+    photo-like 224 px images, ImageNet-normalised; --input random: standard normal values."""
+    root = require_fashion_mnist()
+    from glassnet.data import FashionMNIST
+
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))  # the scripts import their siblings
+    import bench_models as bm
+
+    x, y = bm.make_batch("small_cnn", seed=3, batch=16, inputs="images", data_root=str(root))
+    assert x.shape == (16, 1, 28, 28) and x.dtype == np.float32 and y.dtype == np.int64
+    data = FashionMNIST(str(root), train=True)
+    index = np.random.default_rng(3).choice(len(data), size=16, replace=False)
+    assert list(y) == [int(data[int(i)][1]) for i in index]
+    first = np.asarray(data[int(index[0])][0], dtype=np.float32).reshape(28, 28)
+    np.testing.assert_allclose(x[0, 0] * 0.3530 + 0.2860, first / 255, atol=1e-6)
+    photo, labels = bm.make_batch("alexnet", seed=0, batch=2, inputs="images")
+    assert photo.shape == (2, 3, 224, 224) and photo.dtype == np.float32 and labels.max() < 1000
+    assert -2.2 < photo.min() < photo.max() < 2.7 and photo.std() > 0.1  # ImageNet-normalised pixels
+    noise, _ = bm.make_batch("small_cnn", seed=0, batch=4, inputs="random")
+    assert abs(noise.mean()) < 0.2 and noise.min() < -2  # standard normal, not an image
+    with pytest.raises(ValueError, match="inputs must be one of"):
+        bm.make_batch("mlp", inputs="photos")
