@@ -68,7 +68,31 @@ def _dropout2d_reference(torch, module, inputs, gn_out):
     return x * mask / (1 - module.p)
 
 
+def _bn_relu_case(shape, training=True):
+    """Sequential(BatchNorm2d, ReLU): the pair nn.fusion runs as one kernel
+    (glassnet.ops.norm_relu); its float64 gradcheck and PyTorch parity, in training
+    (batch statistics) or evaluation (running statistics)."""
+    c = shape[1]
+
+    def build():
+        model = nn.Sequential(_random_bn(nn.BatchNorm2d, c)(), nn.ReLU())
+        return model.train(training)
+
+    def torch_build(torch, module):
+        return torch.nn.Sequential(torch.nn.BatchNorm2d(c), torch.nn.ReLU()).train(training)
+
+    return LayerCase(
+        id=f"Sequential(BatchNorm2d({c}),ReLU)-{'train' if training else 'eval'}-{'x'.join(map(str, shape))}",
+        build=build,
+        inputs=_inputs(normal(shape)),
+        torch_build=torch_build,
+        expected_shape=shape,
+    )
+
+
 CASES = [
+    _bn_relu_case((3, 4, 5, 5)),
+    _bn_relu_case((2, 3, 4, 6), training=False),
     _bn_case("BatchNorm1d", 4, (6, 4)),
     _bn_case("BatchNorm1d", 3, (4, 3, 5)),
     _bn_case("BatchNorm2d", 4, (3, 4, 5, 5)),

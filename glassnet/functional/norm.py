@@ -6,6 +6,7 @@ from ..errors import InvalidArgumentError, ShapeError
 from ..op_args import BatchNormArgs, LRNArgs
 from ..op_record import OpRecord
 from ..ops import norm as K
+from ..ops import norm_relu as KR
 from ..tensor import Tensor, apply_kernel
 
 
@@ -28,6 +29,36 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     Shape: input (N, C, *) with at least 2 dims; weight, bias, running_mean,
     running_var (C,); output has the input's shape.
     """
+    mean, var = _checked_batch_norm(input, running_mean, running_var, weight, bias, training, momentum, layer)
+    record = OpRecord("batch_norm", BatchNormArgs(bool(training), momentum, eps, mean, var))
+    return apply_kernel(
+        record, K.batch_norm_forward, K.batch_norm_backward, [input, weight, bias],
+        mean, var, bool(training), momentum, eps,
+    )
+
+
+def batch_norm_relu(input, running_mean, running_var, weight=None, bias=None, training: bool = False,
+                    momentum: float = 0.1, eps: float = 1e-5, *, layer: str = "batch_norm"):
+    """``relu(batch_norm(input, ...))`` in one pass per block of channels
+    (:mod:`glassnet.ops.norm_relu`): the same arguments, rules and results, bit for bit, as
+    :func:`batch_norm` followed by :func:`~glassnet.functional.relu`, with one trip through
+    memory fewer each way. ``BatchNorm`` → ``ReLU`` pairs in ``nn.Sequential`` and the zoo's
+    blocks run through it (:mod:`glassnet.nn.fusion`).
+
+    Shape: input (N, C, *) with at least 2 dims; weight, bias, running_mean, running_var (C,);
+    output has the input's shape.
+    """
+    mean, var = _checked_batch_norm(input, running_mean, running_var, weight, bias, training, momentum, layer)
+    record = OpRecord("batch_norm_relu", BatchNormArgs(bool(training), momentum, eps, mean, var))
+    return apply_kernel(
+        record, KR.batch_norm_relu_forward, KR.batch_norm_relu_backward, [input, weight, bias],
+        mean, var, bool(training), momentum, eps,
+    )
+
+
+def _checked_batch_norm(input, running_mean, running_var, weight, bias, training, momentum, layer):
+    """The running statistics as arrays, once the arguments obey batch norm's rules (else a
+    ShapeError / InvalidArgumentError naming ``layer``, the shapes and the rule)."""
     if input.ndim < 2:
         raise ShapeError(
             f"{layer}: expected input of shape (N, C, *) with at least 2 dimensions, "
@@ -49,12 +80,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     result_dtype(layer, *(t.dtype for t in (input, weight, bias) if t is not None))
     if not training and (running_mean is None or running_var is None):
         raise InvalidArgumentError(f"{layer}: running_mean and running_var are required when training=False")
-    mean, var = _raw(running_mean), _raw(running_var)
-    record = OpRecord("batch_norm", BatchNormArgs(bool(training), momentum, eps, mean, var))
-    return apply_kernel(
-        record, K.batch_norm_forward, K.batch_norm_backward, [input, weight, bias],
-        mean, var, bool(training), momentum, eps,
-    )
+    return _raw(running_mean), _raw(running_var)
 
 
 def local_response_norm(input, size: int, alpha: float = 1e-4, beta: float = 0.75, k: float = 1.0,

@@ -11,6 +11,7 @@ last one: a global average pool replaces them (6.6M parameters vs AlexNet's 61M)
 from __future__ import annotations
 
 from .. import nn
+from ..nn.fusion import batch_norm_relu
 from ..joining import cat
 from ..nn import functional as F
 from .registry import register_model
@@ -29,7 +30,7 @@ class BasicConv2d(nn.Module):
         self.bn = nn.BatchNorm2d(out_channels, eps=0.001)
 
     def forward(self, x):
-        return F.relu(self.bn(self.conv(x)))
+        return batch_norm_relu(self.bn, None, self.conv(x))  # F.relu(self.bn(...)), fused
 
 
 class Inception(nn.Module):

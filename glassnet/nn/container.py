@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
+from .fusion import can_fuse
 from .module import Module
 
 
@@ -32,8 +33,17 @@ class Sequential(Module):
                 self.add_module(str(i), m)
 
     def forward(self, x):
-        for m in self._modules.values():
-            x = m(x)
+        """Each module on the previous one's output; a ``BatchNorm`` → ``ReLU`` pair runs as
+        one fused kernel where :func:`glassnet.nn.fusion.can_fuse` allows (same results)."""
+        modules = list(self._modules.values())
+        i = 0
+        while i < len(modules):
+            if i + 1 < len(modules) and can_fuse(modules[i], modules[i + 1]):
+                x = modules[i].forward_relu(x)
+                i += 2
+            else:
+                x = modules[i](x)
+                i += 1
         return x
 
     def __getitem__(self, idx):

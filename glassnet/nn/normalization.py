@@ -5,6 +5,7 @@ import numpy as np
 
 from ..backend import get_default_dtype
 from ..errors import ShapeError
+from ..functional.norm import batch_norm_relu
 from . import functional as F
 from .module import Module
 from .parameter import Parameter
@@ -83,6 +84,17 @@ class _BatchNorm(Module):
             )
 
     def forward(self, x):
+        return self._normalise(F.batch_norm, x)
+
+    def forward_relu(self, x):
+        """``relu(self(x))`` in one pass per block of channels (``glassnet.functional.batch_norm_relu``): the same
+        results, bit for bit, and the same update of the running statistics. Called by
+        :func:`glassnet.nn.fusion.batch_norm_relu` where nothing could tell the difference."""
+        return self._normalise(batch_norm_relu, x)
+
+    def _normalise(self, function, x):
+        """``function`` (``F.batch_norm`` or ``batch_norm_relu``) on ``x`` with this layer's
+        statistics, counting the batch (``num_batches_tracked``) when training."""
         self._check_input(x)
         factor = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats:
@@ -92,7 +104,7 @@ class _BatchNorm(Module):
                 factor = 1.0 / float(nbt)
         use_batch_stats = self.training or self.running_mean is None
         track = not self.training or self.track_running_stats
-        return F.batch_norm(
+        return function(
             x,
             self.running_mean if track else None,
             self.running_var if track else None,

@@ -128,6 +128,23 @@ def _channels(a, c0, c1):
     return None if a is None else a[c0:c1]
 
 
+def check_batch_norm_input(x, running_mean, running_var, training) -> int:
+    """The number m of values per channel, once the batch norm's rules hold: more than one
+    value per channel when training; running statistics when not.
+
+    Shape: x (N, C, *) -> int.
+    """
+    m = x.size // x.shape[1]
+    if training and m <= 1:
+        raise InvalidArgumentError(
+            f"batch_norm: expected more than 1 value per channel when training, "
+            f"got input of shape {tuple(x.shape)}"
+        )
+    if not training and (running_mean is None or running_var is None):
+        raise InvalidArgumentError("batch_norm: running_mean and running_var are required when not training")
+    return m
+
+
 def batch_norm_forward(x, gamma, beta, running_mean, running_var, training, momentum, eps):
     """y = γ (x − μ)/√(σ² + ε) + β, per channel (axis 1).
 
@@ -154,14 +171,7 @@ def batch_norm_forward(x, gamma, beta, running_mean, running_var, training, mome
     """
     xp = get_array_module(x)
     dt = x.dtype
-    m = x.size // x.shape[1]
-    if training and m <= 1:
-        raise InvalidArgumentError(
-            f"batch_norm: expected more than 1 value per channel when training, "
-            f"got input of shape {tuple(x.shape)}"
-        )
-    if not training and (running_mean is None or running_var is None):
-        raise InvalidArgumentError("batch_norm: running_mean and running_var are required when not training")
+    m = check_batch_norm_input(x, running_mean, running_var, training)
     out = xp.empty_like(x)
     x_c = xp.empty_like(x)  # x − μ, the cache's one activation-sized array
     inv_std = xp.empty(x.shape[1], dtype=dt)

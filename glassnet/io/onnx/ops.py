@@ -103,6 +103,11 @@ def _batch_norm(g, rec, ins, base):
                            g.param(a.running_var, base + ".running_var"), a.eps, base)
 
 
+def _batch_norm_relu(g, rec, ins, base):
+    """``F.batch_norm_relu`` called directly: BatchNormalization, then Relu."""
+    return g.node("Relu", [_batch_norm(g, rec, ins, base + ".bn")], base)
+
+
 def _max_pool2d(g, rec, ins, base):
     a = rec.record.args  # PoolArgs
     return emit_max_pool(g, ins[0], rec.inputs[0].shape, rec.output.shape, a.kernel_size, a.stride, a.padding,
@@ -167,6 +172,7 @@ OPS.update({
     "maxout": _maxout,
     "conv2d": _conv2d,
     "batch_norm": _batch_norm,
+    "batch_norm_relu": _batch_norm_relu,
     "max_pool2d": _max_pool2d,
     "avg_pool2d": _avg_pool2d,
     "lp_pool2d": _lp_pool2d,

@@ -1,0 +1,76 @@
+"""Layer fusion: a ``BatchNorm`` followed by a ``ReLU`` runs as one kernel where nothing can tell.
+
+``relu(bn(x))`` — every ResNet block, GoogLeNet's convolutions, VGG-BN's features — becomes
+``bn.forward_relu(x)`` (:func:`glassnet.functional.batch_norm_relu`, one pass per block of
+channels instead of two trips through memory each way; the results are bitwise the same).
+Modules keep their names, parameters and ``state_dict``: only the call changes, and only when
+
+* the batch norm is exactly ``nn.BatchNorm1d`` / ``nn.BatchNorm2d`` (not ``SyncBatchNorm`` or
+  another subclass, whose forward may differ) and the activation exactly ``nn.ReLU``;
+* neither module has a forward hook (``glassnet summary``, the ONNX exporter and feature plots
+  hook modules and must see the ReLU's own call and output);
+* no graph capture is running (``glassnet.autograd.tracer``);
+* fusion is on: :func:`no_fusion` turns it off for a block (the off switch).
+
+``nn.Sequential`` fuses such adjacent pairs by itself; the zoo's blocks call
+:func:`batch_norm_relu` where their ``forward`` applies the two in a row.
+"""
+from __future__ import annotations
+
+import contextlib
+import contextvars
+
+from .. import autograd
+from .. import functional as F
+from .activation import ReLU
+from .normalization import BatchNorm1d, BatchNorm2d
+
+__all__ = ["batch_norm_relu", "can_fuse", "no_fusion", "fusion_enabled"]
+
+_FUSION = contextvars.ContextVar("glassnet_layer_fusion", default=True)
+_FUSABLE_NORMS = (BatchNorm1d, BatchNorm2d)
+
+
+def fusion_enabled() -> bool:
+    """Whether layer fusion is on in this context (thread, task); it is by default."""
+    return _FUSION.get()
+
+
+@contextlib.contextmanager
+def no_fusion():
+    """Run a block with every layer called on its own (``relu(bn(x))`` as two kernels).
+
+    Shape: not applicable.
+    """
+    token = _FUSION.set(False)
+    try:
+        yield
+    finally:
+        _FUSION.reset(token)
+
+
+def _hooked(module) -> bool:
+    return bool(module.__dict__.get("_forward_hooks"))
+
+
+def can_fuse(norm, activation) -> bool:
+    """Whether ``activation(norm(x))`` may run as one fused kernel (the rules of the module
+    docstring). ``activation``: an ``nn.ReLU``, or ``None`` for the functional ``F.relu``.
+
+    Shape: not applicable.
+    """
+    return (type(norm) in _FUSABLE_NORMS and (activation is None or type(activation) is ReLU)
+            and fusion_enabled() and autograd.tracer is None and not _hooked(norm)
+            and not (activation is not None and _hooked(activation)))
+
+
+def batch_norm_relu(norm, activation, x):
+    """``activation(norm(x))`` (``activation=None``: ``F.relu(norm(x))``): fused where
+    :func:`can_fuse` allows, else the two calls.
+
+    Shape: x (N, C, *) as ``norm`` takes it; output the same shape.
+    """
+    if can_fuse(norm, activation):
+        return norm.forward_relu(x)
+    y = norm(x)
+    return F.relu(y) if activation is None else activation(y)

@@ -1,0 +1,131 @@
+"""Batch norm + ReLU fused (glassnet.ops.norm_relu, glassnet.nn.fusion): bitwise the separate
+layers' results, used where the rules allow and nowhere else. The float64 gradcheck and the
+PyTorch parity run from the layer registry (tests/layer_cases_norm.py: Sequential(BatchNorm2d, ReLU))."""
+import numpy as np
+import pytest
+
+import glassnet as gn
+import glassnet.nn as nn
+from glassnet import autograd
+from glassnet.distributed import SyncBatchNorm
+from glassnet.models import get_model
+from glassnet.nn.fusion import batch_norm_relu, can_fuse, fusion_enabled, no_fusion
+from glassnet.ops import activations as A
+from glassnet.ops import norm as K
+from glassnet.ops import norm_relu as KR
+
+
+def _channel_major(a):
+    return np.ascontiguousarray(a.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("layout", ["nchw", "channel_major"])
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("affine", [True, False])
+def test_kernels_are_bitwise_the_separate_layers(dtype, layout, training, affine):
+    rng = np.random.default_rng(0)
+    shape = (4, 40, 33, 35)  # several channel blocks (over 2**18 values per array)
+    x = rng.standard_normal(shape).astype(dtype)
+    dout = rng.standard_normal(shape).astype(dtype)
+    if layout == "channel_major":
+        x, dout = _channel_major(x), _channel_major(dout)
+    c = shape[1]
+    gamma = rng.uniform(0.5, 1.5, c).astype(dtype) if affine else None
+    beta = rng.standard_normal(c).astype(dtype) if affine else None
+    stats = [rng.standard_normal(c).astype(dtype), rng.uniform(0.5, 2, c).astype(dtype)]
+    fused_stats, separate_stats = [s.copy() for s in stats], [s.copy() for s in stats]
+
+    out, cache = KR.batch_norm_relu_forward(x, gamma, beta, *fused_stats, training, 0.1, 1e-5)
+    y, bn_cache = K.batch_norm_forward(x, gamma, beta, *separate_stats, training, 0.1, 1e-5)
+    f, relu_cache = A.relu_forward(y)
+    assert out.dtype == dtype and out.strides == f.strides and np.array_equal(out, f)
+    assert all(np.array_equal(a, b) for a, b in zip(fused_stats, separate_stats))
+    got = KR.batch_norm_relu_backward(dout, cache)
+    want = K.batch_norm_backward(A.relu_backward(dout, relu_cache), bn_cache)
+    for g, w in zip(got, want):
+        assert (g is None) == (w is None)
+        if g is not None:
+            assert g.dtype == dtype and g.strides == w.strides and np.array_equal(g, w)
+
+
+def _net():
+    gn.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(3, 6, 3, padding=1), nn.BatchNorm2d(6), nn.ReLU(), nn.Conv2d(6, 4, 1))
+
+
+@pytest.fixture
+def fused_calls(monkeypatch):
+    """Counts the fused kernel's forwards."""
+    calls = []
+    real = KR.batch_norm_relu_forward
+
+    def spy(*args):
+        calls.append(args[0].shape)
+        return real(*args)
+
+    monkeypatch.setattr(KR, "batch_norm_relu_forward", spy)
+    return calls
+
+
+def _forward_backward(model, x):
+    xt = gn.tensor(x, requires_grad=True)
+    out = model(xt)
+    out.backward(gn.tensor(np.ones(out.shape, dtype=x.dtype)))
+    grads = [p.grad.copy() for p in model.parameters()]
+    return out.numpy(), xt.grad.copy(), grads, [b.copy() for _, b in model.named_buffers()]
+
+
+def test_sequential_fuses_the_pair_with_the_same_bits_and_statistics(fused_calls):
+    x = np.random.default_rng(1).standard_normal((5, 3, 8, 8)).astype(np.float32)
+    fused = _forward_backward(_net(), x)
+    assert fused_calls == [(5, 6, 8, 8)]
+    with no_fusion():
+        assert not fusion_enabled()
+        separate = _forward_backward(_net(), x)
+    assert fusion_enabled() and len(fused_calls) == 1
+    for a, b in zip(fused[:2], separate[:2]):
+        assert np.array_equal(a, b)
+    for a, b in zip(fused[2] + fused[3], separate[2] + separate[3]):  # grads, running stats, batch count
+        assert np.array_equal(a, b)
+
+
+def test_not_fused_where_something_would_notice(fused_calls):
+    x = gn.tensor(np.random.default_rng(2).standard_normal((2, 3, 4, 4)).astype(np.float32))
+    bn, relu = nn.BatchNorm2d(3), nn.ReLU()
+    assert can_fuse(bn, relu) and can_fuse(bn, None)
+    seen = []
+    handle = relu.register_forward_hook(lambda m, inputs, output: seen.append(output.shape))
+    assert not can_fuse(bn, relu)
+    batch_norm_relu(bn, relu, x)
+    assert seen == [(2, 3, 4, 4)] and fused_calls == []  # the hook saw the ReLU's own call
+    handle.remove()
+    assert not can_fuse(SyncBatchNorm(3), relu)  # a subclass with its own forward
+    assert not can_fuse(bn, nn.LeakyReLU()) and not can_fuse(nn.Identity(), relu)
+    autograd.tracer, previous = (lambda *args: None), autograd.tracer
+    try:
+        assert not can_fuse(bn, relu)  # graph capture (ONNX export) sees both layers
+    finally:
+        autograd.tracer = previous
+    batch_norm_relu(bn, None, x)  # the functional F.relu form
+    assert fused_calls == [(2, 3, 4, 4)]
+
+
+@pytest.mark.parametrize("name", ["resnet18", "resnet50", "googlenet"])
+def test_zoo_models_train_bitwise_the_same_fused(name, fused_calls):
+    x = np.random.default_rng(3).standard_normal((2, 3, 64, 64)).astype(np.float32)
+
+    def run():
+        gn.manual_seed(0)
+        kwargs = {"aux_logits": False} if name == "googlenet" else {}
+        model = get_model(name, num_classes=5, **kwargs)
+        model.train()
+        return _forward_backward(model, x)
+
+    fused = run()
+    assert fused_calls, f"{name}: no batch norm + ReLU pair was fused"
+    with no_fusion():
+        separate = run()
+    assert np.array_equal(fused[0], separate[0]) and np.array_equal(fused[1], separate[1])
+    for a, b in zip(fused[2] + fused[3], separate[2] + separate[3]):
+        assert np.array_equal(a, b)
