@@ -9,7 +9,7 @@ import glassnet.nn as nn
 from glassnet import autograd
 from glassnet.distributed import SyncBatchNorm
 from glassnet.models import get_model
-from glassnet.nn.fusion import batch_norm_relu, can_fuse, fusion_enabled, no_fusion
+from glassnet.nn.fusion import batch_norm_add_relu, batch_norm_relu, can_fuse, fusion_enabled, no_fusion
 from glassnet.ops import activations as A
 from glassnet.ops import norm as K
 from glassnet.ops import norm_relu as KR
@@ -47,6 +47,32 @@ def test_kernels_are_bitwise_the_separate_layers(dtype, layout, training, affine
         assert (g is None) == (w is None)
         if g is not None:
             assert g.dtype == dtype and g.strides == w.strides and np.array_equal(g, w)
+
+
+@pytest.mark.parametrize("residual_layout", ["nchw", "channel_major"])
+@pytest.mark.parametrize("training", [True, False])
+def test_residual_kernels_are_bitwise_batch_norm_add_relu(residual_layout, training):
+    rng = np.random.default_rng(1)
+    shape = (3, 24, 30, 31)
+    x = _channel_major(rng.standard_normal(shape).astype(np.float32))  # a convolution's output
+    r = rng.standard_normal(shape).astype(np.float32)
+    r = _channel_major(r) if residual_layout == "channel_major" else r
+    dout = _channel_major(rng.standard_normal(shape).astype(np.float32))
+    c = shape[1]
+    gamma, beta = rng.uniform(0.5, 1.5, c).astype(np.float32), rng.standard_normal(c).astype(np.float32)
+    stats = (rng.standard_normal(c).astype(np.float32), rng.uniform(0.5, 2, c).astype(np.float32))
+    out, cache = KR.batch_norm_add_relu_forward(x, r, gamma, beta, *[a.copy() for a in stats], training, 0.1, 1e-5)
+    y, bn_cache = K.batch_norm_forward(x, gamma, beta, *[a.copy() for a in stats], training, 0.1, 1e-5)
+    f, relu_cache = A.relu_forward(y + r)
+    assert np.array_equal(out, f)
+    dx, dr, dgamma, dbeta = KR.batch_norm_add_relu_backward(dout, cache)
+    ds = A.relu_backward(dout, relu_cache)
+    want = K.batch_norm_backward(ds, bn_cache)
+    assert np.array_equal(dr, ds)
+    for g, w in zip((dx, dgamma, dbeta), want):
+        assert np.array_equal(g, w)
+    with pytest.raises(gn.errors.ShapeError, match="residual"):
+        KR.batch_norm_add_relu_forward(x, r[:, :-1], gamma, beta, *stats, training, 0.1, 1e-5)
 
 
 def _net():
@@ -109,6 +135,10 @@ def test_not_fused_where_something_would_notice(fused_calls):
         autograd.tracer = previous
     batch_norm_relu(bn, None, x)  # the functional F.relu form
     assert fused_calls == [(2, 3, 4, 4)]
+    handle = bn.register_forward_hook(lambda m, inputs, output: seen.append("bn"))
+    y = batch_norm_add_relu(bn, relu, x, x)
+    handle.remove()
+    assert seen[-1] == "bn" and y.shape == (2, 3, 4, 4)
 
 
 @pytest.mark.parametrize("name", ["resnet18", "resnet50", "googlenet"])
@@ -122,8 +152,14 @@ def test_zoo_models_train_bitwise_the_same_fused(name, fused_calls):
         model.train()
         return _forward_backward(model, x)
 
-    fused = run()
+    residual_calls = []
+    real = KR.batch_norm_add_relu_forward
+    KR_spy = lambda *args: residual_calls.append(args[0].shape) or real(*args)  # noqa: E731
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(KR, "batch_norm_add_relu_forward", KR_spy)
+        fused = run()
     assert fused_calls, f"{name}: no batch norm + ReLU pair was fused"
+    assert bool(residual_calls) == name.startswith("resnet"), f"{name}: residual ends fused {len(residual_calls)}"
     with no_fusion():
         separate = run()
     assert np.array_equal(fused[0], separate[0]) and np.array_equal(fused[1], separate[1])

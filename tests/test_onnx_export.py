@@ -265,6 +265,39 @@ class FunctionalOps(nn.Module):
         return F.softmax(self.fc(b.reshape(b.shape[0], -1)), dim=-1)
 
 
+class FusedNormOps(nn.Module):
+    """glassnet.functional's fused batch norm forms called directly (not through nn.fusion, which
+    stands aside while the exporter traces): each exports as BatchNormalization [+ Add] + Relu."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(2, 4, 3, padding=1)
+        self.bn = nn.BatchNorm2d(4)
+        rng = np.random.default_rng(9)
+        self.bn.running_mean[...] = rng.standard_normal(4)
+        self.bn.running_var[...] = rng.uniform(0.3, 2.0, 4)
+        self.bn.weight.data[...] = rng.uniform(0.5, 1.5, 4)
+        self.bn.bias.data[...] = rng.standard_normal(4)
+
+    def forward(self, x):
+        from glassnet import functional as GF
+
+        h = self.conv(x)
+        stats = (self.bn.running_mean, self.bn.running_var, self.bn.weight, self.bn.bias, False, 0.1, 1e-5)
+        a = GF.batch_norm_relu(h, *stats)
+        return GF.batch_norm_add_relu(h, a, *stats)
+
+
+def test_fused_batch_norm_ops_export(tmp_path):
+    require_onnx()
+    gn.manual_seed(3)
+    path, _ = export_and_compare(FusedNormOps(), tmp_path, (2, 5, 5), name="fused_norm", batch_size=2)
+    import onnx
+
+    ops = [n.op_type for n in onnx.load(str(path)).graph.node]
+    assert ops.count("BatchNormalization") == 2 and ops.count("Relu") == 2 and "Add" in ops
+
+
 def test_functional_ops_round_trip(tmp_path):
     require_onnx()
     gn.manual_seed(2)

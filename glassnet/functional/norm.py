@@ -56,6 +56,29 @@ def batch_norm_relu(input, running_mean, running_var, weight=None, bias=None, tr
     )
 
 
+def batch_norm_add_relu(input, residual, running_mean, running_var, weight=None, bias=None,
+                        training: bool = False, momentum: float = 0.1, eps: float = 1e-5, *,
+                        layer: str = "batch_norm"):
+    """``relu(batch_norm(input, ...) + residual)`` in one pass per block of channels: a
+    residual block's end (ResNet's ``relu(bn2(conv2(…)) + identity)``), bit for bit the three
+    ops' results (:mod:`glassnet.ops.norm_relu`). ``residual`` gets the gradient that reaches
+    the sum.
+
+    Shape: input, residual (N, C, *) of one shape; weight, bias, running_mean, running_var (C,);
+    output has the input's shape.
+    """
+    mean, var = _checked_batch_norm(input, running_mean, running_var, weight, bias, training, momentum, layer)
+    if tuple(residual.shape) != tuple(input.shape):
+        raise ShapeError(f"{layer}: the residual has shape {tuple(residual.shape)} but the input "
+                         f"{tuple(input.shape)}; a residual connection adds tensors of one shape")
+    result_dtype(layer, input.dtype, residual.dtype)
+    record = OpRecord("batch_norm_add_relu", BatchNormArgs(bool(training), momentum, eps, mean, var))
+    return apply_kernel(
+        record, KR.batch_norm_add_relu_forward, KR.batch_norm_add_relu_backward, [input, residual, weight, bias],
+        mean, var, bool(training), momentum, eps,
+    )
+
+
 def _checked_batch_norm(input, running_mean, running_var, weight, bias, training, momentum, layer):
     """The running statistics as arrays, once the arguments obey batch norm's rules (else a
     ShapeError / InvalidArgumentError naming ``layer``, the shapes and the rule)."""

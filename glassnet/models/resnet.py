@@ -11,7 +11,7 @@ changes the size or the channels, the shortcut is ``downsample`` = 1×1 conv
 from __future__ import annotations
 
 from .. import nn
-from ..nn.fusion import batch_norm_relu
+from ..nn.fusion import batch_norm_add_relu, batch_norm_relu
 from .registry import register_model
 
 
@@ -46,8 +46,7 @@ class BasicBlock(nn.Module):
     def forward(self, x):
         identity = x if self.downsample is None else self.downsample(x)
         out = batch_norm_relu(self.bn1, self.relu, self.conv1(x))
-        out = self.bn2(self.conv2(out))
-        return self.relu(out + identity)
+        return batch_norm_add_relu(self.bn2, self.relu, self.conv2(out), identity)  # relu(bn2(…) + identity)
 
 
 class Bottleneck(nn.Module):
@@ -75,8 +74,7 @@ class Bottleneck(nn.Module):
         identity = x if self.downsample is None else self.downsample(x)
         out = batch_norm_relu(self.bn1, self.relu, self.conv1(x))
         out = batch_norm_relu(self.bn2, self.relu, self.conv2(out))
-        out = self.bn3(self.conv3(out))
-        return self.relu(out + identity)
+        return batch_norm_add_relu(self.bn3, self.relu, self.conv3(out), identity)  # relu(bn3(…) + identity)
 
 
 class ResNet(nn.Module):

@@ -13,7 +13,8 @@ Modules keep their names, parameters and ``state_dict``: only the call changes, 
 * fusion is on: :func:`no_fusion` turns it off for a block (the off switch).
 
 ``nn.Sequential`` fuses such adjacent pairs by itself; the zoo's blocks call
-:func:`batch_norm_relu` where their ``forward`` applies the two in a row.
+:func:`batch_norm_relu` where their ``forward`` applies the two in a row, and
+:func:`batch_norm_add_relu` for a residual block's ``relu(bn(x) + identity)``.
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from .. import functional as F
 from .activation import ReLU
 from .normalization import BatchNorm1d, BatchNorm2d
 
-__all__ = ["batch_norm_relu", "can_fuse", "no_fusion", "fusion_enabled"]
+__all__ = ["batch_norm_relu", "batch_norm_add_relu", "can_fuse", "no_fusion", "fusion_enabled"]
 
 _FUSION = contextvars.ContextVar("glassnet_layer_fusion", default=True)
 _FUSABLE_NORMS = (BatchNorm1d, BatchNorm2d)
@@ -73,4 +74,17 @@ def batch_norm_relu(norm, activation, x):
     if can_fuse(norm, activation):
         return norm.forward_relu(x)
     y = norm(x)
+    return F.relu(y) if activation is None else activation(y)
+
+
+def batch_norm_add_relu(norm, activation, x, residual):
+    """``activation(norm(x) + residual)``, a residual block's end: one fused kernel where
+    :func:`can_fuse` allows (``activation``: an ``nn.ReLU`` or ``None`` for ``F.relu``), else
+    the three ops.
+
+    Shape: x, residual (N, C, *) of one shape; output the same.
+    """
+    if can_fuse(norm, activation):
+        return norm.forward_add_relu(x, residual)
+    y = norm(x) + residual
     return F.relu(y) if activation is None else activation(y)

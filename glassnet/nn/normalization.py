@@ -5,7 +5,7 @@ import numpy as np
 
 from ..backend import get_default_dtype
 from ..errors import ShapeError
-from ..functional.norm import batch_norm_relu
+from ..functional.norm import batch_norm_add_relu, batch_norm_relu
 from . import functional as F
 from .module import Module
 from .parameter import Parameter
@@ -92,9 +92,16 @@ class _BatchNorm(Module):
         :func:`glassnet.nn.fusion.batch_norm_relu` where nothing could tell the difference."""
         return self._normalise(batch_norm_relu, x)
 
-    def _normalise(self, function, x):
-        """``function`` (``F.batch_norm`` or ``batch_norm_relu``) on ``x`` with this layer's
-        statistics, counting the batch (``num_batches_tracked``) when training."""
+    def forward_add_relu(self, x, residual):
+        """``relu(self(x) + residual)`` in one pass per block of channels
+        (``glassnet.functional.batch_norm_add_relu``), bit for bit; called by
+        :func:`glassnet.nn.fusion.batch_norm_add_relu` at a residual block's end."""
+        return self._normalise(batch_norm_add_relu, x, residual)
+
+    def _normalise(self, function, x, *tensors):
+        """``function(x, *tensors, statistics…)`` (``F.batch_norm`` or a fused form; ``tensors``:
+        a residual) with this layer's statistics, counting the batch (``num_batches_tracked``)
+        when training."""
         self._check_input(x)
         factor = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats:
@@ -105,7 +112,7 @@ class _BatchNorm(Module):
         use_batch_stats = self.training or self.running_mean is None
         track = not self.training or self.track_running_stats
         return function(
-            x,
+            x, *tensors,
             self.running_mean if track else None,
             self.running_var if track else None,
             self.weight, self.bias, use_batch_stats, factor, self.eps,

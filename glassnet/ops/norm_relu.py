@@ -15,18 +15,26 @@ those of :func:`~glassnet.ops.norm.batch_norm_forward` followed by
 ResNet-18 stem (8 × 64 × 112 × 112, 2 threads): forward 17.7 → 13.7 ms, backward 18.3 → 8.8 ms
 (BENCHMARKS.md).
 
+The end of a residual block, ``f = max(0, γ x̂ + β + r)`` (ResNet's ``relu(bn2(conv2(…)) +
+identity)``), runs the same way with the residual r added in the block
+(:func:`batch_norm_add_relu_forward`); its backward hands r the routed gradient g itself.
+
 Contract (every kernel module): ``batch_norm_relu_forward(x, ...) -> (out, cache)`` and
-``batch_norm_relu_backward(dout, cache) -> (dx, dgamma, dbeta)``.
+``batch_norm_relu_backward(dout, cache) -> (dx, dgamma, dbeta)``; likewise
+``batch_norm_add_relu_forward(x, residual, ...)`` and ``batch_norm_add_relu_backward(dout,
+cache) -> (dx, dresidual, dgamma, dbeta)``.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from ..backend import get_array_module
+from ..errors import ShapeError
 from .norm import (BatchNormCache, _batch_norm_backward_channels, _batch_norm_channels, _channels,
                    _in_channel_blocks, check_batch_norm_input)
 
-__all__ = ["BatchNormReluCache", "batch_norm_relu_forward", "batch_norm_relu_backward"]
+__all__ = ["BatchNormReluCache", "batch_norm_relu_forward", "batch_norm_relu_backward",
+           "batch_norm_add_relu_forward", "batch_norm_add_relu_backward"]
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -50,6 +58,23 @@ def batch_norm_relu_forward(x, gamma, beta, running_mean, running_var, training,
     Shape: x (N, C, *); gamma, beta, running_mean, running_var (C,). Output: x's shape, dtype
     and memory order.
     """
+    return _forward(x, None, gamma, beta, running_mean, running_var, training, momentum, eps)
+
+
+def batch_norm_add_relu_forward(x, residual, gamma, beta, running_mean, running_var, training, momentum, eps):
+    """f = max(0, γ (x − μ)/√(σ² + ε) + β + r) per channel: a residual block's end, one block of
+    channels at a time (``r`` = ``residual``, added while the block is in cache).
+
+    Shape: x, residual (N, C, *) of one shape and dtype; gamma, beta, running_mean, running_var
+    (C,). Output: x's shape, dtype and memory order.
+    """
+    if residual.shape != x.shape or residual.dtype != x.dtype:
+        raise ShapeError(f"batch_norm_add_relu: the residual {tuple(residual.shape)} {residual.dtype} must have "
+                         f"the input's shape and dtype, {tuple(x.shape)} {x.dtype}")
+    return _forward(x, residual, gamma, beta, running_mean, running_var, training, momentum, eps)
+
+
+def _forward(x, residual, gamma, beta, running_mean, running_var, training, momentum, eps):
     xp = get_array_module(x)
     m = check_batch_norm_input(x, running_mean, running_var, training)
     out = xp.empty_like(x)
@@ -62,6 +87,8 @@ def batch_norm_relu_forward(x, gamma, beta, running_mean, running_var, training,
         _batch_norm_channels(xp, x[sl], x_c[sl], out[sl], inv_std[c0:c1], _channels(gamma, c0, c1),
                              _channels(beta, c0, c1), _channels(running_mean, c0, c1),
                              _channels(running_var, c0, c1), training, momentum, eps, m)
+        if residual is not None:
+            out[sl] += residual[sl]  # the residual connection's add
         xp.maximum(out[sl], zero, out=out[sl])  # the ReLU, while the block is in cache
 
     _in_channel_blocks(xp, x.shape[1], m, normalise_and_clip)
@@ -82,19 +109,35 @@ def batch_norm_relu_backward(dout, cache):
     Shape: dout (N, C, *) -> dx (N, C, *) (in the memory order of the forward's input);
     dgamma, dbeta (C,).
     """
+    dx, _, dgamma, dbeta = _backward(dout, cache, keep_routed=False)
+    return dx, dgamma, dbeta
+
+
+def batch_norm_add_relu_backward(dout, cache):
+    """Gradients of f = max(0, γ x̂ + β + r): g = dL/df ⊙ 1[f > 0] is dL/dr, and batch norm's
+    backward runs on g as in :func:`batch_norm_relu_backward`.
+
+    Shape: dout (N, C, *) -> (dx, dresidual) (N, C, *), dgamma, dbeta (C,) or None.
+    """
+    return _backward(dout, cache, keep_routed=True)
+
+
+def _backward(dout, cache, keep_routed):
     norm, out = cache.norm, cache.out
     xp = get_array_module(dout)
     x_c, inv_std, gamma = norm.x_centered, norm.inv_std, norm.gamma
+    dtype = xp.result_type(dout, out)
     dx = xp.empty_like(x_c, dtype=dout.dtype)
+    routed_all = xp.empty_like(out, dtype=dtype) if keep_routed else None
     sum_d = xp.empty(dout.shape[1], dtype=dout.dtype)
     sum_dx = xp.empty(dout.shape[1], dtype=dout.dtype)
 
     def route_and_normalise(c0, c1):
         sl = (slice(None), slice(c0, c1))
-        routed = xp.empty_like(dout[sl], dtype=xp.result_type(dout, out))
+        routed = routed_all[sl] if keep_routed else xp.empty_like(dout[sl], dtype=dtype)
         xp.multiply(dout[sl], out[sl] > 0, out=routed)  # relu_backward's product, on one block
         _batch_norm_backward_channels(xp, routed, x_c[sl], dx[sl], sum_d[c0:c1], sum_dx[c0:c1],
                                       inv_std[c0:c1], _channels(gamma, c0, c1), norm.training, norm.count)
 
     _in_channel_blocks(xp, dout.shape[1], dout.size // dout.shape[1], route_and_normalise)
-    return dx, (sum_dx if gamma is not None else None), (sum_d if norm.has_beta else None)
+    return dx, routed_all, (sum_dx if gamma is not None else None), (sum_d if norm.has_beta else None)

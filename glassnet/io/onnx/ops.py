@@ -108,6 +108,12 @@ def _batch_norm_relu(g, rec, ins, base):
     return g.node("Relu", [_batch_norm(g, rec, ins, base + ".bn")], base)
 
 
+def _batch_norm_add_relu(g, rec, ins, base):
+    """``F.batch_norm_add_relu`` called directly: BatchNormalization, Add, Relu."""
+    normed = _batch_norm(g, rec, [ins[0]] + ins[2:], base + ".bn")
+    return g.node("Relu", [g.node("Add", [normed, ins[1]], base + ".add")], base)
+
+
 def _max_pool2d(g, rec, ins, base):
     a = rec.record.args  # PoolArgs
     return emit_max_pool(g, ins[0], rec.inputs[0].shape, rec.output.shape, a.kernel_size, a.stride, a.padding,
@@ -173,6 +179,7 @@ OPS.update({
     "conv2d": _conv2d,
     "batch_norm": _batch_norm,
     "batch_norm_relu": _batch_norm_relu,
+    "batch_norm_add_relu": _batch_norm_add_relu,
     "max_pool2d": _max_pool2d,
     "avg_pool2d": _avg_pool2d,
     "lp_pool2d": _lp_pool2d,
