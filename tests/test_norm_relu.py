@@ -9,7 +9,7 @@ import glassnet.nn as nn
 from glassnet import autograd
 from glassnet.distributed import SyncBatchNorm
 from glassnet.models import get_model
-from glassnet.nn.fusion import batch_norm_add_relu, batch_norm_relu, can_fuse, fusion_enabled, no_fusion
+from glassnet.nn.fusion import batch_norm_add_relu, batch_norm_relu, can_fuse, can_pool_first, fusion_enabled, no_fusion
 from glassnet.ops import activations as A
 from glassnet.ops import norm as K
 from glassnet.ops import norm_relu as KR
@@ -165,3 +165,45 @@ def test_zoo_models_train_bitwise_the_same_fused(name, fused_calls):
     assert np.array_equal(fused[0], separate[0]) and np.array_equal(fused[1], separate[1])
     for a, b in zip(fused[2] + fused[3], separate[2] + separate[3]):
         assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("pool", [
+    dict(kernel_size=2),
+    dict(kernel_size=3, stride=2),                       # overlapping windows (AlexNet, ResNet's stem)
+    dict(kernel_size=3, stride=2, padding=1),
+    dict(kernel_size=3, stride=2, ceil_mode=True),
+    dict(kernel_size=2, stride=1, dilation=2),
+])
+def test_relu_then_max_pool_runs_pool_first_with_the_same_bits(pool, monkeypatch):
+    """relu(max_pool(x)) == max_pool(relu(x)) value for value and gradient for gradient, on
+    inputs with ties, exact zeros and all-negative windows."""
+    from glassnet.functional import pool as pool_functional
+
+    rng = np.random.default_rng(4)
+    x = np.round(rng.standard_normal((3, 4, 9, 10)) * 2) / 2  # many ties and zeros
+    x[0, 0] = -np.abs(x[0, 0]) - 1                           # every window negative
+    x = x.astype(np.float32)
+    order = []
+    real_relu, real_pool = nn.functional.relu, pool_functional.max_pool2d
+    monkeypatch.setattr(nn.activation.F, "relu", lambda *a, **k: order.append("relu") or real_relu(*a, **k))
+    monkeypatch.setattr(nn.pooling.F, "max_pool2d", lambda *a, **k: order.append("pool") or real_pool(*a, **k))
+
+    def run():
+        gn.manual_seed(0)
+        model = nn.Sequential(nn.Conv2d(4, 4, 1), nn.ReLU(), nn.MaxPool2d(**pool))
+        with gn.no_grad():
+            model[0].weight.data[...] = np.eye(4, dtype=np.float32).reshape(4, 4, 1, 1)
+            model[0].bias.data[...] = 0
+        return _forward_backward(model, x)
+
+    rewritten = run()
+    assert order == ["pool", "relu"]
+    with no_fusion():
+        plain = run()
+    assert order == ["pool", "relu", "relu", "pool"]
+    for a, b in zip(rewritten[:2] + tuple(rewritten[2]), plain[:2] + tuple(plain[2])):
+        assert np.array_equal(a, b)
+    assert not can_pool_first(nn.ReLU(), nn.MaxPool2d(2, return_indices=True))
+    hooked = nn.MaxPool2d(2)
+    hooked.register_forward_hook(lambda *args: None)
+    assert not can_pool_first(nn.ReLU(), hooked) and not can_pool_first(nn.LeakyReLU(), nn.MaxPool2d(2))

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
-from .fusion import can_fuse
+from .fusion import can_fuse, can_pool_first
 from .module import Module
 
 
@@ -33,13 +33,18 @@ class Sequential(Module):
                 self.add_module(str(i), m)
 
     def forward(self, x):
-        """Each module on the previous one's output; a ``BatchNorm`` → ``ReLU`` pair runs as
-        one fused kernel where :func:`glassnet.nn.fusion.can_fuse` allows (same results)."""
+        """Each module on the previous one's output. Two adjacent pairs run faster with the same
+        results (:mod:`glassnet.nn.fusion`, where its rules allow): ``BatchNorm`` → ``ReLU`` as one
+        fused kernel, ``ReLU`` → ``MaxPool2d`` as the pool first and the ReLU on its output."""
         modules = list(self._modules.values())
         i = 0
         while i < len(modules):
-            if i + 1 < len(modules) and can_fuse(modules[i], modules[i + 1]):
-                x = modules[i].forward_relu(x)
+            pair = modules[i:i + 2]
+            if len(pair) == 2 and can_fuse(*pair):
+                x = pair[0].forward_relu(x)
+                i += 2
+            elif len(pair) == 2 and can_pool_first(*pair):
+                x = pair[0].forward(pair[1].forward(x))  # relu(max_pool(x)): the pool first
                 i += 2
             else:
                 x = modules[i](x)

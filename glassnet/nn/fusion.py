@@ -12,7 +12,15 @@ Modules keep their names, parameters and ``state_dict``: only the call changes, 
 * no graph capture is running (``glassnet.autograd.tracer``);
 * fusion is on: :func:`no_fusion` turns it off for a block (the off switch).
 
-``nn.Sequential`` fuses such adjacent pairs by itself; the zoo's blocks call
+A ``ReLU`` followed by a ``MaxPool2d`` runs in the other order, ``relu(max_pool(x))``
+(:func:`can_pool_first`): ReLU is monotone, so ``max_window relu(x) = relu(max_window x)``
+value for value, and the gradient reaches the same elements (a window whose maximum is
+positive routes to the same first maximum; one whose maximum is ≤ 0 passes no gradient either
+way). The ReLU then runs on the pooled output, a quarter of the size for a 2×2 pool. Same
+conditions (exact types, no hooks, no capture, fusion on), and not with ``return_indices``
+(the arg-max of a window of zeros may differ).
+
+``nn.Sequential`` applies both rewrites to adjacent pairs by itself; the zoo's blocks call
 :func:`batch_norm_relu` where their ``forward`` applies the two in a row, and
 :func:`batch_norm_add_relu` for a residual block's ``relu(bn(x) + identity)``.
 """
@@ -25,8 +33,9 @@ from .. import autograd
 from .. import functional as F
 from .activation import ReLU
 from .normalization import BatchNorm1d, BatchNorm2d
+from .pooling import MaxPool2d
 
-__all__ = ["batch_norm_relu", "batch_norm_add_relu", "can_fuse", "no_fusion", "fusion_enabled"]
+__all__ = ["batch_norm_relu", "batch_norm_add_relu", "can_fuse", "can_pool_first", "no_fusion", "fusion_enabled"]
 
 _FUSION = contextvars.ContextVar("glassnet_layer_fusion", default=True)
 _FUSABLE_NORMS = (BatchNorm1d, BatchNorm2d)
@@ -63,6 +72,16 @@ def can_fuse(norm, activation) -> bool:
     return (type(norm) in _FUSABLE_NORMS and (activation is None or type(activation) is ReLU)
             and fusion_enabled() and autograd.tracer is None and not _hooked(norm)
             and not (activation is not None and _hooked(activation)))
+
+
+def can_pool_first(activation, pool) -> bool:
+    """Whether ``pool(activation(x))`` may run as ``activation(pool(x))`` (the same values and
+    gradients; the module docstring says why and when).
+
+    Shape: not applicable.
+    """
+    return (type(activation) is ReLU and type(pool) is MaxPool2d and not pool.return_indices
+            and fusion_enabled() and autograd.tracer is None and not _hooked(activation) and not _hooked(pool))
 
 
 def batch_norm_relu(norm, activation, x):
