@@ -9,7 +9,8 @@ import glassnet.nn as nn
 from glassnet import autograd
 from glassnet.distributed import SyncBatchNorm
 from glassnet.models import get_model
-from glassnet.nn.fusion import batch_norm_add_relu, batch_norm_relu, can_fuse, can_pool_first, fusion_enabled, no_fusion
+from glassnet.nn.fusion import (batch_norm_add_relu, batch_norm_relu, can_fuse, can_pool_first, can_relu_in_place,
+                                fusion_enabled, no_fusion)
 from glassnet.ops import activations as A
 from glassnet.ops import norm as K
 from glassnet.ops import norm_relu as KR
@@ -207,3 +208,42 @@ def test_relu_then_max_pool_runs_pool_first_with_the_same_bits(pool, monkeypatch
     hooked = nn.MaxPool2d(2)
     hooked.register_forward_hook(lambda *args: None)
     assert not can_pool_first(nn.ReLU(), hooked) and not can_pool_first(nn.LeakyReLU(), nn.MaxPool2d(2))
+
+
+def test_relu_after_conv_or_linear_runs_in_place_with_the_same_bits(monkeypatch):
+    calls = []
+    real = A.relu_inplace_forward
+    monkeypatch.setattr(A, "relu_inplace_forward", lambda x: calls.append(x.shape) or real(x))
+    x = np.random.default_rng(5).standard_normal((4, 3, 6, 6)).astype(np.float32)
+
+    def run():
+        gn.manual_seed(0)
+        model = nn.Sequential(nn.Conv2d(3, 5, 3, padding=1), nn.ReLU(), nn.Conv2d(5, 2, 3), nn.ReLU(),
+                              nn.MaxPool2d(2), nn.Flatten(), nn.Linear(8, 6), nn.ReLU(), nn.Linear(6, 3))
+        return _forward_backward(model, x)
+
+    in_place = run()
+    assert calls == [(4, 5, 6, 6), (4, 6)]  # conv → ReLU and linear → ReLU; conv → ReLU → pool runs pool first
+    with no_fusion():
+        plain = run()
+    assert len(calls) == 2
+    for a, b in zip(in_place[:2] + tuple(in_place[2]), plain[:2] + tuple(plain[2])):
+        assert np.array_equal(a, b)
+
+
+def test_relu_in_place_stands_aside_for_hooks_and_refuses_leaves():
+    conv, relu = nn.Conv2d(1, 2, 1), nn.ReLU()
+    assert can_relu_in_place(conv, relu) and can_relu_in_place(nn.Linear(2, 2), relu)
+    kept = []
+    conv.register_forward_hook(lambda m, inputs, output: kept.append(output.numpy().copy()) or None)
+    assert not can_relu_in_place(conv, relu)
+    with gn.no_grad():
+        conv.weight.data[...] = np.array([1.0, -1.0], dtype=np.float32).reshape(2, 1, 1, 1)
+    out = nn.Sequential(conv, relu)(gn.tensor(np.ones((1, 1, 2, 2), dtype=np.float32)))
+    assert kept[0].min() < 0 <= out.numpy().min()  # the hook's view of the conv output was not clipped
+    assert not can_relu_in_place(nn.Conv2d(1, 1, 1), nn.LeakyReLU())
+    leaf = gn.tensor(np.ones(3, dtype=np.float32), requires_grad=True)
+    with pytest.raises(gn.errors.InvalidArgumentError, match="leaf"):
+        nn.functional.relu_(leaf)
+    y = nn.functional.relu_(gn.tensor(np.array([-1.0, 2.0], dtype=np.float32)))
+    assert y.numpy().tolist() == [0.0, 2.0]

@@ -1,6 +1,7 @@
 """Functional activations (PyTorch's names and signatures)."""
 from __future__ import annotations
 
+from ..errors import InvalidArgumentError
 from ..op_args import EluArgs, LeakyReluArgs
 from ..op_record import OpRecord
 from ..ops import activations as K
@@ -13,6 +14,21 @@ def relu(input, inplace: bool = False):
     Shape: any; the output has the input's shape.
     """
     return input.relu()
+
+
+def relu_(input):
+    """max(0, x) in place, PyTorch's ``F.relu_``: ``input``'s array is overwritten and the
+    result shares it. Only for an input nothing else reads afterwards (its producer's backward
+    included): glassnet keeps no version counters to catch a misuse, so a leaf that requires
+    grad is refused. ``nn.Sequential`` uses it on a ``Conv2d`` / ``Linear`` output that only
+    its ``ReLU`` reads (:mod:`glassnet.nn.fusion`).
+
+    Shape: any; the output has the input's shape (and memory).
+    """
+    if input.requires_grad and input.is_leaf:
+        raise InvalidArgumentError("relu_: an in-place ReLU on a leaf tensor that requires grad would overwrite "
+                                   f"it (shape {tuple(input.shape)}); use relu")
+    return apply_kernel("relu", K.relu_inplace_forward, K.relu_backward, [input])
 
 
 def leaky_relu(input, negative_slope: float = 0.01, inplace: bool = False):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
-from .fusion import can_fuse, can_pool_first
+from .fusion import sequential_step
 from .module import Module
 
 
@@ -33,22 +33,14 @@ class Sequential(Module):
                 self.add_module(str(i), m)
 
     def forward(self, x):
-        """Each module on the previous one's output. Two adjacent pairs run faster with the same
-        results (:mod:`glassnet.nn.fusion`, where its rules allow): ``BatchNorm`` → ``ReLU`` as one
-        fused kernel, ``ReLU`` → ``MaxPool2d`` as the pool first and the ReLU on its output."""
+        """Each module on the previous one's output. Three adjacent pairs run faster with the same
+        results where :mod:`glassnet.nn.fusion`'s rules allow (:func:`~glassnet.nn.fusion.sequential_step`):
+        ``BatchNorm`` → ``ReLU`` as one fused kernel, ``ReLU`` → ``MaxPool2d`` as the pool first
+        and the ReLU on its output, ``Conv2d``/``Linear`` → ``ReLU`` with the ReLU in place."""
         modules = list(self._modules.values())
         i = 0
         while i < len(modules):
-            pair = modules[i:i + 2]
-            if len(pair) == 2 and can_fuse(*pair):
-                x = pair[0].forward_relu(x)
-                i += 2
-            elif len(pair) == 2 and can_pool_first(*pair):
-                x = pair[0].forward(pair[1].forward(x))  # relu(max_pool(x)): the pool first
-                i += 2
-            else:
-                x = modules[i](x)
-                i += 1
+            x, i = sequential_step(modules, i, x)
         return x
 
     def __getitem__(self, idx):

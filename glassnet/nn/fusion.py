@@ -20,7 +20,13 @@ way). The ReLU then runs on the pooled output, a quarter of the size for a 2×2 
 conditions (exact types, no hooks, no capture, fusion on), and not with ``return_indices``
 (the arg-max of a window of zeros may differ).
 
-``nn.Sequential`` applies both rewrites to adjacent pairs by itself; the zoo's blocks call
+A ``ReLU`` right after a ``Conv2d`` or ``Linear`` runs in place on that layer's output
+(``F.relu_``, :func:`can_relu_in_place`): inside ``nn.Sequential`` nothing else reads it (the
+layer's backward needs its input, not its output), so no second activation-sized array is
+made, as torchvision's ``ReLU(inplace=True)`` does in PyTorch. Same conditions, hooks on the
+producer included (a hook may keep its output).
+
+``nn.Sequential`` applies these rewrites to adjacent pairs by itself; the zoo's blocks call
 :func:`batch_norm_relu` where their ``forward`` applies the two in a row, and
 :func:`batch_norm_add_relu` for a residual block's ``relu(bn(x) + identity)``.
 """
@@ -31,11 +37,15 @@ import contextvars
 
 from .. import autograd
 from .. import functional as F
+from ..functional.activation import relu_
 from .activation import ReLU
+from .conv import Conv2d
+from .linear import Linear
 from .normalization import BatchNorm1d, BatchNorm2d
 from .pooling import MaxPool2d
 
-__all__ = ["batch_norm_relu", "batch_norm_add_relu", "can_fuse", "can_pool_first", "no_fusion", "fusion_enabled"]
+__all__ = ["batch_norm_relu", "batch_norm_add_relu", "can_fuse", "can_pool_first", "can_relu_in_place",
+           "sequential_step", "no_fusion", "fusion_enabled"]
 
 _FUSION = contextvars.ContextVar("glassnet_layer_fusion", default=True)
 _FUSABLE_NORMS = (BatchNorm1d, BatchNorm2d)
@@ -84,6 +94,17 @@ def can_pool_first(activation, pool) -> bool:
             and fusion_enabled() and autograd.tracer is None and not _hooked(activation) and not _hooked(pool))
 
 
+def can_relu_in_place(producer, activation) -> bool:
+    """Whether ``activation(producer(x))`` may run the ReLU in place on the producer's output
+    (exactly ``nn.Conv2d`` or ``nn.Linear``, then exactly ``nn.ReLU``; the module docstring's
+    conditions).
+
+    Shape: not applicable.
+    """
+    return (type(producer) in (Conv2d, Linear) and type(activation) is ReLU and fusion_enabled()
+            and autograd.tracer is None and not _hooked(producer) and not _hooked(activation))
+
+
 def batch_norm_relu(norm, activation, x):
     """``activation(norm(x))`` (``activation=None``: ``F.relu(norm(x))``): fused where
     :func:`can_fuse` allows, else the two calls.
@@ -107,3 +128,27 @@ def batch_norm_add_relu(norm, activation, x, residual):
         return norm.forward_add_relu(x, residual)
     y = norm(x) + residual
     return F.relu(y) if activation is None else activation(y)
+
+
+def sequential_step(modules, i, x):
+    """Run ``modules[i]`` — or the pair ``modules[i], modules[i + 1]`` where a rule of this module
+    applies — on ``x``, for ``nn.Sequential``. Returns ``(output, index of the next module)``.
+
+    The rules, first match: batch norm → ReLU fused (:func:`can_fuse`); ReLU → max-pool as the
+    pool first (:func:`can_pool_first`); conv/linear → ReLU in place (:func:`can_relu_in_place`),
+    unless that ReLU is followed by a max-pool (the pool-first rewrite then pays more: the ReLU
+    runs on the pooled output).
+
+    Shape: x as ``modules[i]`` takes it.
+    """
+    pair = modules[i:i + 2]
+    if len(pair) == 2:
+        first, second = pair
+        if can_fuse(first, second):
+            return first.forward_relu(x), i + 2
+        if can_pool_first(first, second):
+            return first.forward(second.forward(x)), i + 2  # relu(max_pool(x))
+        pool_next = i + 2 < len(modules) and can_pool_first(second, modules[i + 2])
+        if can_relu_in_place(first, second) and not pool_next:
+            return relu_(first.forward(x)), i + 2  # nothing else reads the layer's output
+    return modules[i](x), i + 1

@@ -73,6 +73,18 @@ def relu_forward(x):
     return out, out
 
 
+def relu_inplace_forward(x):
+    """f = max(0, x) written over ``x`` itself (no new array): for an input that nothing else
+    reads afterwards, such as a convolution's output inside ``nn.Sequential``
+    (:mod:`glassnet.nn.fusion`). The backward is :func:`relu_backward` (its cache is f).
+
+    Shape: any; returns ``x`` (now f) and the cache f.
+    """
+    xp = get_array_module(x)
+    elementwise(xp.maximum, x, x, x.dtype.type(0))
+    return x, x
+
+
 def _masked(dout, f, out):
     """out = dout ⊙ 1[f > 0]."""
     return get_array_module(dout).multiply(dout, f > 0, out=out)
