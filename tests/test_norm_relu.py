@@ -244,6 +244,8 @@ def test_relu_in_place_stands_aside_for_hooks_and_refuses_leaves():
     out = nn.Sequential(conv, relu)(gn.tensor(np.ones((1, 1, 2, 2), dtype=np.float32)))
     assert kept[0].min() < 0 <= out.numpy().min()  # the hook's view of the conv output was not clipped
     assert not can_relu_in_place(nn.Conv2d(1, 1, 1), nn.LeakyReLU())
+    with gn.no_grad():  # no graph: arrays die at once, the in-place pass did not pay
+        assert not can_relu_in_place(nn.Conv2d(1, 1, 1), nn.ReLU())
     leaf = gn.tensor(np.ones(3, dtype=np.float32), requires_grad=True)
     with pytest.raises(gn.errors.InvalidArgumentError, match="leaf"):
         nn.functional.relu_(leaf)

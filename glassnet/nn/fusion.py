@@ -27,7 +27,11 @@ A ``ReLU`` right after a ``Conv2d`` or ``Linear`` runs in place on that layer's 
 (``F.relu_``, :func:`can_relu_in_place`): inside ``nn.Sequential`` nothing else reads it (the
 layer's backward needs its input, not its output), so no second activation-sized array is
 made, as torchvision's ``ReLU(inplace=True)`` does in PyTorch. Same conditions, hooks on the
-producer included (a hook may keep its output).
+producer included (a hook may keep its output), and only while gradients are recorded: a training
+step keeps every activation until its backward, so one array fewer per layer is memory saved
+(VGG16 b2: page faults per step 9,600–10,000 → 3,800–4,700); without a graph the arrays die at
+once and the in-place pass measured no faster (VGG16 b1 forward 185.9 / 171.7 against 183.5 /
+167.2 ms) and, under glibc's defaults, faulted more pages.
 
 ``nn.Sequential`` applies these rewrites to adjacent pairs by itself; the zoo's blocks call
 :func:`batch_norm_relu` where their ``forward`` applies the two in a row, and
@@ -104,8 +108,8 @@ def can_relu_in_place(producer, activation) -> bool:
 
     Shape: not applicable.
     """
-    return (type(producer) in (Conv2d, Linear) and type(activation) is ReLU and fusion_enabled()
-            and autograd.tracer is None and not _hooked(producer) and not _hooked(activation))
+    return (type(producer) in (Conv2d, Linear) and type(activation) is ReLU and autograd.is_grad_enabled()
+            and fusion_enabled() and autograd.tracer is None and not _hooked(producer) and not _hooked(activation))
 
 
 def batch_norm_relu(norm, activation, x):
