@@ -251,3 +251,20 @@ def test_relu_in_place_stands_aside_for_hooks_and_refuses_leaves():
         nn.functional.relu_(leaf)
     y = nn.functional.relu_(gn.tensor(np.array([-1.0, 2.0], dtype=np.float32)))
     assert y.numpy().tolist() == [0.0, 2.0]
+
+
+@pytest.mark.parametrize("shape", [(6, 5), (4, 3, 7)])
+def test_batch_norm_1d_then_relu_fuses_with_the_same_bits(shape, fused_calls):
+    x = np.random.default_rng(6).standard_normal(shape).astype(np.float32)
+
+    def run():
+        gn.manual_seed(0)
+        return _forward_backward(nn.Sequential(nn.Linear(shape[-1], shape[-1]), nn.BatchNorm1d(shape[1]),
+                                               nn.ReLU()), x)
+
+    fused = run()
+    assert fused_calls == [shape]
+    with no_fusion():
+        plain = run()
+    for a, b in zip(fused[:2] + tuple(fused[2]) + tuple(fused[3]), plain[:2] + tuple(plain[2]) + tuple(plain[3])):
+        assert np.array_equal(a, b)
