@@ -1,4 +1,4 @@
-"""Layer fusion: a ``BatchNorm`` followed by a ``ReLU`` runs as one kernel where nothing can tell.
+"""Layer fusion: adjacent layers run in fewer passes over memory where nothing can tell.
 
 ``relu(bn(x))`` — every ResNet block, GoogLeNet's convolutions, VGG-BN's features — becomes
 ``bn.forward_relu(x)`` (:func:`glassnet.functional.batch_norm_relu`, one pass per block of
@@ -19,9 +19,8 @@ positive routes to the same first maximum; one whose maximum is ≤ 0 passes no 
 way). The ReLU then runs on the pooled output, a quarter of the size for a 2×2 pool, and in
 place (the pool's backward reads its arg-max, never its output): no new array, which also
 kept glibc from trimming and re-faulting the heap every SmallCNN step (2,400 page faults per
-step without it). Same
-conditions (exact types, no hooks, no capture, fusion on), and not with ``return_indices``
-(the arg-max of a window of zeros may differ).
+step without it). Same conditions (exact types, no hooks, no capture, fusion on), and not with
+``return_indices`` (the arg-max of a window of zeros may differ).
 
 A ``ReLU`` right after a ``Conv2d`` or ``Linear`` runs in place on that layer's output
 (``F.relu_``, :func:`can_relu_in_place`): inside ``nn.Sequential`` nothing else reads it (the
