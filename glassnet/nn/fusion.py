@@ -75,8 +75,11 @@ def no_fusion():
         _FUSION.reset(token)
 
 
-def _hooked(module) -> bool:
-    return bool(module.__dict__.get("_forward_hooks"))
+def _may_rewrite(*modules) -> bool:
+    """The conditions every rewrite shares: fusion on, no graph capture, no forward hook on any of
+    ``modules`` (``None`` stands for a functional ``F.relu``, which has none)."""
+    return (fusion_enabled() and autograd.tracer is None
+            and not any(m is not None and m.__dict__.get("_forward_hooks") for m in modules))
 
 
 def can_fuse(norm, activation) -> bool:
@@ -86,8 +89,7 @@ def can_fuse(norm, activation) -> bool:
     Shape: not applicable.
     """
     return (type(norm) in _FUSABLE_NORMS and (activation is None or type(activation) is ReLU)
-            and fusion_enabled() and autograd.tracer is None and not _hooked(norm)
-            and not (activation is not None and _hooked(activation)))
+            and _may_rewrite(norm, activation))
 
 
 def can_pool_first(activation, pool) -> bool:
@@ -97,7 +99,7 @@ def can_pool_first(activation, pool) -> bool:
     Shape: not applicable.
     """
     return (type(activation) is ReLU and type(pool) is MaxPool2d and not pool.return_indices
-            and fusion_enabled() and autograd.tracer is None and not _hooked(activation) and not _hooked(pool))
+            and _may_rewrite(activation, pool))
 
 
 def can_relu_in_place(producer, activation) -> bool:
@@ -108,7 +110,12 @@ def can_relu_in_place(producer, activation) -> bool:
     Shape: not applicable.
     """
     return (type(producer) in (Conv2d, Linear) and type(activation) is ReLU and autograd.is_grad_enabled()
-            and fusion_enabled() and autograd.tracer is None and not _hooked(producer) and not _hooked(activation))
+            and _may_rewrite(producer, activation))
+
+
+def _activate(activation, y):
+    """The unfused ReLU: the module's call, or ``F.relu`` for ``activation=None``."""
+    return F.relu(y) if activation is None else activation(y)
 
 
 def batch_norm_relu(norm, activation, x):
@@ -119,8 +126,7 @@ def batch_norm_relu(norm, activation, x):
     """
     if can_fuse(norm, activation):
         return norm.forward_relu(x)
-    y = norm(x)
-    return F.relu(y) if activation is None else activation(y)
+    return _activate(activation, norm(x))
 
 
 def batch_norm_add_relu(norm, activation, x, residual):
@@ -132,8 +138,7 @@ def batch_norm_add_relu(norm, activation, x, residual):
     """
     if can_fuse(norm, activation):
         return norm.forward_add_relu(x, residual)
-    y = norm(x) + residual
-    return F.relu(y) if activation is None else activation(y)
+    return _activate(activation, norm(x) + residual)
 
 
 def sequential_step(modules, i, x):

@@ -128,23 +128,6 @@ def _channels(a, c0, c1):
     return None if a is None else a[c0:c1]
 
 
-def check_batch_norm_input(x, running_mean, running_var, training) -> int:
-    """The number m of values per channel, once the batch norm's rules hold: more than one
-    value per channel when training; running statistics when not.
-
-    Shape: x (N, C, *) -> int.
-    """
-    m = x.size // x.shape[1]
-    if training and m <= 1:
-        raise InvalidArgumentError(
-            f"batch_norm: expected more than 1 value per channel when training, "
-            f"got input of shape {tuple(x.shape)}"
-        )
-    if not training and (running_mean is None or running_var is None):
-        raise InvalidArgumentError("batch_norm: running_mean and running_var are required when not training")
-    return m
-
-
 def batch_norm_forward(x, gamma, beta, running_mean, running_var, training, momentum, eps):
     """y = γ (x − μ)/√(σ² + ε) + β, per channel (axis 1).
 
@@ -169,18 +152,37 @@ def batch_norm_forward(x, gamma, beta, running_mean, running_var, training, mome
     gamma, beta, running_mean, running_var (C,). Output: x's shape and dtype
     (and its memory order).
     """
+    return batch_norm_forward_in_blocks(x, gamma, beta, running_mean, running_var, training, momentum, eps)
+
+
+def batch_norm_forward_in_blocks(x, gamma, beta, running_mean, running_var, training, momentum, eps,
+                                 finish_block=None):
+    """:func:`batch_norm_forward`, with ``finish_block(sl, out)`` called on each block of channels
+    right after it is normalised, while it is in cache (``sl`` indexes the block: ``out[sl]``):
+    how :mod:`.norm_relu` adds a residual and applies the ReLU in the same pass.
+
+    Shape: as :func:`batch_norm_forward`'s; returns ``(out, BatchNormCache)``.
+    """
     xp = get_array_module(x)
-    dt = x.dtype
-    m = check_batch_norm_input(x, running_mean, running_var, training)
+    m = x.size // x.shape[1]
+    if training and m <= 1:
+        raise InvalidArgumentError(
+            f"batch_norm: expected more than 1 value per channel when training, "
+            f"got input of shape {tuple(x.shape)}"
+        )
+    if not training and (running_mean is None or running_var is None):
+        raise InvalidArgumentError("batch_norm: running_mean and running_var are required when not training")
     out = xp.empty_like(x)
     x_c = xp.empty_like(x)  # x − μ, the cache's one activation-sized array
-    inv_std = xp.empty(x.shape[1], dtype=dt)
+    inv_std = xp.empty(x.shape[1], dtype=x.dtype)
 
     def normalise(c0, c1):
         sl = (slice(None), slice(c0, c1))
         _batch_norm_channels(xp, x[sl], x_c[sl], out[sl], inv_std[c0:c1], _channels(gamma, c0, c1),
                              _channels(beta, c0, c1), _channels(running_mean, c0, c1),
                              _channels(running_var, c0, c1), training, momentum, eps, m)
+        if finish_block is not None:
+            finish_block(sl, out)
 
     _in_channel_blocks(xp, x.shape[1], m, normalise)  # channels are independent
     return out, BatchNormCache(x_c, inv_std, gamma, beta is not None, bool(training), m)
@@ -236,6 +238,16 @@ def batch_norm_backward(dout, cache):
     Shape: dout (N, C, *) -> dx (N, C, *) (in the memory order of the forward's
     input); dgamma, dbeta (C,).
     """
+    return batch_norm_backward_in_blocks(dout, cache)
+
+
+def batch_norm_backward_in_blocks(dout, cache, upstream_block=None):
+    """:func:`batch_norm_backward`, with the upstream gradient of each block of channels given by
+    ``upstream_block(sl)`` (default ``dout[sl]``) just before the block's backward, while it is in
+    cache: how :mod:`.norm_relu` routes the gradient through the ReLU in the same pass.
+
+    Shape: as :func:`batch_norm_backward`'s; returns ``(dx, dgamma, dbeta)``.
+    """
     x_c, inv_std, gamma, has_beta = cache.x_centered, cache.inv_std, cache.gamma, cache.has_beta
     training, m = cache.training, cache.count
     xp = get_array_module(dout)
@@ -245,7 +257,8 @@ def batch_norm_backward(dout, cache):
 
     def gradients(c0, c1):
         sl = (slice(None), slice(c0, c1))
-        _batch_norm_backward_channels(xp, dout[sl], x_c[sl], dx[sl], sum_d[c0:c1], sum_dx[c0:c1],
+        d = dout[sl] if upstream_block is None else upstream_block(sl)
+        _batch_norm_backward_channels(xp, d, x_c[sl], dx[sl], sum_d[c0:c1], sum_dx[c0:c1],
                                       inv_std[c0:c1], _channels(gamma, c0, c1), training, m)
 
     _in_channel_blocks(xp, dout.shape[1], dout.size // dout.shape[1], gradients)

@@ -30,8 +30,7 @@ from dataclasses import dataclass
 
 from ..backend import get_array_module
 from ..errors import ShapeError
-from .norm import (BatchNormCache, _batch_norm_backward_channels, _batch_norm_channels, _channels,
-                   _in_channel_blocks, check_batch_norm_input)
+from .norm import BatchNormCache, batch_norm_backward_in_blocks, batch_norm_forward_in_blocks
 
 __all__ = ["BatchNormReluCache", "batch_norm_relu_forward", "batch_norm_relu_backward",
            "batch_norm_add_relu_forward", "batch_norm_add_relu_backward"]
@@ -76,23 +75,15 @@ def batch_norm_add_relu_forward(x, residual, gamma, beta, running_mean, running_
 
 def _forward(x, residual, gamma, beta, running_mean, running_var, training, momentum, eps):
     xp = get_array_module(x)
-    m = check_batch_norm_input(x, running_mean, running_var, training)
-    out = xp.empty_like(x)
-    x_c = xp.empty_like(x)
-    inv_std = xp.empty(x.shape[1], dtype=x.dtype)
     zero = x.dtype.type(0)
 
-    def normalise_and_clip(c0, c1):
-        sl = (slice(None), slice(c0, c1))
-        _batch_norm_channels(xp, x[sl], x_c[sl], out[sl], inv_std[c0:c1], _channels(gamma, c0, c1),
-                             _channels(beta, c0, c1), _channels(running_mean, c0, c1),
-                             _channels(running_var, c0, c1), training, momentum, eps, m)
+    def add_and_clip(sl, out):  # on each normalised block, while it is in cache
         if residual is not None:
             out[sl] += residual[sl]  # the residual connection's add
-        xp.maximum(out[sl], zero, out=out[sl])  # the ReLU, while the block is in cache
+        xp.maximum(out[sl], zero, out=out[sl])  # the ReLU
 
-    _in_channel_blocks(xp, x.shape[1], m, normalise_and_clip)
-    norm = BatchNormCache(x_c, inv_std, gamma, beta is not None, bool(training), m)
+    out, norm = batch_norm_forward_in_blocks(x, gamma, beta, running_mean, running_var, training, momentum, eps,
+                                             add_and_clip)
     return out, BatchNormReluCache(norm, out)
 
 
@@ -123,21 +114,14 @@ def batch_norm_add_relu_backward(dout, cache):
 
 
 def _backward(dout, cache, keep_routed):
-    norm, out = cache.norm, cache.out
+    out = cache.out
     xp = get_array_module(dout)
-    x_c, inv_std, gamma = norm.x_centered, norm.inv_std, norm.gamma
     dtype = xp.result_type(dout, out)
-    dx = xp.empty_like(x_c, dtype=dout.dtype)
     routed_all = xp.empty_like(out, dtype=dtype) if keep_routed else None
-    sum_d = xp.empty(dout.shape[1], dtype=dout.dtype)
-    sum_dx = xp.empty(dout.shape[1], dtype=dout.dtype)
 
-    def route_and_normalise(c0, c1):
-        sl = (slice(None), slice(c0, c1))
-        routed = routed_all[sl] if keep_routed else xp.empty_like(dout[sl], dtype=dtype)
-        xp.multiply(dout[sl], out[sl] > 0, out=routed)  # relu_backward's product, on one block
-        _batch_norm_backward_channels(xp, routed, x_c[sl], dx[sl], sum_d[c0:c1], sum_dx[c0:c1],
-                                      inv_std[c0:c1], _channels(gamma, c0, c1), norm.training, norm.count)
+    def routed(sl):  # relu_backward's product, on one block; kept whole when it is dL/dr
+        block = routed_all[sl] if keep_routed else xp.empty_like(dout[sl], dtype=dtype)
+        return xp.multiply(dout[sl], out[sl] > 0, out=block)
 
-    _in_channel_blocks(xp, dout.shape[1], dout.size // dout.shape[1], route_and_normalise)
-    return dx, routed_all, (sum_dx if gamma is not None else None), (sum_d if norm.has_beta else None)
+    dx, dgamma, dbeta = batch_norm_backward_in_blocks(dout, cache.norm, routed)
+    return dx, routed_all, dgamma, dbeta
