@@ -151,18 +151,17 @@ def make_batch(case: str, seed: int = 0, batch: int | None = None, inputs: str =
 
 
 def _fashion_mnist_batch(n, rng, root):
-    from glassnet.data import FASHION_MNIST_MEAN, FASHION_MNIST_STD, FashionMNIST
+    from time_to_accuracy import fashion_mnist  # the data set and transforms of the time-to-accuracy run
 
     try:
-        data = FashionMNIST(root, train=True)
+        data = fashion_mnist(root, train=True)
     except Exception as e:  # the data set is not installed: say how to get it, in one line
         raise SystemExit(f"bench_models: --input images needs Fashion-MNIST under {root} ({e}); install it with "
                          "`apt-get install -y dataset-fashion-mnist`, pass --data-root, or use --input random")
-    index = rng.choice(len(data), size=n, replace=False)
-    pixels = np.stack([np.asarray(data[int(i)][0], dtype=np.float32) for i in index]).reshape(n, 1, 28, 28)
-    x = (pixels / np.float32(255) - np.float32(FASHION_MNIST_MEAN)) / np.float32(FASHION_MNIST_STD)
-    y = np.array([int(data[int(i)][1]) for i in index], dtype=np.int64)
-    return x.astype(np.float32), y
+    samples = [data[int(i)] for i in rng.choice(len(data), size=n, replace=False)]
+    x = np.stack([np.asarray(image, dtype=np.float32) for image, _ in samples]).reshape(n, 1, 28, 28)
+    y = np.array([int(label) for _, label in samples], dtype=np.int64)
+    return x, y
 
 
 def _photo_batch(n, shape, classes, rng):
@@ -177,7 +176,7 @@ def _photo_batch(n, shape, classes, rng):
     mean, std = np.asarray(IMAGENET_MEAN, np.float32), np.asarray(IMAGENET_STD, np.float32)
     x = np.ascontiguousarray(((photos / np.float32(255) - mean) / std).transpose(0, 3, 1, 2))
     y = rng.integers(0, classes, size=n).astype(np.int64)
-    return x.astype(np.float32), y
+    return x, y
 
 
 def build_glassnet(case: str, seed: int = 0):

@@ -60,13 +60,20 @@ from _timing import (add_runtime_options, apply_runtime_options, dump_json, envi
 DEFAULT_ROOT = "/usr/share/datasets/fashion-mnist"
 
 
-def load_data(root, limit_train, limit_test):
+def fashion_mnist(root, train: bool):
+    """Fashion-MNIST's training or test set under ``root`` with ``glassnet train``'s transforms
+    (``ToFloat`` + ``Normalize(FASHION_MNIST_MEAN, FASHION_MNIST_STD)``)."""
     from glassnet import data
     from glassnet.data import transforms as T
 
     transform = T.Compose([T.ToFloat("float32"), T.Normalize(data.FASHION_MNIST_MEAN, data.FASHION_MNIST_STD)])
-    train = data.FashionMNIST(root=root, train=True, transform=transform)
-    test = data.FashionMNIST(root=root, train=False, transform=transform)
+    return data.FashionMNIST(root=root, train=train, transform=transform)
+
+
+def load_data(root, limit_train, limit_test):
+    from glassnet import data
+
+    train, test = fashion_mnist(root, True), fashion_mnist(root, False)
     if limit_train is not None:
         train = data.Subset(train, np.arange(min(limit_train, len(train))))
     if limit_test is not None:

@@ -106,8 +106,9 @@ def test_bench_models_batches_are_what_training_feeds(monkeypatch):
     data = FashionMNIST(str(root), train=True)
     index = np.random.default_rng(3).choice(len(data), size=16, replace=False)
     assert list(y) == [int(data[int(i)][1]) for i in index]
-    first = np.asarray(data[int(index[0])][0], dtype=np.float32).reshape(28, 28)
-    np.testing.assert_allclose(x[0, 0] * 0.3530 + 0.2860, first / 255, atol=1e-6)
+    first = np.asarray(data[int(index[0])][0], dtype=np.float32).reshape(28, 28)  # pixels in [0, 1]
+    np.testing.assert_allclose(x[0, 0] * 0.3530 + 0.2860, first, atol=1e-6)
+    assert x.min() < -0.8 and x.max() > 2  # (0 - 0.286)/0.353 and (1 - 0.286)/0.353: whole images, not dimmed
     photo, labels = bm.make_batch("alexnet", seed=0, batch=2, inputs="images")
     assert photo.shape == (2, 3, 224, 224) and photo.dtype == np.float32 and labels.max() < 1000
     assert -2.2 < photo.min() < photo.max() < 2.7 and photo.std() > 0.1  # ImageNet-normalised pixels
